@@ -1,0 +1,1 @@
+"""MQTT telemetry ingestion: topic → decode → validate → batch → write, acked after commit."""

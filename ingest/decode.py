@@ -1,0 +1,128 @@
+"""Telemetry payload bytes → observations, per the contract's formats.
+
+Formats: one observation ``{"ts": T, "metrics": {...}}`` and a batch (a JSON array of those, up to
+1000). Decoding never raises on device input: every problem becomes a ``Rejection``, and the
+valid parts of the same message still come through.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any
+
+import orjson
+
+from ingest.reasons import Reason, Rejection
+
+__all__ = ["MAX_BATCH", "MAX_PAYLOAD_BYTES", "Decoded", "Observation", "decode_payload", "parse_ts"]
+
+MAX_PAYLOAD_BYTES = 64 * 1024
+MAX_BATCH = 1000
+_EPOCH_MS_THRESHOLD = 1e11  # contract: numbers above this are epoch milliseconds
+
+
+@dataclass(frozen=True, slots=True)
+class Observation:
+    """One metric value as the device sent it; ``time`` is epoch seconds, None for receive time."""
+
+    time: float | None
+    metric: str
+    value: Any
+
+
+@dataclass(slots=True)
+class Decoded:
+    """What a payload decoded into: observations to validate and parts already rejected."""
+
+    observations: list[Observation] = field(default_factory=list)
+    rejections: list[Rejection] = field(default_factory=list)
+
+
+class _TimestampError(ValueError):
+    def __init__(self, reason: Reason, detail: str) -> None:
+        super().__init__(detail)
+        self.reason = reason
+
+
+def parse_ts(raw: Any) -> float:
+    """Parse an RFC 3339 string, epoch seconds or epoch milliseconds into epoch seconds.
+
+    Raises:
+        ValueError: (a ``_TimestampError``) the value is not a timestamp the contract allows.
+    """
+    if isinstance(raw, bool) or not isinstance(raw, (int, float, str)):
+        raise _TimestampError(Reason.INVALID_SCHEMA, f"ts must be RFC 3339 text or a number, got {raw!r:.40}")
+    if isinstance(raw, str):
+        try:
+            parsed = datetime.fromisoformat(raw)
+        except ValueError:
+            raise _TimestampError(Reason.INVALID_SCHEMA, f"ts {raw!r:.40} is not RFC 3339") from None
+        if parsed.tzinfo is None:
+            raise _TimestampError(Reason.INVALID_SCHEMA, f"ts {raw!r:.40} has no UTC offset")
+        return parsed.timestamp()
+    if not math.isfinite(raw):
+        raise _TimestampError(Reason.INVALID_SCHEMA, f"ts {raw!r} is not finite")
+    seconds = raw / 1000 if raw > _EPOCH_MS_THRESHOLD else float(raw)
+    if not -62135596800 <= seconds <= 253402300799:  # years 1..9999
+        raise _TimestampError(Reason.TIMESTAMP_OUT_OF_WINDOW, f"ts {raw!r} is outside years 1-9999")
+    return seconds
+
+
+def _loads(payload: bytes) -> Any:
+    try:
+        return orjson.loads(payload)
+    except orjson.JSONDecodeError:
+        # orjson rejects NaN/Infinity and numbers beyond float64 outright; the stdlib parser reads
+        # them, so such a value is quarantined as non_finite while its neighbours are stored.
+        return json.loads(payload)
+
+
+def _decode_observation(element: Any, where: str, out: Decoded) -> None:
+    if not isinstance(element, dict):
+        out.rejections.append(Rejection(Reason.INVALID_SCHEMA, f"{where}must be an object"))
+        return
+    metrics = element.get("metrics")
+    if not isinstance(metrics, dict) or not metrics:
+        out.rejections.append(
+            Rejection(Reason.INVALID_SCHEMA, f"{where}needs a non-empty object 'metrics'")
+        )
+        return
+    time: float | None = None
+    if "ts" in element:
+        try:
+            time = parse_ts(element["ts"])
+        except _TimestampError as err:
+            out.rejections.append(Rejection(err.reason, f"{where}{err}"))
+            return
+    out.observations.extend(Observation(time, name, value) for name, value in metrics.items())
+
+
+def decode_payload(payload: bytes) -> Decoded:
+    """Decode a telemetry payload into observations and rejections; never raises on bad input."""
+    out = Decoded()
+    if len(payload) > MAX_PAYLOAD_BYTES:
+        out.rejections.append(Rejection(
+            Reason.PAYLOAD_TOO_LARGE, f"{len(payload)} bytes, limit {MAX_PAYLOAD_BYTES}"
+        ))
+        return out
+    try:
+        document = _loads(payload)
+    except (ValueError, RecursionError) as err:  # JSONDecodeError and UnicodeDecodeError are ValueErrors
+        out.rejections.append(Rejection(Reason.INVALID_JSON, str(err)[:200] or "not JSON"))
+        return out
+    if isinstance(document, list):
+        if not document:
+            out.rejections.append(Rejection(Reason.INVALID_SCHEMA, "empty batch"))
+        elif len(document) > MAX_BATCH:
+            out.rejections.append(Rejection(
+                Reason.INVALID_SCHEMA, f"batch of {len(document)} elements, limit {MAX_BATCH}"
+            ))
+        else:
+            for index, element in enumerate(document):
+                _decode_observation(element, f"element {index}: ", out)
+    else:
+        _decode_observation(document, "", out)
+    return out

@@ -1,0 +1,104 @@
+"""The ingest worker: subscriber → bounded queue → batches → writer → acks, wired together.
+
+The MQTT network thread only enqueues. One writer thread owns the database connection, routes
+and stores each batch, and acks its messages after commit. The queue is bounded by the broker's
+inflight window (Receive Maximum), so a slow database pushes back onto the broker, not memory.
+"""
+
+from __future__ import annotations
+
+import logging
+import queue
+import threading
+from dataclasses import dataclass
+
+from ingest.batch import InboundMessage, MessageBatch
+from ingest.subscribe import Subscriber
+from ingest.validate import TimeWindow
+from ingest.write import Writer
+from smartcity.settings import IngestSettings
+
+__all__ = ["IngestCounters", "IngestWorker"]
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class IngestCounters:
+    """Running totals since the worker started."""
+
+    messages: int = 0
+    batches: int = 0
+    readings_stored: int = 0
+    readings_duplicate: int = 0
+    quarantined: int = 0
+
+
+class IngestWorker:
+    """One ingest worker process's moving parts; ``start`` then ``stop``."""
+
+    def __init__(self, database_url: str, mqtt_host: str, mqtt_port: int,
+                 settings: IngestSettings) -> None:
+        self.settings = settings
+        window = TimeWindow(settings.future_window_s, settings.past_window_days * 86400.0)
+        self.writer = Writer(database_url, window)
+        # Up to one inflight window can be waiting while a full batch is being written.
+        self._queue: queue.Queue[InboundMessage] = queue.Queue(maxsize=2 * settings.receive_maximum)
+        self.subscriber = Subscriber(
+            mqtt_host, mqtt_port, client_id=settings.client_id, share_group=settings.share_group,
+            receive_maximum=settings.receive_maximum, session_expiry_s=settings.session_expiry_s,
+            deliver=self._queue.put,
+        )
+        self.counters = IngestCounters()
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, name="ingest-writer", daemon=True)
+
+    def start(self) -> None:
+        """Connect to the database and the broker and start storing."""
+        self.writer.connection  # noqa: B018 - fail fast on a bad URL before subscribing
+        self._thread.start()
+        self.subscriber.start()
+
+    def stop(self, timeout: float = 30) -> None:
+        """Stop taking messages, store and ack what was received, then disconnect."""
+        self._stop.set()
+        self._thread.join(timeout)
+        self.subscriber.stop()
+        self.writer.close()
+        log.info("ingest stopped: %s", self.counters)
+
+    def _next_batch(self) -> MessageBatch:
+        batch = MessageBatch(
+            max_messages=min(self.settings.batch_max_messages, self.settings.receive_maximum),
+            max_age_s=self.settings.batch_max_age_ms / 1000,
+        )
+        while not batch.is_full:
+            try:
+                timeout = batch.seconds_left() if batch.messages else 0.1
+                batch.add(self._queue.get(timeout=timeout))
+            except queue.Empty:
+                if batch.messages or self._stop.is_set():
+                    break
+        return batch
+
+    def _run(self) -> None:
+        while True:
+            stopping = self._stop.is_set()  # read before draining: a final pass empties the queue
+            batch = self._next_batch()
+            if batch.messages:
+                self._store(batch)
+            elif stopping:
+                return
+
+    def _store(self, batch: MessageBatch) -> None:
+        result = self.writer.write_until_stored(batch, self._stop)
+        if result is None:
+            return  # stopped during an outage: unacked, the broker redelivers
+        for mid, qos in batch.acks():
+            self.subscriber.ack(mid, qos)
+        c = self.counters
+        c.messages += len(batch)
+        c.batches += 1
+        c.readings_stored += result.readings_stored
+        c.readings_duplicate += result.readings_duplicate
+        c.quarantined += result.quarantined

@@ -1,0 +1,314 @@
+"""Private PostgreSQL (with TimescaleDB preloaded) and Mosquitto processes, for `up` and for tests.
+
+Both run from the installed binaries in a directory of their own, listen on loopback only, and
+keep their data there across restarts. PostgreSQL refuses to run as root, so when we are root
+the cluster belongs to the ``postgres`` system user and its commands run through ``runuser``.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import pwd
+import secrets
+import shutil
+import signal
+import socket
+import subprocess
+import time
+from collections.abc import Sequence
+from pathlib import Path
+from urllib.parse import quote
+
+__all__ = [
+    "EmbeddedMosquitto",
+    "EmbeddedPostgres",
+    "embedded_postgres_url",
+    "ServiceError",
+    "find_mosquitto",
+    "find_postgres_bin_dir",
+    "free_port",
+    "wait_for_port",
+]
+
+log = logging.getLogger(__name__)
+
+POSTGRES_ROOT = Path("/usr/lib/postgresql")
+
+
+class ServiceError(RuntimeError):
+    """An embedded service could not be found, started or stopped."""
+
+
+def free_port() -> int:
+    """Return a TCP port on loopback that nothing listens on right now."""
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def _port_is_open(host: str, port: int) -> bool:
+    try:
+        with socket.create_connection((host, port), timeout=0.5):
+            return True
+    except OSError:
+        return False
+
+
+def wait_for_port(host: str, port: int, timeout: float) -> None:
+    """Block until ``host:port`` accepts TCP connections.
+
+    Raises:
+        ServiceError: nothing accepted within ``timeout`` seconds.
+    """
+    deadline = time.monotonic() + timeout
+    while not _port_is_open(host, port):
+        if time.monotonic() > deadline:
+            raise ServiceError(f"nothing listens on {host}:{port} after {timeout:.0f} s")
+        time.sleep(0.05)
+
+
+def find_postgres_bin_dir(preferred: Path | None = None) -> Path:
+    """Find the bin directory of the newest PostgreSQL major that has TimescaleDB installed."""
+    if preferred is not None:
+        if not (preferred / "postgres").exists():
+            raise ServiceError(f"no postgres binary in SMARTCITY_EMBEDDED__POSTGRES_BIN_DIR={preferred}")
+        return preferred
+    majors = sorted(
+        (int(p.name) for p in POSTGRES_ROOT.glob("*") if p.name.isdigit()), reverse=True
+    )
+    for major in majors:
+        base = POSTGRES_ROOT / str(major)
+        if (base / "bin" / "postgres").exists() and list((base / "lib").glob("timescaledb*.so")):
+            return base / "bin"
+    raise ServiceError(
+        "no PostgreSQL with TimescaleDB found under /usr/lib/postgresql; run `make setup`"
+    )
+
+
+def find_mosquitto(preferred: Path | None = None) -> Path:
+    """Find the mosquitto broker binary."""
+    candidates = [preferred] if preferred else []
+    found = shutil.which("mosquitto")
+    candidates += [Path(found)] if found else []
+    candidates.append(Path("/usr/sbin/mosquitto"))
+    for candidate in candidates:
+        if candidate and candidate.exists():
+            return candidate
+    raise ServiceError("mosquitto not found; run `make setup` (Debian package mosquitto)")
+
+
+def _run(command: Sequence[str], **kwargs: object) -> subprocess.CompletedProcess[str]:
+    result = subprocess.run(command, capture_output=True, text=True, **kwargs)  # type: ignore[call-overload]
+    if result.returncode != 0:
+        raise ServiceError(f"{' '.join(map(str, command))} failed:\n{result.stderr or result.stdout}")
+    return result
+
+
+def embedded_postgres_url(data_dir: Path, port: int, database: str = "smartcity") -> str:
+    """Return the URL of the embedded cluster kept in ``data_dir``.
+
+    Raises:
+        FileNotFoundError: the cluster was never initialised there.
+    """
+    password = (data_dir / "password").read_text().strip()
+    return f"postgresql://smartcity:{quote(password, safe='')}@127.0.0.1:{port}/{database}"
+
+
+class EmbeddedPostgres:
+    """A private PostgreSQL cluster in ``data_dir`` with TimescaleDB preloaded.
+
+    The superuser is ``smartcity`` with a generated password kept in ``data_dir/password``;
+    the database ``smartcity`` is created on first start.
+    """
+
+    user = "smartcity"
+    database = "smartcity"
+
+    def __init__(self, data_dir: Path, port: int, bin_dir: Path | None = None) -> None:
+        self.data_dir = data_dir.resolve()
+        self.port = port
+        self.bin_dir = find_postgres_bin_dir(bin_dir)
+        self._as_postgres = os.geteuid() == 0
+
+    @property
+    def cluster_dir(self) -> Path:
+        return self.data_dir / "cluster"
+
+    @property
+    def password_file(self) -> Path:
+        return self.data_dir / "password"
+
+    @property
+    def url(self) -> str:
+        """Return the connection URL (with the password) of the cluster's database."""
+        return embedded_postgres_url(self.data_dir, self.port)
+
+    @property
+    def log_file(self) -> Path:
+        return self.data_dir / "postgres.log"
+
+    def _command(self, tool: str, *args: str) -> list[str]:
+        command = [str(self.bin_dir / tool), *args]
+        return ["runuser", "-u", "postgres", "--", *command] if self._as_postgres else command
+
+    def _hand_over(self, path: Path) -> None:
+        """Give ``path`` to the postgres user when we are root (the server refuses root)."""
+        if self._as_postgres:
+            entry = pwd.getpwnam("postgres")
+            os.chown(path, entry.pw_uid, entry.pw_gid)
+
+    def initialise(self) -> bool:
+        """Create the cluster if it does not exist yet; return True when it was created."""
+        if (self.cluster_dir / "PG_VERSION").exists():
+            return False
+        self.data_dir.mkdir(parents=True, exist_ok=True)
+        # The server user must be able to reach its directory through every parent.
+        self.data_dir.chmod(0o755)
+        if not self.password_file.exists():
+            self.password_file.write_text(secrets.token_urlsafe(24) + "\n")
+        self.password_file.chmod(0o600)
+        pwfile = self.data_dir / ".initdb-password"
+        pwfile.write_text(self.password_file.read_text())
+        self._hand_over(pwfile)
+        self.cluster_dir.mkdir(mode=0o700, exist_ok=True)
+        self._hand_over(self.cluster_dir)
+        try:
+            _run(self._command(
+                "initdb", "-D", str(self.cluster_dir), "-U", self.user, f"--pwfile={pwfile}",
+                "--auth-local=scram-sha-256", "--auth-host=scram-sha-256",
+                "--encoding=UTF8", "--locale=C.UTF-8", "--no-sync",
+            ))
+        finally:
+            pwfile.unlink(missing_ok=True)
+        return True
+
+    def start(self, timeout: float = 60) -> None:
+        """Start the server, create the database if needed, and wait until it accepts queries."""
+        created = self.initialise()
+        self.log_file.touch()
+        self._hand_over(self.log_file)
+        options = " ".join([
+            f"-p {self.port}",
+            "-c listen_addresses=127.0.0.1",
+            f"-c unix_socket_directories={self.cluster_dir}",
+            "-c shared_preload_libraries=timescaledb",
+            "-c timescaledb.telemetry_level=off",
+            "-c max_connections=200",
+            "-c shared_buffers=256MB",
+            "-c synchronous_commit=on",
+        ])
+        _run(self._command(
+            "pg_ctl", "-D", str(self.cluster_dir), "-l", str(self.log_file),
+            "-o", options, "-w", "-t", str(int(timeout)), "start",
+        ))
+        if created:
+            self._create_database()
+        log.info("postgres listening on 127.0.0.1:%d (data %s)", self.port, self.cluster_dir)
+
+    def _create_database(self) -> None:
+        import psycopg
+
+        admin_url = embedded_postgres_url(self.data_dir, self.port, "postgres")
+        with psycopg.connect(admin_url, autocommit=True) as conn:
+            conn.execute(f'CREATE DATABASE "{self.database}"')
+
+    def is_running(self) -> bool:
+        """Tell whether the cluster's server is up."""
+        result = subprocess.run(
+            self._command("pg_ctl", "-D", str(self.cluster_dir), "status"),
+            capture_output=True, text=True,
+        )
+        return result.returncode == 0
+
+    def stop(self, mode: str = "fast") -> None:
+        """Stop the server (``fast`` rolls back open transactions, ``immediate`` crashes it)."""
+        if self.is_running():
+            _run(self._command("pg_ctl", "-D", str(self.cluster_dir), "-m", mode, "-w", "stop"))
+            log.info("postgres on port %d stopped", self.port)
+
+
+class EmbeddedMosquitto:
+    """A private Mosquitto broker in ``data_dir`` with persistence on, listening on loopback."""
+
+    def __init__(self, data_dir: Path, port: int, binary: Path | None = None) -> None:
+        self.data_dir = data_dir.resolve()
+        self.port = port
+        self.binary = find_mosquitto(binary)
+        self._process: subprocess.Popen[bytes] | None = None
+
+    @property
+    def url(self) -> str:
+        return f"mqtt://127.0.0.1:{self.port}"
+
+    @property
+    def config_file(self) -> Path:
+        return self.data_dir / "mosquitto.conf"
+
+    def write_config(self) -> None:
+        """Write the broker configuration; regenerated on every start so settings apply."""
+        self.data_dir.mkdir(parents=True, exist_ok=True)
+        user = pwd.getpwuid(os.geteuid()).pw_name
+        # Sized for ingest with manual acks: the worker's Receive Maximum bounds inflight
+        # messages, the queue holds the rest while the database is slow or down.
+        self.config_file.write_text("\n".join([
+            f"listener {self.port} 127.0.0.1",
+            "allow_anonymous true",
+            "persistence true",
+            f"persistence_location {self.data_dir}/",
+            "autosave_interval 30",
+            "max_queued_messages 1000000",
+            "max_queued_bytes 0",
+            "max_inflight_messages 1000",
+            f"user {user}",
+            f"log_dest file {self.data_dir / 'mosquitto.log'}",
+            "log_type error",
+            "log_type warning",
+            "log_type notice",
+            "log_timestamp_format %Y-%m-%dT%H:%M:%S",
+            "",
+        ]))
+
+    def start(self, timeout: float = 20) -> None:
+        """Start the broker and wait until it accepts connections."""
+        if self._process is not None and self._process.poll() is None:
+            return
+        if _port_is_open("127.0.0.1", self.port):
+            raise ServiceError(f"port {self.port} is already taken; cannot start mosquitto there")
+        self.write_config()
+        stderr_file = self.data_dir / "mosquitto.stderr"
+        with stderr_file.open("wb") as stderr:
+            self._process = subprocess.Popen(
+                [str(self.binary), "-c", str(self.config_file)],
+                stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=stderr,
+                start_new_session=True,
+            )
+        try:
+            wait_for_port("127.0.0.1", self.port, timeout)
+        except ServiceError:
+            self._process.kill()
+            self._process.wait()
+            self._process = None
+            raise ServiceError(
+                f"mosquitto did not start on port {self.port}: {stderr_file.read_text()}"
+            ) from None
+        log.info("mosquitto listening on 127.0.0.1:%d (data %s)", self.port, self.data_dir)
+
+    def is_running(self) -> bool:
+        """Tell whether the broker process is alive."""
+        return self._process is not None and self._process.poll() is None
+
+    def stop(self, timeout: float = 10) -> None:
+        """Stop the broker cleanly (it saves its persistence file on SIGTERM)."""
+        if self._process is None:
+            return
+        if self._process.poll() is None:
+            self._process.send_signal(signal.SIGTERM)
+            try:
+                self._process.wait(timeout)
+            except subprocess.TimeoutExpired:
+                self._process.kill()
+                self._process.wait()
+        self._process = None
+        log.info("mosquitto on port %d stopped", self.port)
+

@@ -1,0 +1,131 @@
+"""Settings for every service, read once at the entry point and passed down.
+
+Environment variables use the ``SMARTCITY_`` prefix and ``__`` between section and key
+(``SMARTCITY_INGEST__BATCH_MAX_ROWS``). An optional dotenv file is read too: ``.env`` in the
+working directory, or the file named by ``SMARTCITY_SETTINGS_FILE``. Environment wins over file.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Annotated
+from urllib.parse import urlsplit
+
+from pydantic import BaseModel, Field, field_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+__all__ = [
+    "ApiSettings",
+    "EmbeddedSettings",
+    "IngestSettings",
+    "Settings",
+    "SimulatorSettings",
+    "load_settings",
+]
+
+Port = Annotated[int, Field(ge=1, le=65535)]
+
+
+class EmbeddedSettings(BaseModel):
+    """The private Mosquitto and PostgreSQL that ``smartcity up`` starts when no URL is given."""
+
+    data_dir: Path = Path(".smartcity")
+    postgres_port: Port = 55432
+    mqtt_port: Port = 1883
+    postgres_bin_dir: Path | None = None  # default: the newest major that has timescaledb
+    mosquitto_bin: Path | None = None  # default: `mosquitto` on PATH or /usr/sbin/mosquitto
+
+
+class IngestSettings(BaseModel):
+    """The MQTT-to-database ingest worker."""
+
+    client_id: str = "smartcity-ingest-1"
+    share_group: str = "ingest"
+    batch_max_messages: int = Field(1000, ge=1)
+    batch_max_age_ms: int = Field(200, ge=1)
+    receive_maximum: int = Field(1000, ge=1, le=65535)
+    session_expiry_s: int = Field(3600, ge=0)
+    future_window_s: int = Field(300, ge=0)
+    past_window_days: int = Field(400, ge=1)
+
+
+class ApiSettings(BaseModel):
+    """The HTTP API."""
+
+    host: str = "127.0.0.1"
+    port: Port = 8000
+    pool_max_size: int = Field(10, ge=1)
+
+
+class SimulatorSettings(BaseModel):
+    """The simulated fleet that stands in for hardware."""
+
+    interval_s: float = Field(10.0, gt=0)
+    seed: int = 20261127
+
+
+class Settings(BaseSettings):
+    """Every setting of the platform, one section per service."""
+
+    model_config = SettingsConfigDict(
+        env_prefix="SMARTCITY_",
+        env_nested_delimiter="__",
+        env_file=".env",
+        extra="forbid",
+    )
+
+    database_url: str | None = None  # None: the embedded PostgreSQL
+    mqtt_url: str | None = None  # None: the embedded Mosquitto
+    log_level: str = "INFO"
+    embedded: EmbeddedSettings = EmbeddedSettings()
+    ingest: IngestSettings = IngestSettings()
+    api: ApiSettings = ApiSettings()
+    simulator: SimulatorSettings = SimulatorSettings()
+
+    @field_validator("database_url")
+    @classmethod
+    def _check_database_url(cls, value: str | None) -> str | None:
+        if value is not None and urlsplit(value).scheme not in ("postgresql", "postgres"):
+            raise ValueError("SMARTCITY_DATABASE_URL must start with postgresql://")
+        return value
+
+    @field_validator("mqtt_url")
+    @classmethod
+    def _check_mqtt_url(cls, value: str | None) -> str | None:
+        if value is not None:
+            parts = urlsplit(value)
+            if parts.scheme not in ("mqtt", "tcp") or not parts.hostname:
+                raise ValueError("SMARTCITY_MQTT_URL must look like mqtt://host:port")
+        return value
+
+    @field_validator("log_level")
+    @classmethod
+    def _check_log_level(cls, value: str) -> str:
+        if value.upper() not in ("DEBUG", "INFO", "WARNING", "ERROR"):
+            raise ValueError("SMARTCITY_LOG_LEVEL must be DEBUG, INFO, WARNING or ERROR")
+        return value.upper()
+
+    @property
+    def uses_embedded_database(self) -> bool:
+        """Tell whether the database is the private embedded cluster."""
+        return self.database_url is None
+
+    @property
+    def uses_embedded_broker(self) -> bool:
+        """Tell whether the broker is the private embedded Mosquitto."""
+        return self.mqtt_url is None
+
+    @property
+    def mqtt_address(self) -> tuple[str, int]:
+        """Return the broker's host and port."""
+        if self.mqtt_url is None:
+            return "127.0.0.1", self.embedded.mqtt_port
+        parts = urlsplit(self.mqtt_url)
+        return parts.hostname or "127.0.0.1", parts.port or 1883
+
+
+def load_settings(**overrides: object) -> Settings:
+    """Read settings from the environment and the optional settings file."""
+    env_file = os.environ.get("SMARTCITY_SETTINGS_FILE", ".env")
+    return Settings(_env_file=env_file, **overrides)  # type: ignore[call-arg]

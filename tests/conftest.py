@@ -1,0 +1,69 @@
+"""Fixtures: a real PostgreSQL + TimescaleDB cluster and a real Mosquitto, on free ports."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+import psycopg
+import pytest
+
+from smartcity.db import apply_migrations, seed_catalog
+from smartcity.services import EmbeddedMosquitto, EmbeddedPostgres, free_port
+from tests.services import scratch_dir
+
+# Tables whose rows tests create; the catalogue tables are seeded once per session.
+_DATA_TABLES = ("readings", "latest_readings", "quarantine", "devices")
+
+
+@pytest.fixture(scope="session")
+def postgres() -> Iterator[EmbeddedPostgres]:
+    """A private cluster with timescaledb preloaded, migrated and seeded once per session."""
+    with scratch_dir("smartcity-pg-") as directory:
+        server = EmbeddedPostgres(directory / "postgres", free_port())
+        server.start()
+        try:
+            with psycopg.connect(server.url) as conn:
+                apply_migrations(conn)
+                seed_catalog(conn)
+            yield server
+        finally:
+            server.stop("immediate")
+
+
+@pytest.fixture
+def database_url(postgres: EmbeddedPostgres) -> str:
+    """The URL of a database whose data tables are empty at the start of the test."""
+    with psycopg.connect(postgres.url, autocommit=True) as conn:
+        conn.execute(f"TRUNCATE {', '.join(_DATA_TABLES)} RESTART IDENTITY CASCADE")
+    return postgres.url
+
+
+@pytest.fixture
+def db(database_url: str) -> Iterator[psycopg.Connection]:
+    """An autocommit connection to the clean test database."""
+    with psycopg.connect(database_url, autocommit=True) as conn:
+        yield conn
+
+
+@pytest.fixture(scope="session")
+def mosquitto() -> Iterator[EmbeddedMosquitto]:
+    """A private Mosquitto broker, persistence on, shared by the session's tests."""
+    with scratch_dir("smartcity-mqtt-") as directory:
+        broker = EmbeddedMosquitto(directory, free_port())
+        broker.start()
+        try:
+            yield broker
+        finally:
+            broker.stop()
+
+
+@pytest.fixture
+def fresh_mosquitto() -> Iterator[EmbeddedMosquitto]:
+    """A broker of the test's own, for tests that stop and restart it."""
+    with scratch_dir("smartcity-mqtt-") as directory:
+        broker = EmbeddedMosquitto(directory, free_port())
+        broker.start()
+        try:
+            yield broker
+        finally:
+            broker.stop()
