@@ -1,0 +1,25 @@
+"""Run one ingest worker until told to stop (the `smartcity ingest` command)."""
+
+from __future__ import annotations
+
+import logging
+import threading
+
+from ingest.pipeline import IngestWorker
+from smartcity.db import database_url
+from smartcity.settings import Settings
+
+__all__ = ["run_ingest"]
+
+log = logging.getLogger(__name__)
+
+
+def run_ingest(settings: Settings, stop: threading.Event) -> IngestWorker:
+    """Store telemetry until ``stop`` is set; then flush, ack, disconnect and return the worker."""
+    host, port = settings.mqtt_address
+    worker = IngestWorker(database_url(settings), host, port, settings.ingest)
+    worker.start()
+    log.info("ingest worker %s consuming from mqtt://%s:%d", settings.ingest.client_id, host, port)
+    stop.wait()
+    worker.stop()
+    return worker

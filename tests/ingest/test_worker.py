@@ -1,0 +1,135 @@
+"""The ingest worker against real Mosquitto and TimescaleDB: store, dedupe, quarantine, status."""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Iterator
+
+import orjson
+import psycopg
+import pytest
+
+from ingest.pipeline import IngestWorker
+from ingest.topics import status_topic, telemetry_topic
+from smartcity.devices import register_device
+from smartcity.services import EmbeddedMosquitto
+from smartcity.settings import IngestSettings
+from tests.mqtt import mqtt_publisher, publish
+from tests.services import wait_until
+
+
+@pytest.fixture
+def worker(database_url: str, mosquitto: EmbeddedMosquitto) -> Iterator[IngestWorker]:
+    """A running worker with a session and share group of its own."""
+    tag = uuid.uuid4().hex[:8]
+    settings = IngestSettings(client_id=f"test-ingest-{tag}", share_group=f"g{tag}",
+                              batch_max_age_ms=20)
+    worker = IngestWorker(database_url, "127.0.0.1", mosquitto.port, settings)
+    worker.start()
+    wait_until(lambda: worker.subscriber.connected, message="worker connected")
+    yield worker
+    worker.stop()
+
+
+@pytest.fixture
+def aq_station(db: psycopg.Connection) -> str:
+    register_device(db, "aq-tanah-grogot-01", "air_quality_station", "tanah-grogot")
+    return "aq-tanah-grogot-01"
+
+
+def _count(db: psycopg.Connection, sql: str, *params: object) -> int:
+    return db.execute(sql, params).fetchone()[0]
+
+
+def _wait_for_messages(worker: IngestWorker, n: int) -> None:
+    wait_until(lambda: worker.counters.messages >= n, message=f"{n} messages stored")
+
+
+def test_published_reading_is_stored_with_latest_and_last_seen(
+        worker: IngestWorker, db: psycopg.Connection, mosquitto: EmbeddedMosquitto,
+        aq_station: str) -> None:
+    with mqtt_publisher(mosquitto) as client:
+        publish(client, telemetry_topic(aq_station),
+                b'{"ts": "2026-11-27T02:00:00Z", "metrics": {"pm25": 12.5, "pm10": 30}}')
+    _wait_for_messages(worker, 1)
+    rows = db.execute(
+        "SELECT m.name, r.value, r.time FROM readings r JOIN metrics m ON m.metric_id = r.metric"
+        " ORDER BY m.name"
+    ).fetchall()
+    assert [(name, value) for name, value, _ in rows] == [("pm10", 30.0), ("pm25", 12.5)]
+    assert rows[0][2].isoformat() == "2026-11-27T02:00:00+00:00"
+    assert _count(db, "SELECT count(*) FROM latest_readings") == 2
+    assert _count(db, "SELECT count(*) FROM devices WHERE last_seen IS NOT NULL") == 1
+
+
+def test_same_message_delivered_twice_is_stored_once(
+        worker: IngestWorker, db: psycopg.Connection, mosquitto: EmbeddedMosquitto,
+        aq_station: str) -> None:
+    payload = orjson.dumps({"ts": 1764208800, "metrics": {"pm25": 10, "co": 500}})
+    with mqtt_publisher(mosquitto) as client:
+        publish(client, telemetry_topic(aq_station), payload)
+        publish(client, telemetry_topic(aq_station), payload)
+    _wait_for_messages(worker, 2)
+    assert _count(db, "SELECT count(*) FROM readings") == 2
+    assert worker.counters.readings_stored == 2
+    assert worker.counters.readings_duplicate == 2
+
+
+def test_latest_value_keeps_the_newest_time_even_when_older_data_arrives_later(
+        worker: IngestWorker, db: psycopg.Connection, mosquitto: EmbeddedMosquitto,
+        aq_station: str) -> None:
+    with mqtt_publisher(mosquitto) as client:
+        publish(client, telemetry_topic(aq_station), b'{"ts": 1764208800, "metrics": {"pm25": 2}}')
+        publish(client, telemetry_topic(aq_station), b'{"ts": 1764205200, "metrics": {"pm25": 1}}')
+    _wait_for_messages(worker, 2)
+    assert _count(db, "SELECT count(*) FROM readings") == 2
+    assert db.execute("SELECT value FROM latest_readings").fetchone()[0] == 2.0
+
+
+def test_bad_parts_go_to_quarantine_while_valid_readings_are_stored(
+        worker: IngestWorker, db: psycopg.Connection, mosquitto: EmbeddedMosquitto,
+        aq_station: str) -> None:
+    mixed = (b'{"metrics": {"pm25": 12, "pm10": NaN, "co": -5, "radon": 3, "no2": Infinity,'
+             b' "o3": 40}}')
+    with mqtt_publisher(mosquitto) as client:
+        publish(client, telemetry_topic(aq_station), mixed)
+        publish(client, telemetry_topic(aq_station), b"{not json")
+        publish(client, telemetry_topic("aq-unregistered-01"), b'{"metrics": {"pm25": 1}}')
+        publish(client, telemetry_topic(aq_station), b'{"ts": 4102444800, "metrics": {"so2": 1}}')
+    _wait_for_messages(worker, 4)
+    stored = {r[0] for r in db.execute(
+        "SELECT m.name FROM readings r JOIN metrics m ON m.metric_id = r.metric").fetchall()}
+    assert stored == {"pm25", "o3"}
+    reasons = sorted(r[0] for r in db.execute("SELECT reason FROM quarantine").fetchall())
+    assert reasons == ["invalid_json", "non_finite", "non_finite", "out_of_range",
+                       "timestamp_out_of_window", "unknown_device", "unknown_metric"]
+    raw = db.execute("SELECT payload, topic, device_id FROM quarantine WHERE reason = 'invalid_json'"
+                     ).fetchone()
+    assert raw == (b"{not json", telemetry_topic(aq_station), aq_station)
+    unknown = db.execute("SELECT device_id FROM quarantine WHERE reason = 'unknown_device'").fetchone()
+    assert unknown == ("aq-unregistered-01",)
+
+
+def test_worker_keeps_running_after_bad_input(
+        worker: IngestWorker, db: psycopg.Connection, mosquitto: EmbeddedMosquitto,
+        aq_station: str) -> None:
+    with mqtt_publisher(mosquitto) as client:
+        for payload in (b"", b"\x00\xff" * 100, b"[" * 10000, b"null", b'{"metrics": null}'):
+            publish(client, telemetry_topic(aq_station), payload)
+        publish(client, telemetry_topic(aq_station), b'{"metrics": {"pm25": 7}}')
+    _wait_for_messages(worker, 6)
+    assert _count(db, "SELECT count(*) FROM quarantine") == 5
+    assert _count(db, "SELECT count(*) FROM readings") == 1
+
+
+def test_status_messages_update_the_device(
+        worker: IngestWorker, db: psycopg.Connection, mosquitto: EmbeddedMosquitto,
+        aq_station: str) -> None:
+    with mqtt_publisher(mosquitto) as client:
+        publish(client, status_topic(aq_station), "online", retain=True)
+        wait_until(lambda: _count(db, "SELECT count(*) FROM devices WHERE status = 'online'"),
+                   message="device online")
+        publish(client, status_topic(aq_station), "offline", retain=True)
+        wait_until(lambda: _count(db, "SELECT count(*) FROM devices WHERE status = 'offline'"),
+                   message="device offline")
+        publish(client, status_topic(aq_station), "", retain=True)  # clear the retained status
