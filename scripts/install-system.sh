@@ -63,6 +63,9 @@ if ! installed mosquitto; then
 fi
 apt_install mosquitto-clients
 
+# The virtualenv needs ensurepip, which Debian's own python3 ships separately.
+if ! python3 -c 'import ensurepip' >/dev/null 2>&1; then apt_install python3-venv; fi
+
 # --- 2. PostgreSQL major with TimescaleDB ---------------------------------------------
 PGMAJOR=""
 for m in 17 16 15; do tsdb_ready "$m" && { PGMAJOR=$m; break; }; done

@@ -1,0 +1,1 @@
+"""Grafana dashboards as code (built in a later issue); provisioning for docker-compose."""

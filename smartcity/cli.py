@@ -1,0 +1,205 @@
+"""The `smartcity` command: a thin layer that parses, calls a library function and prints.
+
+Domain errors become CLI errors (exit status 1, a one-line message) only here, at the edge.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import logging
+import signal
+import threading
+from typing import Any
+
+import click
+import orjson
+import psycopg
+from pydantic import ValidationError
+
+from smartcity.catalog import DEVICE_KINDS, SITES
+from smartcity.db.connect import DatabaseNotConfigured, database_url
+from smartcity.devices import DeviceError, get_device, list_devices, register_device
+from smartcity.services import ServiceError
+from smartcity.settings import Settings, load_settings
+
+__all__ = ["main"]
+
+
+def _stop_event() -> threading.Event:
+    """Return an event set by SIGINT or SIGTERM, so services can shut down cleanly."""
+    stop = threading.Event()
+
+    def handle(signum: int, frame: object) -> None:
+        logging.getLogger("smartcity").info("received %s; stopping", signal.Signals(signum).name)
+        stop.set()
+
+    signal.signal(signal.SIGINT, handle)
+    signal.signal(signal.SIGTERM, handle)
+    return stop
+
+
+def _echo_json(data: Any) -> None:
+    click.echo(orjson.dumps(data, option=orjson.OPT_INDENT_2).decode())
+
+
+def _connect(settings: Settings) -> psycopg.Connection:
+    try:
+        return psycopg.connect(database_url(settings), autocommit=True)
+    except psycopg.OperationalError as err:
+        raise click.ClickException(f"cannot connect to the database: {err}") from None
+
+
+class _Group(click.Group):
+    """Turns the domain's expected errors into one-line CLI errors."""
+
+    def invoke(self, ctx: click.Context) -> Any:
+        try:
+            return super().invoke(ctx)
+        except (DeviceError, DatabaseNotConfigured, ServiceError) as err:
+            raise click.ClickException(str(err)) from None
+
+
+@click.group(cls=_Group)
+@click.pass_context
+def main(ctx: click.Context) -> None:
+    """Smart-city sensor platform for Kabupaten Paser: MQTT ingest, TimescaleDB, HTTP API."""
+    try:
+        settings = load_settings()
+    except ValidationError as err:
+        raise click.ClickException(f"invalid settings:\n{err}") from None
+    logging.basicConfig(
+        level=settings.log_level,
+        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+    )
+    ctx.obj = settings
+
+
+@main.command()
+@click.pass_obj
+def up(settings: Settings) -> None:
+    """Run the whole platform: embedded services, ingest, API and the simulated demo fleet."""
+    from smartcity.launcher import run_platform
+
+    raise SystemExit(run_platform(settings, _stop_event()))
+
+
+@main.command()
+@click.pass_obj
+def ingest(settings: Settings) -> None:
+    """Run one ingest worker (MQTT → TimescaleDB) until SIGINT/SIGTERM."""
+    from ingest.service import run_ingest
+
+    run_ingest(settings, _stop_event())
+
+
+@main.command()
+@click.pass_obj
+def api(settings: Settings) -> None:
+    """Serve the HTTP API until SIGINT/SIGTERM."""
+    from api.server import run_api
+
+    run_api(settings)
+
+
+@main.command()
+@click.option("--demo", "use_demo", is_flag=True, help="Run the Paser demo fleet (the default).")
+@click.option("--size", type=click.IntRange(min=1), help="Run a generated fleet of this many devices.")
+@click.option("--interval", type=click.FloatRange(min=0.01), help="Seconds between reports.")
+@click.option("--duration", type=click.FloatRange(min=0), help="Stop after this many seconds.")
+@click.option("--seed", type=int, help="Random seed (same seed, same readings).")
+@click.option("--register", is_flag=True, help="Register the fleet's devices first.")
+@click.pass_obj
+def simulate(settings: Settings, use_demo: bool, size: int | None, interval: float | None,
+             duration: float | None, seed: int | None, register: bool) -> None:
+    """Publish simulated sensor readings over MQTT like real devices."""
+    from simulators.fleet import build_fleet, demo_fleet
+    from simulators.publish import run_simulator
+
+    seed = settings.simulator.seed if seed is None else seed
+    specs = build_fleet(size, seed) if size and not use_demo else demo_fleet()
+    if register:
+        from smartcity.launcher import register_fleet
+
+        register_fleet(database_url(settings), specs)
+    host, port = settings.mqtt_address
+    run_simulator(specs, host, port, interval or settings.simulator.interval_s, seed,
+                  duration_s=duration, stop_event=_stop_event())
+
+
+@main.group()
+def db() -> None:
+    """Database schema."""
+
+
+@db.command("migrate")
+@click.option("--json", "as_json", is_flag=True, help="Print the result as JSON.")
+@click.pass_obj
+def db_migrate(settings: Settings, as_json: bool) -> None:
+    """Apply pending schema migrations and seed the metric catalogue and sites."""
+    from smartcity.launcher import migrate_database
+
+    applied = migrate_database(database_url(settings))
+    if as_json:
+        _echo_json({"applied": applied})
+    else:
+        click.echo(f"applied migrations: {applied}" if applied else "schema is up to date")
+
+
+@main.group()
+def devices() -> None:
+    """Register and inspect devices."""
+
+
+@devices.command("add")
+@click.option("--id", "device_id", required=True, help="Device id, ^[a-z0-9][a-z0-9_-]{2,63}$.")
+@click.option("--kind", required=True, type=click.Choice(list(DEVICE_KINDS)), help="Device kind.")
+@click.option("--site", "site_id", required=True, type=click.Choice(list(SITES)), help="Site id.")
+@click.option("--lat", type=float, help="Latitude (with --lon).")
+@click.option("--lon", type=float, help="Longitude (with --lat).")
+@click.option("--json", "as_json", is_flag=True, help="Print the result as JSON.")
+@click.pass_obj
+def devices_add(settings: Settings, device_id: str, kind: str, site_id: str, lat: float | None,
+                lon: float | None, as_json: bool) -> None:
+    """Register a device and print its MQTT credentials (the password is shown only once)."""
+    with _connect(settings) as conn:
+        reg = register_device(conn, device_id, kind, site_id, lat, lon)
+    if as_json:
+        _echo_json(dataclasses.asdict(reg))
+    else:
+        click.echo(f"registered {reg.device_id} ({reg.kind} at {reg.site_id})\n"
+                   f"mqtt username: {reg.mqtt_username}\nmqtt password: {reg.mqtt_password}"
+                   "  (shown once)")
+
+
+@devices.command("list")
+@click.option("--site", "site_id", type=click.Choice(list(SITES)), help="Only this site.")
+@click.option("--kind", type=click.Choice(list(DEVICE_KINDS)), help="Only this kind.")
+@click.option("--json", "as_json", is_flag=True, help="Print the result as JSON.")
+@click.pass_obj
+def devices_list(settings: Settings, site_id: str | None, kind: str | None, as_json: bool) -> None:
+    """List registered devices."""
+    with _connect(settings) as conn:
+        records = list_devices(conn, site_id, kind)
+    if as_json:
+        _echo_json([r.to_dict() for r in records])
+        return
+    for r in records:
+        seen = r.last_seen.isoformat(timespec="seconds") if r.last_seen else "never"
+        click.echo(f"{r.device_id:32} {r.kind:22} {r.site_id:18} {r.status:8} last seen {seen}")
+
+
+@devices.command("show")
+@click.argument("device_id")
+@click.option("--json", "as_json", is_flag=True, help="Print the result as JSON.")
+@click.pass_obj
+def devices_show(settings: Settings, device_id: str, as_json: bool) -> None:
+    """Show one device."""
+    with _connect(settings) as conn:
+        record = get_device(conn, device_id)
+    if record is None:
+        raise click.ClickException(f"no device {device_id!r}")
+    if as_json:
+        _echo_json(record.to_dict())
+    else:
+        for key, value in record.to_dict().items():
+            click.echo(f"{key:12} {value}")

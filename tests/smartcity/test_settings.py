@@ -1,0 +1,65 @@
+"""Settings: environment and file sources, fail-fast validation, and a complete .env.example."""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+import pytest
+from pydantic import BaseModel, ValidationError
+
+from smartcity.settings import Settings, load_settings
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def _every_key(model: type[BaseModel], prefix: str = "SMARTCITY_") -> set[str]:
+    keys = set()
+    for name, field in model.model_fields.items():
+        annotation = field.annotation
+        if isinstance(annotation, type) and issubclass(annotation, BaseModel):
+            keys |= _every_key(annotation, f"{prefix}{name.upper()}__")
+        else:
+            keys.add(f"{prefix}{name.upper()}")
+    return keys
+
+
+def test_env_example_lists_every_setting() -> None:
+    documented = set(re.findall(r"^#?\s*(SMARTCITY_[A-Z0-9_]+)=", (ROOT / ".env.example").read_text(),
+                                re.MULTILINE))
+    assert documented == _every_key(Settings)
+
+
+def test_nested_environment_variables(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setenv("SMARTCITY_INGEST__BATCH_MAX_MESSAGES", "250")
+    monkeypatch.setenv("SMARTCITY_MQTT_URL", "mqtt://broker.example:1884")
+    settings = load_settings()
+    assert settings.ingest.batch_max_messages == 250
+    assert settings.mqtt_address == ("broker.example", 1884)
+    assert settings.uses_embedded_database and not settings.uses_embedded_broker
+
+
+def test_settings_file_is_read_and_environment_wins(monkeypatch: pytest.MonkeyPatch,
+                                                    tmp_path: Path) -> None:
+    env_file = tmp_path / "paser.env"
+    env_file.write_text("SMARTCITY_API__PORT=9000\nSMARTCITY_LOG_LEVEL=debug\n")
+    monkeypatch.setenv("SMARTCITY_SETTINGS_FILE", str(env_file))
+    monkeypatch.setenv("SMARTCITY_LOG_LEVEL", "warning")
+    settings = load_settings()
+    assert settings.api.port == 9000
+    assert settings.log_level == "WARNING"
+
+
+@pytest.mark.parametrize(("key", "value", "named"), [
+    ("SMARTCITY_DATABASE_URL", "mysql://x", "SMARTCITY_DATABASE_URL"),
+    ("SMARTCITY_MQTT_URL", "http://x", "SMARTCITY_MQTT_URL"),
+    ("SMARTCITY_API__PORT", "70000", "port"),
+    ("SMARTCITY_LOG_LEVEL", "LOUD", "SMARTCITY_LOG_LEVEL"),
+])
+def test_bad_values_fail_fast_naming_the_key(monkeypatch: pytest.MonkeyPatch, tmp_path: Path,
+                                             key: str, value: str, named: str) -> None:
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setenv(key, value)
+    with pytest.raises(ValidationError, match=named):
+        load_settings()
