@@ -1,0 +1,110 @@
+"""The API's one MQTT connection: kept open for the app's lifetime, reported by health.
+
+Commands to actuators (street lights) are published through it. paho runs the network loop
+in its own thread and reconnects with capped backoff, so a broker outage only degrades health.
+"""
+
+from __future__ import annotations
+
+import logging
+import secrets
+from urllib.parse import unquote, urlsplit
+
+import paho.mqtt.client as mqtt
+from paho.mqtt.properties import Properties
+
+from smartcity.settings import Settings
+
+__all__ = ["Broker", "BrokerUnavailable"]
+
+log = logging.getLogger(__name__)
+
+
+class BrokerUnavailable(RuntimeError):
+    """The broker connection is down, so a message cannot be published now."""
+
+
+class Broker:
+    """An MQTT v5 client that connects in the background and keeps reconnecting."""
+
+    def __init__(self, host: str, port: int, *, client_id: str,
+                 username: str | None = None, password: str | None = None,
+                 keepalive_s: int = 30) -> None:
+        self.host, self.port = host, port
+        self._keepalive_s = keepalive_s
+        self._failing = False
+        client = mqtt.Client(
+            mqtt.CallbackAPIVersion.VERSION2, client_id=client_id, protocol=mqtt.MQTTv5,
+        )
+        if username is not None:
+            client.username_pw_set(username, password)
+        client.reconnect_delay_set(min_delay=1, max_delay=30)
+        client.on_connect = self._on_connect
+        client.on_disconnect = self._on_disconnect
+        client.on_connect_fail = self._on_connect_fail
+        self._client = client
+
+    @classmethod
+    def from_settings(cls, settings: Settings, client_id_prefix: str = "smartcity-api") -> Broker:
+        """Build a client for the configured broker, credentials taken from the MQTT URL."""
+        host, port = settings.mqtt_address
+        username = password = None
+        if settings.mqtt_url is not None:
+            parts = urlsplit(settings.mqtt_url)
+            username = unquote(parts.username) if parts.username else None
+            password = unquote(parts.password) if parts.password else None
+        # A random suffix: several API processes may share one broker, and MQTT drops the
+        # older of two sessions that use the same client id.
+        client_id = f"{client_id_prefix}-{secrets.token_hex(4)}"
+        return cls(host, port, client_id=client_id, username=username, password=password)
+
+    @property
+    def is_connected(self) -> bool:
+        """Tell whether the connection to the broker is up right now."""
+        return self._client.is_connected()
+
+    def start(self) -> None:
+        """Connect in the background, retrying until the broker answers."""
+        self._client.connect_async(self.host, self.port, keepalive=self._keepalive_s)
+        self._client.loop_start()
+
+    def stop(self) -> None:
+        """Disconnect and stop the network thread."""
+        self._client.disconnect()
+        self._client.loop_stop()
+
+    def publish(self, topic: str, payload: bytes | str, *, qos: int = 1,
+                retain: bool = False) -> None:
+        """Queue a message for the broker.
+
+        Raises:
+            BrokerUnavailable: the connection is down; nothing was queued.
+        """
+        # paho would queue while disconnected and send after reconnecting; a command to a
+        # street light that arrives minutes late is worse than an error the caller can see.
+        if not self.is_connected:
+            raise BrokerUnavailable(f"broker {self.host}:{self.port} is not connected")
+        info = self._client.publish(topic, payload, qos=qos, retain=retain)
+        if info.rc != mqtt.MQTT_ERR_SUCCESS:
+            raise BrokerUnavailable(f"broker {self.host}:{self.port}: {mqtt.error_string(info.rc)}")
+
+    def _on_connect(self, client: mqtt.Client, userdata: object, flags: mqtt.ConnectFlags,
+                    reason_code: mqtt.ReasonCode, properties: Properties | None) -> None:
+        if reason_code.is_failure:
+            log.error("broker %s:%d refused the connection: %s", self.host, self.port, reason_code)
+            return
+        self._failing = False
+        log.info("connected to broker %s:%d", self.host, self.port)
+
+    def _on_disconnect(self, client: mqtt.Client, userdata: object,
+                       flags: mqtt.DisconnectFlags, reason_code: mqtt.ReasonCode,
+                       properties: Properties | None) -> None:
+        if reason_code.is_failure:
+            log.warning("disconnected from broker %s:%d: %s", self.host, self.port, reason_code)
+
+    def _on_connect_fail(self, client: mqtt.Client, userdata: object) -> None:
+        # Once per outage, not once per retry.
+        if not self._failing:
+            log.warning("cannot reach broker %s:%d; retrying in the background",
+                        self.host, self.port)
+        self._failing = True

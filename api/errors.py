@@ -1,0 +1,171 @@
+"""Every error the API returns, as RFC 9457 ``application/problem+json``, from one handler.
+
+Exceptions the routes raise (``ApiError`` and its subclasses carry their own status)::
+
+    ApiError
+     ├── NotFound            404  an addressed resource does not exist
+     ├── InvalidParameter    422  a parameter names something the catalogue does not know
+     └── ServiceUnavailable  503  a backing service (database, broker) cannot be reached
+
+Others are mapped too: FastAPI's ``RequestValidationError`` → 422 naming each parameter,
+Starlette's ``HTTPException`` (unknown route, wrong method) → its status, a database that cannot
+be reached (``PoolTimeout``, ``OperationalError``) → 503, and anything else → 500 without
+internals in the body (they go to the log).
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Sequence
+from http import HTTPStatus
+from typing import Any
+
+import orjson
+import psycopg
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import Response
+from psycopg_pool import PoolTimeout
+from starlette.exceptions import HTTPException as StarletteHTTPException
+
+from api.broker import BrokerUnavailable
+from api.models import Problem
+
+__all__ = [
+    "PROBLEM_CONTENT_TYPE",
+    "PROBLEM_RESPONSES",
+    "ApiError",
+    "InvalidParameter",
+    "NotFound",
+    "ProblemResponse",
+    "ServiceUnavailable",
+    "install_error_handlers",
+    "to_problem",
+]
+
+log = logging.getLogger(__name__)
+
+PROBLEM_CONTENT_TYPE = "application/problem+json"
+_TYPE_PREFIX = "urn:smartcity:problem:"
+
+
+class ApiError(Exception):
+    """An error a route reports to the client; subclasses fix the status and problem type."""
+
+    status: HTTPStatus = HTTPStatus.INTERNAL_SERVER_ERROR
+    problem_type: str = "about:blank"
+    title: str = "Internal Server Error"
+
+    def __init__(self, detail: str, **extensions: Any) -> None:
+        super().__init__(detail)
+        self.detail = detail
+        self.extensions = extensions
+
+
+class NotFound(ApiError):
+    """The addressed resource does not exist."""
+
+    status = HTTPStatus.NOT_FOUND
+    problem_type = _TYPE_PREFIX + "not-found"
+    title = "Resource not found"
+
+
+class InvalidParameter(ApiError):
+    """A request parameter is malformed or names something unknown."""
+
+    status = HTTPStatus.UNPROCESSABLE_ENTITY
+    problem_type = _TYPE_PREFIX + "invalid-parameter"
+    title = "Invalid request parameter"
+
+    def __init__(self, name: str, message: str, location: str = "query") -> None:
+        super().__init__(
+            f"{location} parameter {name!r}: {message}",
+            errors=[{"in": location, "name": name, "message": message}],
+        )
+
+
+class ServiceUnavailable(ApiError):
+    """A backing service cannot be reached."""
+
+    status = HTTPStatus.SERVICE_UNAVAILABLE
+    problem_type = _TYPE_PREFIX + "service-unavailable"
+    title = "Service unavailable"
+
+
+class ProblemResponse(Response):
+    """A problem document, serialised with orjson."""
+
+    media_type = PROBLEM_CONTENT_TYPE
+
+    def render(self, content: Any) -> bytes:
+        return orjson.dumps(content)
+
+
+# For ``responses=`` on routers, so the OpenAPI document shows the real error bodies.
+PROBLEM_RESPONSES: dict[int | str, dict[str, Any]] = {
+    status: {
+        "description": HTTPStatus(status).phrase,
+        "content": {PROBLEM_CONTENT_TYPE: {"schema": Problem.model_json_schema()}},
+    }
+    for status in (404, 422, 503)
+}
+
+
+def _validation_error(errors: Sequence[Any]) -> InvalidParameter:
+    items = []
+    for error in errors:
+        loc = [str(part) for part in error.get("loc", ())]
+        location = loc[0] if loc else "request"
+        name = ".".join(loc[1:]) or location
+        items.append({"in": location, "name": name, "message": str(error.get("msg", "invalid"))})
+    first = items[0] if items else {"in": "request", "name": "request", "message": "invalid"}
+    problem = InvalidParameter(first["name"], first["message"], first["in"])
+    if len(items) > 1:
+        problem.detail += f" (and {len(items) - 1} more)"
+    problem.extensions["errors"] = items
+    return problem
+
+
+def to_problem(exc: Exception) -> ApiError:
+    """Turn any exception a request raised into the ``ApiError`` to report."""
+    if isinstance(exc, ApiError):
+        return exc
+    if isinstance(exc, RequestValidationError):
+        return _validation_error(exc.errors())
+    if isinstance(exc, StarletteHTTPException):
+        status = HTTPStatus(exc.status_code)
+        problem = ApiError(str(exc.detail) if exc.detail else status.phrase)
+        problem.status, problem.title = status, status.phrase
+        return problem
+    if isinstance(exc, PoolTimeout | psycopg.OperationalError):
+        return ServiceUnavailable("the database cannot be reached; try again shortly")
+    if isinstance(exc, BrokerUnavailable):
+        return ServiceUnavailable("the MQTT broker cannot be reached; try again shortly")
+    return ApiError("an unexpected error occurred; it has been logged")
+
+
+async def handle_error(request: Request, exc: Exception) -> Response:
+    """Render any exception as a problem document."""
+    problem = to_problem(exc)
+    if problem.status >= 500:
+        log.error("%s %s failed: %s", request.method, request.url.path, exc,
+                  exc_info=problem.status == HTTPStatus.INTERNAL_SERVER_ERROR)
+    body = {
+        "type": problem.problem_type,
+        "title": problem.title,
+        "status": int(problem.status),
+        "detail": problem.detail,
+        "instance": request.url.path,
+        **problem.extensions,
+    }
+    headers = getattr(exc, "headers", None) or {}
+    if problem.status == HTTPStatus.SERVICE_UNAVAILABLE:
+        headers = {**headers, "Retry-After": "5"}
+    return ProblemResponse(body, status_code=int(problem.status), headers=headers)
+
+
+def install_error_handlers(app: FastAPI) -> None:
+    """Route every kind of error through ``handle_error``."""
+    for exc_class in (ApiError, RequestValidationError, StarletteHTTPException, PoolTimeout,
+                      psycopg.OperationalError, BrokerUnavailable, Exception):
+        app.add_exception_handler(exc_class, handle_error)

@@ -1,0 +1,58 @@
+"""GET /devices, /devices/{device_id} and /devices/{device_id}/latest."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+from fastapi import APIRouter, Path, Query
+
+from api.deps import ConnDep
+from api.errors import PROBLEM_RESPONSES, NotFound
+from api.models import DeviceLatest, DeviceOut, LatestValue
+from api.params import KindName, SiteId
+from api.queries import devices as queries
+
+__all__ = ["router"]
+
+router = APIRouter(prefix="/devices", tags=["devices"], responses=PROBLEM_RESPONSES)
+
+DeviceIdPath = Annotated[str, Path(description="The device's public id")]
+
+
+def _unknown(device_id: str) -> NotFound:
+    return NotFound(f"device {device_id!r} is not registered")
+
+
+@router.get("")
+async def list_devices(
+    conn: ConnDep,
+    site: Annotated[SiteId | None, Query(description="Only devices of this site")] = None,
+    kind: Annotated[KindName | None, Query(description="Only devices of this kind")] = None,
+) -> list[DeviceOut]:
+    """List registered devices, optionally of one site and/or kind."""
+    rows = await queries.list_devices(conn, site_id=site, kind=kind)
+    return [DeviceOut.model_validate(row) for row in rows]
+
+
+@router.get("/{device_id}")
+async def read_device(conn: ConnDep, device_id: DeviceIdPath) -> DeviceOut:
+    """Return one device with its status and when it was last seen."""
+    row = await queries.get_device(conn, device_id)
+    if row is None:
+        raise _unknown(device_id)
+    return DeviceOut.model_validate(row)
+
+
+@router.get("/{device_id}/latest")
+async def read_latest(conn: ConnDep, device_id: DeviceIdPath) -> DeviceLatest:
+    """Return the newest value of every metric the device has reported."""
+    rows = await queries.latest_values(conn, device_id)
+    if rows is None:
+        raise _unknown(device_id)
+    return DeviceLatest(
+        device_id=device_id,
+        metrics={
+            row["name"]: LatestValue(value=row["value"], time=row["time"], unit=row["unit"])
+            for row in rows
+        },
+    )

@@ -1,0 +1,20 @@
+"""GET /sites: the districts (kecamatan) of Kabupaten Paser."""
+
+from __future__ import annotations
+
+from fastapi import APIRouter
+
+from api.deps import ConnDep
+from api.errors import PROBLEM_RESPONSES
+from api.models import SiteOut
+from api.queries import sites as queries
+
+__all__ = ["router"]
+
+router = APIRouter(tags=["sites"], responses=PROBLEM_RESPONSES)
+
+
+@router.get("/sites")
+async def list_sites(conn: ConnDep) -> list[SiteOut]:
+    """List every site."""
+    return [SiteOut.model_validate(row) for row in await queries.list_sites(conn)]

@@ -1,0 +1,66 @@
+"""Serve the API with uvicorn until SIGINT or SIGTERM, then return."""
+
+from __future__ import annotations
+
+import contextlib
+import signal
+import threading
+from collections.abc import Iterator
+
+import uvicorn
+
+from api.app import create_app
+from smartcity.settings import Settings
+
+__all__ = ["ApiStartError", "run_api"]
+
+_STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM)
+
+
+class ApiStartError(RuntimeError):
+    """The server could not start (port taken, startup failed); details are in the log."""
+
+
+class _Server(uvicorn.Server):
+    """A uvicorn server that treats SIGINT/SIGTERM as "stop and return".
+
+    uvicorn re-raises a caught signal after a graceful shutdown so that a plain script dies of
+    it; a caller that starts other services too wants control back instead.
+    """
+
+    @contextlib.contextmanager
+    def capture_signals(self) -> Iterator[None]:
+        if threading.current_thread() is not threading.main_thread():
+            yield
+            return
+        previous = {sig: signal.signal(sig, self.handle_exit) for sig in _STOP_SIGNALS}
+        try:
+            yield
+        finally:
+            for sig, handler in previous.items():
+                signal.signal(sig, handler)
+
+
+def run_api(settings: Settings) -> None:
+    """Serve the API on ``settings.api.host:port`` until SIGINT or SIGTERM.
+
+    Raises:
+        ApiStartError: the server did not start, e.g. the port is in use.
+    """
+    config = uvicorn.Config(
+        create_app(settings),
+        host=settings.api.host,
+        port=settings.api.port,
+        log_level=settings.log_level.lower(),
+        lifespan="on",
+        timeout_graceful_shutdown=5,
+    )
+    server = _Server(config)
+    try:
+        server.run()
+    except SystemExit as exc:  # uvicorn exits when it cannot bind or startup fails
+        raise ApiStartError(
+            f"the API could not start on {settings.api.host}:{settings.api.port}"
+        ) from exc
+    if not server.started:
+        raise ApiStartError(f"the API could not start on {settings.api.host}:{settings.api.port}")

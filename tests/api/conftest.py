@@ -1,0 +1,30 @@
+"""Fixtures for the API tests: settings pointing at the real test services, a live client."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+import pytest
+
+from api import create_app
+from smartcity.services import EmbeddedMosquitto
+from smartcity.settings import Settings
+from tests.api.client import TestClient
+from tests.services import wait_until
+
+
+@pytest.fixture
+def settings(database_url: str, mosquitto: EmbeddedMosquitto) -> Settings:
+    """Settings for the session's database (clean tables) and broker."""
+    return Settings(  # type: ignore[call-arg]
+        _env_file=None, database_url=database_url, mqtt_url=f"mqtt://127.0.0.1:{mosquitto.port}"
+    )
+
+
+@pytest.fixture
+def client(settings: Settings) -> Iterator[TestClient]:
+    """A client of a running app (lifespan started), once its broker connection is up."""
+    with TestClient(create_app(settings)) as client:
+        wait_until(lambda: client.get("/api/v1/health").status_code == 200, timeout=10,
+                   message="API healthy")
+        yield client
