@@ -1,0 +1,1 @@
+"""Simulated devices that stand in for hardware: numpy models per kind, fleets, MQTT publishing."""

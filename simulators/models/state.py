@@ -1,0 +1,58 @@
+"""What a simulated device carries from one call of its model to the next."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import NamedTuple
+
+import numpy as np
+import numpy.typing as npt
+
+__all__ = ["FloatArray", "ModelState", "Params", "Steps", "TimesLike"]
+
+FloatArray = npt.NDArray[np.float64]
+Params = dict[str, FloatArray]
+TimesLike = npt.ArrayLike  # epoch seconds: a float, a sequence or an array
+
+
+class Steps(NamedTuple):
+    """For each sample time: the time of the sample before it, and the seconds in between (≥ 0)."""
+
+    previous: FloatArray
+    seconds: FloatArray
+
+
+@dataclass(slots=True)
+class ModelState:
+    """Per-device memory of a model: last sample time, constants drawn once, running levels.
+
+    ``params`` hold the device's own character (baseline, lamp wattage, phases of its weather),
+    drawn on the first call so the same device stays the same device. ``levels`` hold what must
+    continue across calls: meter readings, a bin's fill. A model sees times in ascending order;
+    a time earlier than ``last_time`` adds nothing to a counter.
+    """
+
+    last_time: float | None = None
+    params: Params = field(default_factory=dict)
+    levels: dict[str, float] = field(default_factory=dict)
+
+    def constants(self, rng: np.random.Generator,
+                  draw: Callable[[np.random.Generator], Params]) -> Params:
+        """Return the device's constants, drawing them with ``draw`` on first use."""
+        if not self.params:
+            self.params = draw(rng)
+        return self.params
+
+    def advance(self, times: FloatArray) -> Steps:
+        """Return each sample's predecessor time and the gap to it; remember the last time.
+
+        The first sample a device ever takes has no predecessor and gets a gap of 0: nothing has
+        accumulated yet (no rain fallen, no energy used) since the meter was first read.
+        """
+        if times.size == 0:
+            return Steps(np.zeros(0), np.zeros(0))
+        first = times[0] if self.last_time is None else self.last_time
+        previous = np.concatenate(([first], times[:-1]))
+        self.last_time = float(times[-1])
+        return Steps(previous, np.maximum(times - previous, 0.0))

@@ -1,0 +1,68 @@
+"""Multi-parameter sonde in a turbid, slightly acidic lowland river (Kandilo at Tanah Grogot).
+
+Photosynthesis lifts dissolved oxygen and pH in the afternoon; water temperature lags the air
+by a few hours; runoff after rain raises turbidity and dilutes conductivity; the tide pushes a
+little brackish water up the estuary twice a day.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from simulators.models.signals import (
+    as_times,
+    clip_to_catalogue,
+    daily_wave,
+    draw_slow,
+    local_hour,
+    lognormal_noise,
+    slow_noise,
+)
+from simulators.models.state import FloatArray, ModelState, Params, TimesLike
+
+__all__ = ["KIND", "sample"]
+
+KIND = "water_quality_sonde"
+
+_M2_S = 12.4206 * 3600
+
+
+def _draw(rng: np.random.Generator) -> Params:
+    periods, phases = draw_slow(rng, 2, min_period_h=24, max_period_h=400)
+    return {
+        "ph": rng.uniform(6.75, 7.1, 1),
+        "turbidity": rng.uniform(25.0, 60.0, 1),  # NTU on a dry day
+        "conductivity": rng.uniform(90.0, 180.0, 1),  # µS/cm
+        "tide_phase": rng.uniform(0.0, 2.0 * np.pi, 1),
+        "periods": periods,
+        "phases": phases,
+    }
+
+
+def sample(rng: np.random.Generator, times: TimesLike,
+           state: ModelState | None = None) -> dict[str, FloatArray]:
+    """Return pH, dissolved oxygen, turbidity, water temperature and conductivity at ``times``."""
+    t = as_times(times)
+    state = ModelState() if state is None else state
+    p = state.constants(rng, _draw)
+    state.advance(t)
+    n = t.size
+    hour = local_hour(t)
+    runoff, warmth = slow_noise(t, p["periods"], p["phases"])
+    photosynthesis = daily_wave(hour, 15.0)
+
+    water_temperature = 28.6 + 0.9 * daily_wave(hour, 16.5) + 0.4 * warmth \
+        + rng.normal(0.0, 0.05, n)
+    dissolved_oxygen = (6.2 + 0.8 * photosynthesis - 0.15 * (water_temperature - 28.6)
+                        - 0.2 * np.clip(runoff, 0.0, None) + rng.normal(0.0, 0.08, n))
+    water_ph = p["ph"] + 0.15 * photosynthesis - 0.05 * runoff + rng.normal(0.0, 0.02, n)
+    turbidity = p["turbidity"] * np.exp(0.5 * runoff) * lognormal_noise(rng, 0.08, n)
+    salt = 1.0 + 0.12 * np.cos(2.0 * np.pi * t / _M2_S + p["tide_phase"])
+    conductivity = p["conductivity"] * salt * np.exp(-0.15 * runoff) * lognormal_noise(rng, 0.02, n)
+    return clip_to_catalogue({
+        "water_ph": water_ph,
+        "dissolved_oxygen": dissolved_oxygen,
+        "turbidity": turbidity,
+        "water_temperature": water_temperature,
+        "conductivity": conductivity,
+    })
