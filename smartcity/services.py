@@ -28,6 +28,7 @@ __all__ = [
     "find_mosquitto",
     "find_postgres_bin_dir",
     "free_port",
+    "port_is_open",
     "wait_for_port",
 ]
 
@@ -47,7 +48,8 @@ def free_port() -> int:
         return int(sock.getsockname()[1])
 
 
-def _port_is_open(host: str, port: int) -> bool:
+def port_is_open(host: str, port: int) -> bool:
+    """Tell whether something accepts TCP connections on ``host:port``."""
     try:
         with socket.create_connection((host, port), timeout=0.5):
             return True
@@ -62,7 +64,7 @@ def wait_for_port(host: str, port: int, timeout: float) -> None:
         ServiceError: nothing accepted within ``timeout`` seconds.
     """
     deadline = time.monotonic() + timeout
-    while not _port_is_open(host, port):
+    while not port_is_open(host, port):
         if time.monotonic() > deadline:
             raise ServiceError(f"nothing listens on {host}:{port} after {timeout:.0f} s")
         time.sleep(0.05)
@@ -273,7 +275,7 @@ class EmbeddedMosquitto:
         """Start the broker and wait until it accepts connections."""
         if self._process is not None and self._process.poll() is None:
             return
-        if _port_is_open("127.0.0.1", self.port):
+        if port_is_open("127.0.0.1", self.port):
             raise ServiceError(f"port {self.port} is already taken; cannot start mosquitto there")
         self.write_config()
         stderr_file = self.data_dir / "mosquitto.stderr"

@@ -1,0 +1,45 @@
+"""One reading the whole way: MQTT client → ingest worker → TimescaleDB → HTTP API."""
+
+from __future__ import annotations
+
+import uuid
+
+import psycopg
+
+from api import create_app
+from ingest.pipeline import IngestWorker
+from ingest.topics import telemetry_topic
+from smartcity.devices import register_device
+from smartcity.services import EmbeddedMosquitto
+from smartcity.settings import IngestSettings, Settings
+from tests.api.client import TestClient
+from tests.mqtt import mqtt_publisher, publish
+from tests.services import wait_until
+
+
+def test_a_published_reading_comes_back_from_the_api(
+        database_url: str, db: psycopg.Connection, mosquitto: EmbeddedMosquitto) -> None:
+    register_device(db, "river-kandilo-01", "river_level_sensor", "tanah-grogot")
+    tag = uuid.uuid4().hex[:8]
+    worker = IngestWorker(database_url, "127.0.0.1", mosquitto.port,
+                          IngestSettings(client_id=f"e2e-{tag}", share_group=f"e2e{tag}"))
+    worker.start()
+    settings = Settings(_env_file=None, database_url=database_url,  # type: ignore[call-arg]
+                        mqtt_url=f"mqtt://127.0.0.1:{mosquitto.port}")
+    try:
+        wait_until(lambda: worker.subscriber.connected, message="worker connected")
+        with mqtt_publisher(mosquitto, "river-kandilo-01") as device:
+            publish(device, telemetry_topic("river-kandilo-01"),
+                    b'{"ts": "2026-11-27T10:00:00+08:00", "metrics": {"water_level": 2.41}}')
+        with TestClient(create_app(settings)) as api:
+            def latest() -> dict:
+                body = api.get("/api/v1/devices/river-kandilo-01/latest").json()
+                return body if body["metrics"] else {}
+
+            body = wait_until(latest, message="reading visible in the API")
+    finally:
+        worker.stop()
+    assert body == {
+        "device_id": "river-kandilo-01",
+        "metrics": {"water_level": {"value": 2.41, "time": "2026-11-27T02:00:00Z", "unit": "m"}},
+    }
