@@ -9,7 +9,7 @@ import sys
 from datetime import datetime
 from pathlib import Path
 
-import httpx
+import httpx2 as httpx
 import psycopg
 import pytest
 
