@@ -52,6 +52,7 @@ def run_api(settings: Settings) -> None:
         host=settings.api.host,
         port=settings.api.port,
         log_level=settings.log_level.lower(),
+        log_config=None,  # use the process's logging set-up, like every other service
         lifespan="on",
         timeout_graceful_shutdown=5,
     )

@@ -57,9 +57,9 @@ class Subscriber:
 
     def stop(self) -> None:
         """Disconnect (the broker keeps the session and any unacked messages) and stop the loop."""
+        self.connected = False  # an expected disconnect: not worth a warning
         self._client.disconnect()
         self._client.loop_stop()
-        self.connected = False
 
     def ack(self, mid: int, qos: int) -> None:
         """Acknowledge a stored message to the broker."""

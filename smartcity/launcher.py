@@ -116,11 +116,10 @@ def run_platform(settings: Settings, stop: threading.Event) -> int:
         log.info("demo fleet: %d devices (%d newly registered)", len(fleet), register_fleet(url, fleet))
         host, port = settings.mqtt_address
         env = {**os.environ, "SMARTCITY_DATABASE_URL": url, "SMARTCITY_MQTT_URL": f"mqtt://{host}:{port}"}
-        children = [
-            ChildProcess("ingest", ["ingest"]),
-            ChildProcess("api", ["api"]),
-            ChildProcess("simulator", ["simulate", "--demo"]),
-        ]
+        ingest = ChildProcess("ingest", ["ingest"])
+        api = ChildProcess("api", ["api"])
+        simulator = ChildProcess("simulator", ["simulate", "--demo"])
+        children = [ingest, api, simulator]
         for child in children:
             child.start(env)
         log.info("platform up: API http://%s:%d/api/v1 · MQTT mqtt://%s:%d · database %s",
@@ -132,7 +131,7 @@ def run_platform(settings: Settings, stop: threading.Event) -> int:
                 log.error("child process %s exited with status %s; stopping the platform", *dead[0])
                 status = 1
                 break
-        for child in reversed(children):  # simulator first, then ingest flushes, then the API
+        for child in (simulator, ingest, api):  # devices stop first, then ingest flushes
             child.stop()
     return status
 

@@ -13,7 +13,7 @@ import httpx2 as httpx
 import psycopg
 import pytest
 
-from smartcity.services import embedded_postgres_url, free_port, port_is_open
+from smartcity.services import EmbeddedMosquitto, embedded_postgres_url, free_port, port_is_open
 from tests.services import scratch_dir, wait_until
 
 pytestmark = pytest.mark.slow
@@ -79,3 +79,29 @@ def test_up_serves_simulated_readings_stops_cleanly_and_keeps_data() -> None:
             output = _stop(process)
         assert process.returncode == 0, output
         assert kept == 7  # the first run's reading of every pollutant survived the restart
+
+
+def test_up_uses_external_services_when_urls_are_given(
+        database_url: str, db: psycopg.Connection, mosquitto: EmbeddedMosquitto) -> None:
+    api_port = free_port()
+    with scratch_dir("smartcity-up-ext-") as root:
+        env = {k: v for k, v in os.environ.items() if not k.startswith("SMARTCITY_")}
+        env.update({
+            "SMARTCITY_DATABASE_URL": database_url,
+            "SMARTCITY_MQTT_URL": f"mqtt://127.0.0.1:{mosquitto.port}",
+            "SMARTCITY_API__PORT": str(api_port),
+            "SMARTCITY_SIMULATOR__INTERVAL_S": "1",
+            "SMARTCITY_INGEST__CLIENT_ID": f"up-ext-{api_port}",
+            "SMARTCITY_INGEST__SHARE_GROUP": f"upext{api_port}",
+        })
+        process = subprocess.Popen([sys.executable, "-m", "smartcity", "up"], env=env, cwd=root,
+                                   stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+        try:
+            wait_until(lambda: db.execute("SELECT count(*) FROM readings").fetchone()[0] > 0,
+                       timeout=60, interval=0.5, message="readings in the external database")
+        finally:
+            output = _stop(process)
+        assert process.returncode == 0, output
+        assert not (root / ".smartcity").exists()  # no embedded service was started
+        assert "postgres listening" not in output and "mosquitto listening" not in output
+    assert mosquitto.is_running()
