@@ -19,6 +19,7 @@ class InboundMessage:
     mid: int = 0
     qos: int = 0
     content_type: str | None = None
+    session: int = 0  # which broker connection delivered it: acks are only valid on that one
 
 
 @dataclass
@@ -48,9 +49,9 @@ class MessageBatch:
             return self.max_age_s
         return max(0.0, self.opened_at + self.max_age_s - self.clock())
 
-    def acks(self) -> list[tuple[int, int]]:
-        """Return (mid, qos) of every message that needs an ack once stored."""
-        return [(m.mid, m.qos) for m in self.messages if m.qos > 0]
+    def acks(self) -> list[tuple[int, int, int]]:
+        """Return (mid, qos, session) of every message that needs an ack once stored."""
+        return [(m.mid, m.qos, m.session) for m in self.messages if m.qos > 0]
 
     def __len__(self) -> int:
         return len(self.messages)

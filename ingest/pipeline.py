@@ -10,12 +10,14 @@ from __future__ import annotations
 import logging
 import queue
 import threading
+import time
 from dataclasses import dataclass
 
 from ingest.batch import InboundMessage, MessageBatch
+from ingest.metrics import IngestMetrics
 from ingest.subscribe import Subscriber
 from ingest.validate import TimeWindow
-from ingest.write import Writer
+from ingest.write import Writer, WriteResult
 from smartcity.settings import IngestSettings
 
 __all__ = ["IngestCounters", "IngestWorker"]
@@ -41,7 +43,8 @@ class IngestWorker:
                  settings: IngestSettings) -> None:
         self.settings = settings
         window = TimeWindow(settings.future_window_s, settings.past_window_days * 86400.0)
-        self.writer = Writer(database_url, window)
+        self.metrics = IngestMetrics()
+        self.writer = Writer(database_url, window, on_retry=self.metrics.write_retries.inc)
         # Up to one inflight window can be waiting while a full batch is being written.
         self._queue: queue.Queue[InboundMessage] = queue.Queue(maxsize=2 * settings.receive_maximum)
         self.subscriber = Subscriber(
@@ -50,6 +53,8 @@ class IngestWorker:
             deliver=self._queue.put,
         )
         self.counters = IngestCounters()
+        self.metrics.queue_depth.set_function(self._queue.qsize)
+        self.metrics.broker_connected.set_function(lambda: float(self.subscriber.connected))
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, name="ingest-writer", daemon=True)
 
@@ -91,14 +96,33 @@ class IngestWorker:
                 return
 
     def _store(self, batch: MessageBatch) -> None:
+        started = time.monotonic()
         result = self.writer.write_until_stored(batch, self._stop)
         if result is None:
             return  # stopped during an outage: unacked, the broker redelivers
-        for mid, qos in batch.acks():
-            self.subscriber.ack(mid, qos)
+        stale = sum(not self.subscriber.ack(mid, qos, session) for mid, qos, session in batch.acks())
+        if stale:
+            log.info("%d stored messages came from a previous connection; the broker redelivers "
+                     "them and they are stored again as no-ops", stale)
+        self._count(batch, result, time.monotonic() - started)
+
+    def _count(self, batch: MessageBatch, result: WriteResult, seconds: float) -> None:
         c = self.counters
         c.messages += len(batch)
         c.batches += 1
         c.readings_stored += result.readings_stored
         c.readings_duplicate += result.readings_duplicate
-        c.quarantined += result.quarantined
+        c.quarantined += sum(result.quarantined.values())
+        m = self.metrics
+        status = sum(message.topic.endswith("/status") for message in batch.messages)
+        m.messages.labels("telemetry").inc(len(batch) - status)
+        m.messages.labels("status").inc(status)
+        m.readings_stored.inc(result.readings_stored)
+        m.readings_duplicate.inc(result.readings_duplicate)
+        for reason, count in result.quarantined.items():
+            m.quarantined.labels(reason).inc(count)
+        m.batch_messages.observe(len(batch))
+        m.batch_readings.observe(result.readings_stored + result.readings_duplicate)
+        m.commit_seconds.observe(seconds)
+        for reading_time in result.message_times:
+            m.reading_delay.observe(max(0.0, result.committed_at - reading_time))

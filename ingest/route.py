@@ -47,6 +47,7 @@ class Rows:
     quarantine: list[QuarantineItem] = field(default_factory=list)
     statuses: list[StatusChange] = field(default_factory=list)
     last_seen: dict[int, float] = field(default_factory=dict)
+    message_times: list[float] = field(default_factory=list)  # one reading time per message
 
     def saw(self, device: int, at: float) -> None:
         """Record that ``device`` was heard from at ``at`` (epoch seconds)."""
@@ -95,6 +96,8 @@ def _route(message: InboundMessage, lookup: DeviceLookup, window: TimeWindow, ro
         reject(rejection.reason, rejection.detail, ref.device_id)
     if decoded.observations:
         validated = validate_observations(device, decoded.observations, message.received_at, window)
+        if validated.readings:
+            rows.message_times.append(validated.readings[0].time)
         rows.readings.extend(validated.readings)
         for rejection in validated.rejections:
             reject(rejection.reason, rejection.detail, ref.device_id)

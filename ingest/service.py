@@ -19,6 +19,10 @@ def run_ingest(settings: Settings, stop: threading.Event) -> IngestWorker:
     host, port = settings.mqtt_address
     worker = IngestWorker(database_url(settings), host, port, settings.ingest)
     worker.start()
+    if settings.ingest.metrics_port:
+        worker.metrics.serve(settings.ingest.metrics_host, settings.ingest.metrics_port)
+        log.info("ingest metrics at http://%s:%d/metrics",
+                 settings.ingest.metrics_host, settings.ingest.metrics_port)
     log.info("ingest worker %s consuming from mqtt://%s:%d", settings.ingest.client_id, host, port)
     stop.wait()
     worker.stop()

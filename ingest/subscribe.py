@@ -35,6 +35,7 @@ class Subscriber:
         self._session_expiry_s = session_expiry_s
         self._receive_maximum = receive_maximum
         self.connected = False
+        self.session = 0  # bumped on every (re)connect
         client = mqtt.Client(
             mqtt.CallbackAPIVersion.VERSION2, client_id=client_id,
             protocol=mqtt.MQTTv5, manual_ack=True,
@@ -61,15 +62,24 @@ class Subscriber:
         self._client.disconnect()
         self._client.loop_stop()
 
-    def ack(self, mid: int, qos: int) -> None:
-        """Acknowledge a stored message to the broker."""
+    def ack(self, mid: int, qos: int, session: int) -> bool:
+        """Acknowledge a stored message to the broker; return False if its connection is gone.
+
+        A packet id is only meaningful on the connection that delivered it: after a reconnect the
+        broker redelivers unacked messages (stored again as no-ops) and may reuse old ids for
+        new messages, so acking a stale id could acknowledge a message not yet stored.
+        """
+        if session != self.session:
+            return False
         self._client.ack(mid, qos)
+        return True
 
     def _on_connect(self, client: mqtt.Client, userdata: object, flags: mqtt.ConnectFlags,
                     reason_code: mqtt.ReasonCode, properties: Properties | None) -> None:
         if reason_code.is_failure:
             log.error("broker %s:%d refused the connection: %s", self._host, self._port, reason_code)
             return
+        self.session += 1
         self.connected = True
         log.info("connected to broker %s:%d (session present: %s)",
                  self._host, self._port, flags.session_present)
@@ -90,5 +100,6 @@ class Subscriber:
     def _on_message(self, client: mqtt.Client, userdata: object, message: mqtt.MQTTMessage) -> None:
         content_type = getattr(message.properties, "ContentType", None)
         self._deliver(InboundMessage(
-            message.topic, message.payload, time.time(), message.mid, message.qos, content_type
+            message.topic, message.payload, time.time(), message.mid, message.qos, content_type,
+            self.session,
         ))

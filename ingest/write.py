@@ -9,6 +9,9 @@ from __future__ import annotations
 
 import logging
 import threading
+import time
+from collections import Counter
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
@@ -66,14 +69,18 @@ class WriteResult:
 
     readings_stored: int
     readings_duplicate: int
-    quarantined: int
+    quarantined: Counter[str]
+    message_times: list[float]
+    committed_at: float
 
 
 class Writer:
     """Owns one database connection; writes batches, reconnecting with capped backoff."""
 
-    def __init__(self, url: str, window: TimeWindow, *, max_backoff_s: float = 30.0) -> None:
+    def __init__(self, url: str, window: TimeWindow, *, max_backoff_s: float = 30.0,
+                 on_retry: Callable[[], None] = lambda: None) -> None:
         self._url = url
+        self._on_retry = on_retry
         self._window = window
         self._conn: psycopg.Connection | None = None
         self._max_backoff_s = max_backoff_s
@@ -134,7 +141,9 @@ class Writer:
                     (_utc(q.received_at), q.topic, q.device_id, q.reason.value, q.detail, q.payload)
                     for q in rows.quarantine
                 ])
-        return WriteResult(stored, len(rows.readings) - stored, len(rows.quarantine))
+        return WriteResult(stored, len(rows.readings) - stored,
+                           Counter(q.reason.value for q in rows.quarantine), rows.message_times,
+                           time.time())
 
     def write_until_stored(self, batch: MessageBatch, stop: threading.Event) -> WriteResult | None:
         """Write ``batch``, retrying with backoff through outages; None if stopped before success.
@@ -147,6 +156,7 @@ class Writer:
             try:
                 return self.write(batch)
             except psycopg.Error as err:
+                self._on_retry()
                 log.warning("batch of %d messages not stored (%s: %s); retrying in %.1f s",
                             len(batch), type(err).__name__, str(err).strip()[:200], backoff)
                 if self._conn is not None and self._conn.broken:

@@ -48,6 +48,8 @@ class IngestSettings(BaseModel):
     session_expiry_s: int = Field(3600, ge=0)
     future_window_s: int = Field(300, ge=0)
     past_window_days: int = Field(400, ge=1)
+    metrics_host: str = "127.0.0.1"
+    metrics_port: int = Field(9108, ge=0, le=65535)  # 0: no metrics endpoint
 
 
 class ApiSettings(BaseModel):

@@ -73,6 +73,11 @@ def test_same_message_delivered_twice_is_stored_once(
     assert _count(db, "SELECT count(*) FROM readings") == 2
     assert worker.counters.readings_stored == 2
     assert worker.counters.readings_duplicate == 2
+    sample = worker.metrics.registry.get_sample_value
+    assert sample("smartcity_ingest_readings_stored_total") == 2
+    assert sample("smartcity_ingest_readings_duplicate_total") == 2
+    assert sample("smartcity_ingest_messages_total", {"channel": "telemetry"}) == 2
+    assert sample("smartcity_ingest_broker_connected") == 1
 
 
 def test_latest_value_keeps_the_newest_time_even_when_older_data_arrives_later(
@@ -101,6 +106,8 @@ def test_bad_parts_go_to_quarantine_while_valid_readings_are_stored(
         "SELECT m.name FROM readings r JOIN metrics m ON m.metric_id = r.metric").fetchall()}
     assert stored == {"pm25", "o3"}
     reasons = sorted(r[0] for r in db.execute("SELECT reason FROM quarantine").fetchall())
+    assert worker.metrics.registry.get_sample_value(
+        "smartcity_ingest_quarantined_total", {"reason": "non_finite"}) == 2
     assert reasons == ["invalid_json", "non_finite", "non_finite", "out_of_range",
                        "timestamp_out_of_window", "unknown_device", "unknown_metric"]
     raw = db.execute("SELECT payload, topic, device_id FROM quarantine WHERE reason = 'invalid_json'"

@@ -27,6 +27,7 @@ def _start(data_dir: Path, ports: dict[str, int]) -> subprocess.Popen[bytes]:
         "SMARTCITY_EMBEDDED__MQTT_PORT": str(ports["mqtt"]),
         "SMARTCITY_API__PORT": str(ports["api"]),
         "SMARTCITY_SIMULATOR__INTERVAL_S": "1",
+        "SMARTCITY_INGEST__METRICS_PORT": str(ports["metrics"]),
     })
     return subprocess.Popen([sys.executable, "-m", "smartcity", "up"], env=env, cwd=data_dir.parent,
                             stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
@@ -47,7 +48,7 @@ def _stop(process: subprocess.Popen[bytes]) -> str:
 
 
 def test_up_serves_simulated_readings_stops_cleanly_and_keeps_data() -> None:
-    ports = {"pg": free_port(), "mqtt": free_port(), "api": free_port()}
+    ports = {"pg": free_port(), "mqtt": free_port(), "api": free_port(), "metrics": free_port()}
     api = f"http://127.0.0.1:{ports['api']}/api/v1"
     with scratch_dir("smartcity-up-") as root:
         data_dir = root / ".smartcity"
@@ -56,11 +57,13 @@ def test_up_serves_simulated_readings_stops_cleanly_and_keeps_data() -> None:
             first = wait_until(lambda: _latest(api, "aq-tanah-grogot-01"), timeout=60,
                                interval=0.5, message="simulated readings in the API")
             health = httpx.get(f"{api}/health", timeout=2).json()
+            metrics = httpx.get(f"http://127.0.0.1:{ports['metrics']}/metrics", timeout=2).text
         finally:
             output = _stop(process)
         assert process.returncode == 0, output
         assert set(first) == {"pm25", "pm10", "co", "no2", "o3", "so2", "hc"}
         assert health == {"status": "ok", "database": "ok", "broker": "ok"}
+        assert "smartcity_ingest_readings_stored_total" in metrics
         assert f"127.0.0.1:{ports['api']}" in output and f"127.0.0.1:{ports['mqtt']}" in output
         assert not any(port_is_open("127.0.0.1", port) for port in ports.values())
 
@@ -93,6 +96,7 @@ def test_up_uses_external_services_when_urls_are_given(
             "SMARTCITY_SIMULATOR__INTERVAL_S": "1",
             "SMARTCITY_INGEST__CLIENT_ID": f"up-ext-{api_port}",
             "SMARTCITY_INGEST__SHARE_GROUP": f"upext{api_port}",
+            "SMARTCITY_INGEST__METRICS_PORT": "0",
         })
         process = subprocess.Popen([sys.executable, "-m", "smartcity", "up"], env=env, cwd=root,
                                    stdout=subprocess.PIPE, stderr=subprocess.STDOUT)

@@ -1,0 +1,49 @@
+"""Prometheus metrics of one ingest worker, in a registry of its own (tests run several per process)."""
+
+from __future__ import annotations
+
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, start_http_server
+
+__all__ = ["IngestMetrics"]
+
+_LATENCY_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.075, 0.1, 0.15, 0.2, 0.25, 0.3, 0.4, 0.5, 0.75,
+                    1.0, 2.0, 5.0, 10.0, 30.0, 60.0, 300.0, 3600.0)
+_SIZE_BUCKETS = (1, 10, 50, 100, 250, 500, 1000, 2500, 5000, 10000)
+
+
+class IngestMetrics:
+    """Counters, histograms and gauges that describe what a worker did and how it is doing."""
+
+    def __init__(self) -> None:
+        self.registry = CollectorRegistry()
+        r = self.registry
+        self.messages = Counter("smartcity_ingest_messages", "MQTT messages stored (acked)",
+                                ["channel"], registry=r)
+        self.readings_stored = Counter("smartcity_ingest_readings_stored",
+                                       "Readings inserted into the readings table", registry=r)
+        self.readings_duplicate = Counter(
+            "smartcity_ingest_readings_duplicate",
+            "Readings skipped because the same (device, metric, time) was stored before", registry=r)
+        self.quarantined = Counter("smartcity_ingest_quarantined",
+                                   "Message parts sent to quarantine", ["reason"], registry=r)
+        self.batch_messages = Histogram("smartcity_ingest_batch_messages", "Messages per batch",
+                                        buckets=_SIZE_BUCKETS, registry=r)
+        self.batch_readings = Histogram("smartcity_ingest_batch_readings", "Readings per batch",
+                                        buckets=_SIZE_BUCKETS, registry=r)
+        self.commit_seconds = Histogram("smartcity_ingest_commit_seconds",
+                                        "Time to write and commit one batch",
+                                        buckets=_LATENCY_BUCKETS, registry=r)
+        self.reading_delay = Histogram(
+            "smartcity_ingest_reading_delay_seconds",
+            "From a message's reading timestamp to the commit that stored it (one per message)",
+            buckets=_LATENCY_BUCKETS, registry=r)
+        self.write_retries = Counter("smartcity_ingest_write_retries",
+                                     "Batch writes that failed and were retried", registry=r)
+        self.broker_connected = Gauge("smartcity_ingest_broker_connected",
+                                      "1 while connected to the MQTT broker", registry=r)
+        self.queue_depth = Gauge("smartcity_ingest_queue_depth",
+                                 "Messages received but not yet in a batch", registry=r)
+
+    def serve(self, host: str, port: int) -> None:
+        """Expose the metrics at ``http://host:port/metrics`` from a background thread."""
+        start_http_server(port, addr=host, registry=self.registry)
