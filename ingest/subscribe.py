@@ -40,7 +40,9 @@ class Subscriber:
             mqtt.CallbackAPIVersion.VERSION2, client_id=client_id,
             protocol=mqtt.MQTTv5, manual_ack=True,
         )
-        client.reconnect_delay_set(min_delay=1, max_delay=30)
+        # Come back fast after a broker restart: until we resubscribe, a shared subscription
+        # (not restored by Mosquitto) has no member to queue for.
+        client.reconnect_delay_set(min_delay=0.25, max_delay=30)
         client.on_connect = self._on_connect
         client.on_disconnect = self._on_disconnect
         client.on_message = self._on_message
@@ -86,7 +88,8 @@ class Subscriber:
         # Telemetry is shared so N workers split it; status is not, because shared subscriptions
         # get no retained messages and every worker may apply a status change (it is idempotent).
         client.subscribe([
-            (f"$share/{self._share_group}/{TELEMETRY_FILTER}", 1),
+            (f"$share/{self._share_group}/{TELEMETRY_FILTER}" if self._share_group
+             else TELEMETRY_FILTER, 1),
             (STATUS_FILTER, 1),
         ])
 

@@ -41,7 +41,9 @@ class IngestSettings(BaseModel):
     """The MQTT-to-database ingest worker."""
 
     client_id: str = "smartcity-ingest-1"
-    share_group: str = "ingest"
+    # Empty: a plain subscription, which Mosquitto keeps across its own restarts. Set a group
+    # name for N workers sharing the load ($share/<group>/…); see the README on what that costs.
+    share_group: str = ""
     batch_max_messages: int = Field(1000, ge=1)
     batch_max_age_ms: int = Field(200, ge=1)
     receive_maximum: int = Field(1000, ge=1, le=65535)

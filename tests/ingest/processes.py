@@ -1,0 +1,69 @@
+"""Ingest workers as real child processes (`python -m smartcity ingest`), for fault tests."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import urllib.request
+from pathlib import Path
+
+from prometheus_client.parser import text_string_to_metric_families
+
+from smartcity.services import free_port
+from tests.services import wait_until
+
+
+class IngestProcess:
+    """One `smartcity ingest` child with its own client id and metrics port."""
+
+    def __init__(self, database_url: str, mqtt_port: int, client_id: str, share_group: str,
+                 log_path: Path) -> None:
+        self.log_path = log_path
+        self.metrics_port = free_port()
+        self.env = {k: v for k, v in os.environ.items() if not k.startswith("SMARTCITY_")}
+        self.env.update({
+            "SMARTCITY_DATABASE_URL": database_url,
+            "SMARTCITY_MQTT_URL": f"mqtt://127.0.0.1:{mqtt_port}",
+            "SMARTCITY_INGEST__CLIENT_ID": client_id,
+            "SMARTCITY_INGEST__SHARE_GROUP": share_group,
+            "SMARTCITY_INGEST__METRICS_PORT": str(self.metrics_port),
+            "SMARTCITY_INGEST__BATCH_MAX_AGE_MS": "50",
+        })
+        self.process: subprocess.Popen[bytes] | None = None
+
+    def start(self) -> IngestProcess:
+        """Start the worker and wait until it is connected to the broker."""
+        with open(self.log_path, "ab") as log:
+            self.process = subprocess.Popen([sys.executable, "-m", "smartcity", "ingest"],
+                                            env=self.env, stdout=log, stderr=subprocess.STDOUT)
+        wait_until(lambda: self.metric("smartcity_ingest_broker_connected") == 1.0, timeout=20,
+                   message="ingest process connected")
+        return self
+
+    def metric(self, name: str, labels: dict[str, str] | None = None) -> float | None:
+        """Return one sample of the worker's /metrics, or None when unreachable or absent."""
+        try:
+            with urllib.request.urlopen(f"http://127.0.0.1:{self.metrics_port}/metrics", timeout=1) as r:
+                text = r.read().decode()
+        except OSError:
+            return None
+        for family in text_string_to_metric_families(text):
+            for sample in family.samples:
+                if sample.name == name and (labels is None or sample.labels == labels):
+                    return sample.value
+        return None
+
+    def kill(self) -> None:
+        """Kill the worker with SIGKILL: no flush, no ack, no goodbye."""
+        assert self.process is not None
+        self.process.kill()
+        self.process.wait()
+
+    def stop(self, timeout: float = 30) -> int:
+        """Stop the worker with SIGTERM (flush, commit, ack, disconnect); return its exit code."""
+        if self.process is None or self.process.poll() is not None:
+            return self.process.returncode if self.process else 0
+        self.process.send_signal(signal.SIGTERM)
+        return self.process.wait(timeout)
