@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Literal
 from urllib.parse import urlsplit
 
 from pydantic import BaseModel, Field, field_validator
@@ -82,6 +82,7 @@ class Settings(BaseSettings):
     database_url: str | None = None  # None: the embedded PostgreSQL
     mqtt_url: str | None = None  # None: the embedded Mosquitto
     log_level: str = "INFO"
+    log_format: Literal["text", "json"] = "text"
     embedded: EmbeddedSettings = EmbeddedSettings()
     ingest: IngestSettings = IngestSettings()
     api: ApiSettings = ApiSettings()

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import uuid
+from datetime import UTC, datetime, timedelta, timezone
 
 import psycopg
 
@@ -20,6 +21,9 @@ from tests.services import wait_until
 def test_a_published_reading_comes_back_from_the_api(
         database_url: str, db: psycopg.Connection, mosquitto: EmbeddedMosquitto) -> None:
     register_device(db, "river-kandilo-01", "river_level_sensor", "tanah-grogot")
+    at = datetime.now(UTC).replace(microsecond=0) - timedelta(minutes=5)
+    local_time = at.astimezone(timezone(timedelta(hours=8))).isoformat()  # WITA, as a device sends
+    utc_time = at.strftime("%Y-%m-%dT%H:%M:%SZ")
     tag = uuid.uuid4().hex[:8]
     worker = IngestWorker(database_url, "127.0.0.1", mosquitto.port,
                           IngestSettings(client_id=f"e2e-{tag}", share_group=f"e2e{tag}"))
@@ -30,7 +34,7 @@ def test_a_published_reading_comes_back_from_the_api(
         wait_until(lambda: worker.subscriber.connected, message="worker connected")
         with mqtt_publisher(mosquitto, "river-kandilo-01") as device:
             publish(device, telemetry_topic("river-kandilo-01"),
-                    b'{"ts": "2026-11-27T10:00:00+08:00", "metrics": {"water_level": 2.41}}')
+                    b'{"ts": "%s", "metrics": {"water_level": 2.41}}' % local_time.encode())
         with TestClient(create_app(settings)) as api:
             def latest() -> dict:
                 body = api.get("/api/v1/devices/river-kandilo-01/latest").json()
@@ -41,5 +45,5 @@ def test_a_published_reading_comes_back_from_the_api(
         worker.stop()
     assert body == {
         "device_id": "river-kandilo-01",
-        "metrics": {"water_level": {"value": 2.41, "time": "2026-11-27T02:00:00Z", "unit": "m"}},
+        "metrics": {"water_level": {"value": 2.41, "time": utc_time, "unit": "m"}},
     }

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta
 
 import orjson
 import psycopg
@@ -16,6 +17,9 @@ from smartcity.services import EmbeddedMosquitto
 from smartcity.settings import IngestSettings
 from tests.mqtt import mqtt_publisher, publish
 from tests.services import wait_until
+
+# Readings must fall inside the worker's time window whatever day the tests run.
+HOUR_AGO = datetime.now(UTC).replace(minute=0, second=0, microsecond=0) - timedelta(hours=1)
 
 
 @pytest.fixture
@@ -50,14 +54,14 @@ def test_published_reading_is_stored_with_latest_and_last_seen(
         aq_station: str) -> None:
     with mqtt_publisher(mosquitto) as client:
         publish(client, telemetry_topic(aq_station),
-                b'{"ts": "2026-11-27T02:00:00Z", "metrics": {"pm25": 12.5, "pm10": 30}}')
+                b'{"ts": "%s", "metrics": {"pm25": 12.5, "pm10": 30}}' % HOUR_AGO.isoformat().encode())
     _wait_for_messages(worker, 1)
     rows = db.execute(
         "SELECT m.name, r.value, r.time FROM readings r JOIN metrics m ON m.metric_id = r.metric"
         " ORDER BY m.name"
     ).fetchall()
     assert [(name, value) for name, value, _ in rows] == [("pm10", 30.0), ("pm25", 12.5)]
-    assert rows[0][2].isoformat() == "2026-11-27T02:00:00+00:00"
+    assert rows[0][2] == HOUR_AGO
     assert _count(db, "SELECT count(*) FROM latest_readings") == 2
     assert _count(db, "SELECT count(*) FROM devices WHERE last_seen IS NOT NULL") == 1
 
@@ -65,7 +69,7 @@ def test_published_reading_is_stored_with_latest_and_last_seen(
 def test_same_message_delivered_twice_is_stored_once(
         worker: IngestWorker, db: psycopg.Connection, mosquitto: EmbeddedMosquitto,
         aq_station: str) -> None:
-    payload = orjson.dumps({"ts": 1764208800, "metrics": {"pm25": 10, "co": 500}})
+    payload = orjson.dumps({"ts": int(HOUR_AGO.timestamp()), "metrics": {"pm25": 10, "co": 500}})
     with mqtt_publisher(mosquitto) as client:
         publish(client, telemetry_topic(aq_station), payload)
         publish(client, telemetry_topic(aq_station), payload)
@@ -84,8 +88,9 @@ def test_latest_value_keeps_the_newest_time_even_when_older_data_arrives_later(
         worker: IngestWorker, db: psycopg.Connection, mosquitto: EmbeddedMosquitto,
         aq_station: str) -> None:
     with mqtt_publisher(mosquitto) as client:
-        publish(client, telemetry_topic(aq_station), b'{"ts": 1764208800, "metrics": {"pm25": 2}}')
-        publish(client, telemetry_topic(aq_station), b'{"ts": 1764205200, "metrics": {"pm25": 1}}')
+        newer, older = int(HOUR_AGO.timestamp()), int(HOUR_AGO.timestamp()) - 3600
+        publish(client, telemetry_topic(aq_station), b'{"ts": %d, "metrics": {"pm25": 2}}' % newer)
+        publish(client, telemetry_topic(aq_station), b'{"ts": %d, "metrics": {"pm25": 1}}' % older)
     _wait_for_messages(worker, 2)
     assert _count(db, "SELECT count(*) FROM readings") == 2
     assert db.execute("SELECT value FROM latest_readings").fetchone()[0] == 2.0
