@@ -1,8 +1,9 @@
 """Telemetry payload bytes → observations, per the contract's formats.
 
-Formats: one observation ``{"ts": T, "metrics": {...}}`` and a batch (a JSON array of those, up to
-1000). Decoding never raises on device input: every problem becomes a ``Rejection``, and the
-valid parts of the same message still come through.
+Formats: one observation ``{"ts": T, "metrics": {...}}``, a batch (a JSON array of those, up to
+1000) and a SenML JSON pack (``ingest.senml``, RFC 8428), told apart by the MQTT v5 content type or,
+without one, by shape. Decoding never raises on device input: every problem becomes a
+``Rejection``, and the valid parts of the same message still come through.
 """
 
 from __future__ import annotations
@@ -16,6 +17,7 @@ from typing import Any
 import orjson
 
 from ingest.reasons import Reason, Rejection
+from ingest.senml import is_senml_content_type, iter_senml, looks_like_senml
 
 __all__ = ["MAX_BATCH", "MAX_PAYLOAD_BYTES", "Decoded", "Observation", "decode_payload", "parse_ts"]
 
@@ -63,11 +65,15 @@ def parse_ts(raw: Any) -> float:
         if parsed.tzinfo is None:
             raise _TimestampError(Reason.INVALID_SCHEMA, f"ts {raw!r:.40} has no UTC offset")
         return parsed.timestamp()
-    if not math.isfinite(raw):
+    if isinstance(raw, float) and not math.isfinite(raw):
         raise _TimestampError(Reason.INVALID_SCHEMA, f"ts {raw!r} is not finite")
-    seconds = raw / 1000 if raw > _EPOCH_MS_THRESHOLD else float(raw)
+    try:
+        number = float(raw)
+    except OverflowError:  # an integer literal beyond float64 (the stdlib parser keeps it exact)
+        raise _TimestampError(Reason.TIMESTAMP_OUT_OF_WINDOW, "ts is outside years 1-9999") from None
+    seconds = number / 1000 if number > _EPOCH_MS_THRESHOLD else number
     if not -62135596800 <= seconds <= 253402300799:  # years 1..9999
-        raise _TimestampError(Reason.TIMESTAMP_OUT_OF_WINDOW, f"ts {raw!r} is outside years 1-9999")
+        raise _TimestampError(Reason.TIMESTAMP_OUT_OF_WINDOW, f"ts {raw!r:.40} is outside years 1-9999")
     return seconds
 
 
@@ -77,7 +83,9 @@ def _loads(payload: bytes) -> Any:
     except orjson.JSONDecodeError:
         # orjson rejects NaN/Infinity and numbers beyond float64 outright; the stdlib parser reads
         # them, so such a value is quarantined as non_finite while its neighbours are stored.
-        return json.loads(payload)
+        # Decoding the bytes first keeps the contract's UTF-8: json.loads(bytes) would also take
+        # UTF-16/32 and skip a byte order mark, which orjson (and the contract) refuse.
+        return json.loads(payload.decode("utf-8"))
 
 
 def _decode_observation(element: Any, where: str, out: Decoded) -> None:
@@ -100,8 +108,36 @@ def _decode_observation(element: Any, where: str, out: Decoded) -> None:
     out.observations.extend(Observation(time, name, value) for name, value in metrics.items())
 
 
-def decode_payload(payload: bytes) -> Decoded:
-    """Decode a telemetry payload into observations and rejections; never raises on bad input."""
+def _decode_list(document: list[Any], content_type: str | None, received_at: float | None,
+                 out: Decoded) -> None:
+    # A declared content type wins; without one the first element decides (one look, batch or pack).
+    senml = (content_type is not None and is_senml_content_type(content_type)) \
+        or (bool(document) and looks_like_senml(document))
+    what, part = ("SenML pack", "records") if senml else ("batch", "elements")
+    if not document:
+        out.rejections.append(Rejection(Reason.INVALID_SCHEMA, f"empty {what}"))
+    elif len(document) > MAX_BATCH:
+        out.rejections.append(Rejection(
+            Reason.INVALID_SCHEMA, f"{what} of {len(document)} {part}, limit {MAX_BATCH}"
+        ))
+    elif senml:
+        for item in iter_senml(document, received_at):
+            if isinstance(item, Rejection):
+                out.rejections.append(item)
+            else:
+                out.observations.append(Observation(item.time, item.metric, item.value))
+    else:
+        for index, element in enumerate(document):
+            _decode_observation(element, f"element {index}: ", out)
+
+
+def decode_payload(payload: bytes, content_type: str | None = None,
+                   received_at: float | None = None) -> Decoded:
+    """Decode a telemetry payload into observations and rejections; never raises on bad input.
+
+    ``content_type`` is the MQTT v5 content type, if any (``application/senml+json`` selects
+    SenML); ``received_at`` (epoch seconds, default now) anchors SenML's relative times.
+    """
     out = Decoded()
     if len(payload) > MAX_PAYLOAD_BYTES:
         out.rejections.append(Rejection(
@@ -114,15 +150,9 @@ def decode_payload(payload: bytes) -> Decoded:
         out.rejections.append(Rejection(Reason.INVALID_JSON, str(err)[:200] or "not JSON"))
         return out
     if isinstance(document, list):
-        if not document:
-            out.rejections.append(Rejection(Reason.INVALID_SCHEMA, "empty batch"))
-        elif len(document) > MAX_BATCH:
-            out.rejections.append(Rejection(
-                Reason.INVALID_SCHEMA, f"batch of {len(document)} elements, limit {MAX_BATCH}"
-            ))
-        else:
-            for index, element in enumerate(document):
-                _decode_observation(element, f"element {index}: ", out)
+        _decode_list(document, content_type, received_at, out)
+    elif content_type is not None and is_senml_content_type(content_type):
+        out.rejections.append(Rejection(Reason.INVALID_SCHEMA, "a SenML pack must be a JSON array"))
     else:
         _decode_observation(document, "", out)
     return out

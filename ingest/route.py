@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 
@@ -13,6 +14,8 @@ from ingest.validate import DeviceRef, Reading, TimeWindow, validate_observation
 from smartcity.catalog import is_valid_device_id
 
 __all__ = ["QuarantineItem", "Rows", "StatusChange", "route_messages"]
+
+log = logging.getLogger(__name__)
 
 DeviceLookup = Callable[[str], DeviceRef | None]
 _STATUSES = {b"online": "online", b"offline": "offline"}
@@ -28,6 +31,7 @@ class QuarantineItem:
     reason: Reason
     detail: str
     payload: bytes
+    content_type: str | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -67,7 +71,8 @@ def route_messages(messages: Iterable[InboundMessage], lookup: DeviceLookup,
 def _route(message: InboundMessage, lookup: DeviceLookup, window: TimeWindow, rows: Rows) -> None:
     def reject(reason: Reason, detail: str, device_id: str | None) -> None:
         rows.quarantine.append(QuarantineItem(
-            message.received_at, message.topic, device_id, reason, detail, message.payload
+            message.received_at, message.topic, device_id, reason, detail, message.payload,
+            message.content_type,
         ))
 
     ref = parse_topic(message.topic)
@@ -91,13 +96,17 @@ def _route(message: InboundMessage, lookup: DeviceLookup, window: TimeWindow, ro
         else:
             rows.statuses.append(StatusChange(device.id, status, message.received_at))
         return
-    decoded = decode_payload(message.payload)
-    for rejection in decoded.rejections:
-        reject(rejection.reason, rejection.detail, ref.device_id)
-    if decoded.observations:
+    try:
+        decoded = decode_payload(message.payload, message.content_type, message.received_at)
         validated = validate_observations(device, decoded.observations, message.received_at, window)
-        if validated.readings:
-            rows.message_times.append(validated.readings[0].time)
+    except Exception as err:  # noqa: BLE001 - device input must never stop the worker
+        # A decoder bug, not the device's fault alone; keep the message and say so loudly.
+        log.exception("could not process a message from %s", ref.device_id)
+        reject(Reason.INVALID_SCHEMA, f"could not be processed ({type(err).__name__}); kept for replay",
+               ref.device_id)
+        return
+    for rejection in (*decoded.rejections, *validated.rejections):
+        reject(rejection.reason, rejection.detail, ref.device_id)
+    if validated.readings:
+        rows.message_times.append(validated.readings[0][0])
         rows.readings.extend(validated.readings)
-        for rejection in validated.rejections:
-            reject(rejection.reason, rejection.detail, ref.device_id)

@@ -26,20 +26,23 @@ __all__ = ["WriteResult", "Writer"]
 
 log = logging.getLogger(__name__)
 
+# Times travel as epoch seconds (float8) and become timestamptz in the server: converting each
+# reading to a datetime in Python costs more than the rest of its trip through COPY.
 _STAGING = (
     "CREATE TEMP TABLE IF NOT EXISTS readings_staging"
-    " (time timestamptz NOT NULL, device integer NOT NULL, metric smallint NOT NULL,"
+    " (epoch double precision NOT NULL, device integer NOT NULL, metric smallint NOT NULL,"
     " value double precision NOT NULL) ON COMMIT DELETE ROWS"
 )
-_COPY = "COPY readings_staging (time, device, metric, value) FROM STDIN (FORMAT BINARY)"
+_COPY = "COPY readings_staging (epoch, device, metric, value) FROM STDIN (FORMAT BINARY)"
 _INSERT = (
     "INSERT INTO readings (time, device, metric, value)"
-    " SELECT time, device, metric, value FROM readings_staging ON CONFLICT DO NOTHING"
+    " SELECT to_timestamp(epoch), device, metric, value FROM readings_staging"
+    " ON CONFLICT DO NOTHING"
 )
 _LATEST = (
     "INSERT INTO latest_readings (device, metric, time, value)"
-    " SELECT DISTINCT ON (device, metric) device, metric, time, value FROM readings_staging"
-    " ORDER BY device, metric, time DESC"
+    " SELECT DISTINCT ON (device, metric) device, metric, to_timestamp(epoch), value"
+    " FROM readings_staging ORDER BY device, metric, epoch DESC"
     " ON CONFLICT (device, metric) DO UPDATE SET time = excluded.time, value = excluded.value"
     " WHERE excluded.time > latest_readings.time"
 )
@@ -53,10 +56,10 @@ _STATUS = (
     " WHERE id = %s AND (status_changed_at IS NULL OR status_changed_at <= %s)"
 )
 _QUARANTINE = (
-    "INSERT INTO quarantine (received_at, topic, device_id, reason, detail, payload)"
-    " VALUES (%s, %s, %s, %s, %s, %s)"
+    "INSERT INTO quarantine (received_at, topic, device_id, reason, detail, payload, content_type)"
+    " VALUES (%s, %s, %s, %s, %s, %s, %s)"
 )
-_TYPES = ["timestamptz", "int4", "int2", "float8"]
+_TYPES = ["float8", "int4", "int2", "float8"]
 
 
 def _utc(epoch: float) -> datetime:
@@ -125,8 +128,8 @@ class Writer:
             if rows.readings:
                 with cur.copy(_COPY) as copy:
                     copy.set_types(_TYPES)
-                    for r in rows.readings:
-                        copy.write_row((_utc(r.time), r.device, r.metric, r.value))
+                    for reading in rows.readings:
+                        copy.write_row(reading)
                 cur.execute(_INSERT)
                 stored = cur.rowcount
                 cur.execute(_LATEST)
@@ -138,7 +141,8 @@ class Writer:
                 cur.execute(_STATUS, (change.status, at, change.device, at))
             if rows.quarantine:
                 cur.executemany(_QUARANTINE, [
-                    (_utc(q.received_at), q.topic, q.device_id, q.reason.value, q.detail, q.payload)
+                    (_utc(q.received_at), q.topic, q.device_id, q.reason.value, q.detail, q.payload,
+                     q.content_type)
                     for q in rows.quarantine
                 ])
         return WriteResult(stored, len(rows.readings) - stored,

@@ -6,7 +6,7 @@ import pytest
 
 from ingest.decode import Observation
 from ingest.reasons import Reason
-from ingest.validate import DeviceRef, Reading, TimeWindow, validate_observations
+from ingest.validate import DeviceRef, TimeWindow, validate_observations
 from smartcity.catalog import METRICS
 
 NOW = 1_800_000_000.0
@@ -19,8 +19,8 @@ def test_valid_observations_become_readings_with_catalogue_ids() -> None:
                                 NOW, WINDOW)
     assert out.rejections == []
     assert out.readings == [
-        Reading(NOW - 60, 7, METRICS["pm25"].id, 12.0),
-        Reading(NOW, 7, METRICS["co"].id, 800.5),  # no ts: the receive time
+        (NOW - 60, 7, METRICS["pm25"].id, 12.0),
+        (NOW, 7, METRICS["co"].id, 800.5),  # no ts: the receive time
     ]
 
 
@@ -42,7 +42,7 @@ def test_valid_observations_become_readings_with_catalogue_ids() -> None:
 def test_each_invalid_observation_gets_its_reason(obs: Observation, reason: Reason) -> None:
     out = validate_observations(AQ, [obs, Observation(None, "pm10", 5)], NOW, WINDOW)
     assert [r.reason for r in out.rejections] == [reason]
-    assert [r.metric for r in out.readings] == [METRICS["pm10"].id]  # its neighbour is kept
+    assert [metric for _, _, metric, _ in out.readings] == [METRICS["pm10"].id]  # neighbour kept
 
 
 def test_range_bounds_are_inclusive() -> None:
