@@ -9,7 +9,8 @@ from dataclasses import dataclass, field
 __all__ = ["InboundMessage", "MessageBatch"]
 
 
-@dataclass(frozen=True, slots=True)
+# Not frozen: a frozen dataclass is ~4x slower to build, and one is built per message/reading.
+@dataclass(slots=True)
 class InboundMessage:
     """An MQTT message as received; ``mid``/``qos`` are what must be acked once it is stored."""
 

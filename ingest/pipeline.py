@@ -72,11 +72,14 @@ class IngestWorker:
         self.writer.close()
         log.info("ingest stopped: %s", self.counters)
 
-    def _next_batch(self) -> MessageBatch:
-        batch = MessageBatch(
+    def _new_batch(self) -> MessageBatch:
+        return MessageBatch(
             max_messages=min(self.settings.batch_max_messages, self.settings.receive_maximum),
             max_age_s=self.settings.batch_max_age_ms / 1000,
         )
+
+    def _next_batch(self) -> MessageBatch:
+        batch = self._new_batch()
         while not batch.is_full:
             try:
                 timeout = batch.seconds_left() if batch.messages else 0.1
@@ -87,13 +90,19 @@ class IngestWorker:
         return batch
 
     def _run(self) -> None:
-        while True:
-            stopping = self._stop.is_set()  # read before draining: a final pass empties the queue
+        while not self._stop.is_set():
             batch = self._next_batch()
             if batch.messages:
                 self._store(batch)
-            elif stopping:
-                return
+        # Store what had arrived when the stop came, and no more: the broker keeps sending until
+        # we disconnect, and what comes after this is redelivered to the next session anyway.
+        left = self._queue.qsize()
+        while left > 0:
+            batch = self._new_batch()
+            while left > 0 and not batch.is_full:
+                batch.add(self._queue.get_nowait())
+                left -= 1
+            self._store(batch)
 
     def _store(self, batch: MessageBatch) -> None:
         started = time.monotonic()

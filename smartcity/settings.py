@@ -45,8 +45,9 @@ class IngestSettings(BaseModel):
     # name for N workers sharing the load ($share/<group>/…); see the README on what that costs.
     share_group: str = ""
     batch_max_messages: int = Field(1000, ge=1)
-    batch_max_age_ms: int = Field(200, ge=1)
-    receive_maximum: int = Field(1000, ge=1, le=65535)
+    batch_max_age_ms: int = Field(100, ge=1)
+    # Several batches' worth, so the broker keeps sending while a batch is being committed.
+    receive_maximum: int = Field(5000, ge=1, le=65535)
     session_expiry_s: int = Field(3600, ge=0)
     future_window_s: int = Field(300, ge=0)
     past_window_days: int = Field(400, ge=1)

@@ -6,6 +6,7 @@ equals what was published: every reading once, none lost, none twice.
 
 from __future__ import annotations
 
+import time
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
@@ -64,6 +65,19 @@ def test_worker_killed_mid_stream_loses_nothing(
     wait_until(lambda: _stored(database_url)[0] > 500, message="stream flowing")
     worker.kill()  # unacked messages stay in its persistent session on the broker
     wait_until(lambda: stream.sent > 2000, message="more published while the worker is dead")
+    worker.start()
+    _expect_all_stored(database_url, stream)
+
+
+def test_worker_stopped_with_sigterm_mid_stream_exits_cleanly_and_loses_nothing(
+        database_url: str, fresh_mosquitto: EmbeddedMosquitto, river_sensors: list[str],
+        workers: list[IngestProcess]) -> None:
+    worker = workers[0].start()
+    stream = TelemetryStream(fresh_mosquitto.port, river_sensors, count=3000, rate=1000).start()
+    wait_until(lambda: _stored(database_url)[0] > 500, message="stream flowing")
+    started = time.monotonic()
+    assert worker.stop(timeout=15) == 0  # flush, commit, ack, disconnect
+    assert time.monotonic() - started < 5
     worker.start()
     _expect_all_stored(database_url, stream)
 
