@@ -10,7 +10,6 @@ from __future__ import annotations
 import numpy as np
 
 from simulators.models.signals import (
-    as_times,
     clip_to_catalogue,
     daily_bump,
     daily_wave,
@@ -19,7 +18,7 @@ from simulators.models.signals import (
     lognormal_noise,
     slow_noise,
 )
-from simulators.models.state import FloatArray, ModelState, Params, TimesLike
+from simulators.models.state import FloatArray, ModelState, Params, TimesLike, start_sample
 
 __all__ = ["KIND", "sample"]
 
@@ -41,10 +40,7 @@ def _draw(rng: np.random.Generator) -> Params:
 def sample(rng: np.random.Generator, times: TimesLike,
            state: ModelState | None = None) -> dict[str, FloatArray]:
     """Return pm25, pm10, co, no2, o3, so2 and hc (µg/m³) at ``times`` (epoch seconds)."""
-    t = as_times(times)
-    state = ModelState() if state is None else state
-    p = state.constants(rng, _draw)
-    state.advance(t)
+    t, p, _, state = start_sample(rng, times, state, _draw)
     n = t.size
     hour = local_hour(t)
     regional, dispersion = slow_noise(t, p["periods"], p["phases"])

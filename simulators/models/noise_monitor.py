@@ -8,8 +8,8 @@ from __future__ import annotations
 
 import numpy as np
 
-from simulators.models.signals import as_times, clip_to_catalogue, daily_bump, local_hour
-from simulators.models.state import FloatArray, ModelState, Params, TimesLike
+from simulators.models.signals import clip_to_catalogue, daily_bump, local_hour
+from simulators.models.state import FloatArray, ModelState, Params, TimesLike, start_sample
 
 __all__ = ["KIND", "sample"]
 
@@ -33,10 +33,7 @@ def _daytime(hour: FloatArray) -> FloatArray:
 def sample(rng: np.random.Generator, times: TimesLike,
            state: ModelState | None = None) -> dict[str, FloatArray]:
     """Return noise_level (dBA) at ``times``."""
-    t = as_times(times)
-    state = ModelState() if state is None else state
-    p = state.constants(rng, _draw)
-    state.advance(t)
+    t, p, _, state = start_sample(rng, times, state, _draw)
     n = t.size
     hour = local_hour(t)
     rush = daily_bump(hour, 7.3, 1.0) + daily_bump(hour, 17.5, 1.3)

@@ -9,8 +9,8 @@ from __future__ import annotations
 
 import numpy as np
 
-from simulators.models.signals import as_times, clip_to_catalogue, draw_slow, slow_noise
-from simulators.models.state import FloatArray, ModelState, Params, TimesLike
+from simulators.models.signals import clip_to_catalogue, draw_slow, slow_noise
+from simulators.models.state import FloatArray, ModelState, Params, TimesLike, start_sample
 
 __all__ = ["KIND", "sample"]
 
@@ -35,10 +35,7 @@ def _draw(rng: np.random.Generator) -> Params:
 def sample(rng: np.random.Generator, times: TimesLike,
            state: ModelState | None = None) -> dict[str, FloatArray]:
     """Return water_level (m) at ``times``."""
-    t = as_times(times)
-    state = ModelState() if state is None else state
-    p = state.constants(rng, _draw)
-    state.advance(t)
+    t, p, _, state = start_sample(rng, times, state, _draw)
     tide = np.zeros_like(t)
     for (period, amplitude), phase in zip(_TIDES, p["tide_phases"], strict=True):
         tide += amplitude * np.cos(2.0 * np.pi * t / period + phase)

@@ -12,7 +12,7 @@ from zoneinfo import ZoneInfo
 
 import numpy as np
 
-from simulators.models.state import FloatArray, TimesLike
+from simulators.models.state import FloatArray, as_times
 from smartcity.catalog import LOCAL_TIMEZONE, METRICS
 
 __all__ = [
@@ -34,11 +34,6 @@ DAY_S = 86_400.0
 _offset = ZoneInfo(LOCAL_TIMEZONE).utcoffset(datetime(2026, 1, 1))
 UTC_OFFSET_S = _offset.total_seconds() if _offset is not None else 0.0
 _YEAR_DAYS = 365.2425
-
-
-def as_times(times: TimesLike) -> FloatArray:
-    """Return ``times`` as a 1-d float64 array of epoch seconds."""
-    return np.atleast_1d(np.asarray(times, dtype=np.float64))
 
 
 def local_hour(times: FloatArray) -> FloatArray:

@@ -9,7 +9,9 @@ from typing import NamedTuple
 import numpy as np
 import numpy.typing as npt
 
-__all__ = ["FloatArray", "ModelState", "Params", "Steps", "TimesLike"]
+__all__ = [
+    "FloatArray", "ModelState", "Params", "Start", "Steps", "TimesLike", "as_times", "start_sample",
+]
 
 FloatArray = npt.NDArray[np.float64]
 Params = dict[str, FloatArray]
@@ -56,3 +58,27 @@ class ModelState:
         previous = np.concatenate(([first], times[:-1]))
         self.last_time = float(times[-1])
         return Steps(previous, np.maximum(times - previous, 0.0))
+
+
+def as_times(times: TimesLike) -> FloatArray:
+    """Return ``times`` as a 1-d float64 array of epoch seconds."""
+    return np.atleast_1d(np.asarray(times, dtype=np.float64))
+
+
+class Start(NamedTuple):
+    """What every model call begins with: the times, the device's constants, the steps between,
+    and the state to keep running levels in (a fresh one when the caller passed none)."""
+
+    times: FloatArray
+    params: Params
+    steps: Steps
+    state: ModelState
+
+
+def start_sample(rng: np.random.Generator, times: TimesLike, state: ModelState | None,
+                 draw: Callable[[np.random.Generator], Params]) -> Start:
+    """Turn ``times`` into an array, fetch (or draw) the device's constants and advance its state."""
+    t = as_times(times)
+    state = ModelState() if state is None else state
+    params = state.constants(rng, draw)
+    return Start(t, params, state.advance(t), state)

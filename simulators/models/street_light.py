@@ -9,8 +9,8 @@ from __future__ import annotations
 
 import numpy as np
 
-from simulators.models.signals import DAY_S, UTC_OFFSET_S, as_times, clip_to_catalogue, local_hour
-from simulators.models.state import FloatArray, ModelState, Params, TimesLike
+from simulators.models.signals import DAY_S, UTC_OFFSET_S, clip_to_catalogue, local_hour
+from simulators.models.state import FloatArray, ModelState, Params, TimesLike, start_sample
 
 __all__ = ["KIND", "sample"]
 
@@ -41,10 +41,7 @@ def _on_seconds(times: FloatArray, dusk_h: float, dawn_h: float) -> FloatArray:
 def sample(rng: np.random.Generator, times: TimesLike,
            state: ModelState | None = None) -> dict[str, FloatArray]:
     """Return lamp_on (0/1), lamp_power (W) and energy (kWh, cumulative) at ``times``."""
-    t = as_times(times)
-    state = ModelState() if state is None else state
-    p = state.constants(rng, _draw)
-    steps = state.advance(t)
+    t, p, steps, state = start_sample(rng, times, state, _draw)
     n = t.size
     dusk_h, dawn_h, rated_w = float(p["dusk_h"][0]), float(p["dawn_h"][0]), float(p["rated_w"][0])
     hour = local_hour(t)

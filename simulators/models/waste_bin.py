@@ -10,14 +10,13 @@ import numpy as np
 
 from simulators.models.signals import (
     DAY_S,
-    as_times,
     clip_to_catalogue,
     daily_bump,
     local_day,
     local_hour,
     lognormal_noise,
 )
-from simulators.models.state import FloatArray, ModelState, Params, TimesLike
+from simulators.models.state import FloatArray, ModelState, Params, TimesLike, start_sample
 
 __all__ = ["KIND", "sample"]
 
@@ -53,10 +52,7 @@ def _rounds(times: FloatArray, p: Params) -> FloatArray:
 def sample(rng: np.random.Generator, times: TimesLike,
            state: ModelState | None = None) -> dict[str, FloatArray]:
     """Return fill_level (%) at ``times``."""
-    t = as_times(times)
-    state = ModelState() if state is None else state
-    p = state.constants(rng, _draw)
-    steps = state.advance(t)
+    t, p, steps, state = start_sample(rng, times, state, _draw)
     n = t.size
     use = _raw_use(local_hour(t)) / _USE_MEAN
     added = p["rate"] * use * steps.seconds / DAY_S * lognormal_noise(rng, 0.3, n)

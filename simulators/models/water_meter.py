@@ -10,13 +10,12 @@ from __future__ import annotations
 import numpy as np
 
 from simulators.models.signals import (
-    as_times,
     clip_to_catalogue,
     daily_bump,
     local_hour,
     lognormal_noise,
 )
-from simulators.models.state import FloatArray, ModelState, Params, TimesLike
+from simulators.models.state import FloatArray, ModelState, Params, TimesLike, start_sample
 
 __all__ = ["KIND", "sample"]
 
@@ -42,10 +41,7 @@ def _draw(rng: np.random.Generator) -> Params:
 def sample(rng: np.random.Generator, times: TimesLike,
            state: ModelState | None = None) -> dict[str, FloatArray]:
     """Return water_volume (m³, cumulative) and water_pressure (bar) at ``times``."""
-    t = as_times(times)
-    state = ModelState() if state is None else state
-    p = state.constants(rng, _draw)
-    steps = state.advance(t)
+    t, p, steps, state = start_sample(rng, times, state, _draw)
     n = t.size
     demand = _raw_demand(local_hour(t)) / _DEMAND_MEAN
     flow = p["flow"] * demand * lognormal_noise(rng, 0.25, n)  # m³/h

@@ -10,7 +10,6 @@ from __future__ import annotations
 import numpy as np
 
 from simulators.models.signals import (
-    as_times,
     clip_to_catalogue,
     daily_bump,
     daily_wave,
@@ -19,7 +18,7 @@ from simulators.models.signals import (
     local_hour,
     slow_noise,
 )
-from simulators.models.state import FloatArray, ModelState, Params, TimesLike
+from simulators.models.state import FloatArray, ModelState, Params, TimesLike, start_sample
 
 __all__ = ["KIND", "sample"]
 
@@ -59,10 +58,7 @@ def _temperature_shape(hour: FloatArray) -> FloatArray:
 def sample(rng: np.random.Generator, times: TimesLike,
            state: ModelState | None = None) -> dict[str, FloatArray]:
     """Return temperature, humidity, pressure, rainfall, wind speed and direction at ``times``."""
-    t = as_times(times)
-    state = ModelState() if state is None else state
-    p = state.constants(rng, _draw)
-    steps = state.advance(t)
+    t, p, steps, state = start_sample(rng, times, state, _draw)
     n = t.size
     hour = local_hour(t)
     warmth, gloom, gust = slow_noise(t, p["weather_periods"], p["weather_phases"])
