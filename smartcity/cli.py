@@ -59,6 +59,8 @@ class _Group(click.Group):
             return super().invoke(ctx)
         except (DeviceError, DatabaseNotConfigured, ServiceError) as err:
             raise click.ClickException(str(err)) from None
+        except psycopg.OperationalError as err:
+            raise click.ClickException(f"cannot reach the database: {str(err).strip()}") from None
 
 
 @click.group(cls=_Group)

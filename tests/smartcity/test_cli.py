@@ -72,3 +72,12 @@ def test_commands_without_a_database_say_how_to_get_one(tmp_path, monkeypatch) -
     result = CliRunner().invoke(main, ["devices", "list"], env={"SMARTCITY_DATABASE_URL": None})
     assert result.exit_code == 1
     assert "smartcity up" in result.output and "SMARTCITY_DATABASE_URL" in result.output
+
+
+def test_ingest_without_a_reachable_database_fails_with_a_clear_message() -> None:
+    from smartcity.services import free_port
+
+    url = f"postgresql://nobody:secret@127.0.0.1:{free_port()}/smartcity"
+    result = CliRunner().invoke(main, ["ingest"], env={"SMARTCITY_DATABASE_URL": url})
+    assert result.exit_code == 1
+    assert "cannot reach the database" in result.output
