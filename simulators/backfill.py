@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 import numpy as np
@@ -21,6 +21,7 @@ from ingest.route import Rows
 from ingest.validate import TimeWindow
 from ingest.write import Writer
 from simulators.fleet import DeviceSpec, SimulatedDevice
+from simulators.scenarios import Scenario
 from smartcity.catalog import METRICS
 
 __all__ = ["BackfillResult", "backfill", "parse_duration"]
@@ -59,12 +60,13 @@ class BackfillResult:
 
 
 def backfill(url: str, specs: Sequence[DeviceSpec], seed: int, span_s: float, interval_s: float,
-             *, end: float | None = None, progress: bool = True,
-             make_device: Callable[[DeviceSpec], SimulatedDevice] | None = None) -> BackfillResult:
+             *, scenario: Scenario | None = None, end: float | None = None,
+             progress: bool = True) -> BackfillResult:
     """Store ``span_s`` seconds of readings every ``interval_s`` for ``specs``, ending at ``end``.
 
     Devices must be registered. Times sit on a grid aligned to ``interval_s``, so running the same
-    backfill twice stores nothing new (the readings key dedupes).
+    backfill twice stores nothing new (the readings key dedupes). A scenario's episodes are timed
+    from the first backfilled time, so a haze or flood falls inside the history.
 
     Raises:
         ValueError: a device is not registered.
@@ -72,7 +74,6 @@ def backfill(url: str, specs: Sequence[DeviceSpec], seed: int, span_s: float, in
     end = time.time() if end is None else end
     start = end - span_s
     first = np.ceil(start / interval_s) * interval_s
-    make = make_device or (lambda spec: SimulatedDevice.create(spec, seed))
     ids = _device_keys(url, [spec.device_id for spec in specs])
     # Backfilled times are old by design: widen the window to the span.
     writer = Writer(url, TimeWindow(future_s=0, past_s=span_s + interval_s))
@@ -82,7 +83,7 @@ def backfill(url: str, specs: Sequence[DeviceSpec], seed: int, span_s: float, in
         with tqdm(total=len(specs) * chunks, unit="device-day", disable=not progress,
                   desc="backfill") as bar:
             for spec in specs:
-                device = make(spec)
+                device = SimulatedDevice.create(spec, seed, scenario, anchor=float(first))
                 key = ids[spec.device_id]
                 for chunk_start in np.arange(first, end, _CHUNK_S):
                     times = np.arange(chunk_start, min(chunk_start + _CHUNK_S, end), interval_s)

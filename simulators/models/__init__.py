@@ -1,9 +1,11 @@
-"""Numpy models of each device kind: ``sample(rng, times, state) -> {metric: values}``.
+"""Numpy models of each device kind: ``sample(rng, times, state, conditions) -> {metric: values}``.
 
 A model is a vectorised function of epoch-second times. It returns every metric its kind
 declares in the catalogue, each value inside the catalogue range. ``state`` (one per device)
 keeps the device's constants and its counters between calls; without it, each call starts a
-fresh device. Same generator state, same state, same times: same values.
+fresh device. ``conditions`` name the scenario, its anchor time and the site's shared weather;
+without them the device lives through normal days with weather of its own. Same generator
+state, same state, same conditions, same times: same values.
 """
 
 from __future__ import annotations
@@ -24,16 +26,17 @@ from simulators.models import (
     water_quality_sonde,
     weather_station,
 )
+from simulators.models.conditions import NORMAL, Conditions
 from simulators.models.state import FloatArray, ModelState, TimesLike
 
-__all__ = ["MODELS", "FloatArray", "Model", "ModelState", "TimesLike"]
+__all__ = ["MODELS", "NORMAL", "Conditions", "FloatArray", "Model", "ModelState", "TimesLike"]
 
 
 class Model(Protocol):
     """A device kind's model: times (epoch seconds) in, one array per metric out."""
 
-    def __call__(self, rng: np.random.Generator, times: TimesLike,
-                 state: ModelState | None = None) -> dict[str, FloatArray]: ...
+    def __call__(self, rng: np.random.Generator, times: TimesLike, state: ModelState | None = None,
+                 conditions: Conditions = NORMAL) -> dict[str, FloatArray]: ...
 
 
 MODELS: Mapping[str, Model] = MappingProxyType({

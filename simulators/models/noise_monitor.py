@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from simulators.models.conditions import NORMAL, Conditions
 from simulators.models.signals import clip_to_catalogue, daily_bump, local_hour
 from simulators.models.state import FloatArray, ModelState, Params, TimesLike, start_sample
 
@@ -30,8 +31,8 @@ def _daytime(hour: FloatArray) -> FloatArray:
     return np.asarray(waking - sleeping, dtype=np.float64)
 
 
-def sample(rng: np.random.Generator, times: TimesLike,
-           state: ModelState | None = None) -> dict[str, FloatArray]:
+def sample(rng: np.random.Generator, times: TimesLike, state: ModelState | None = None,
+           conditions: Conditions = NORMAL) -> dict[str, FloatArray]:
     """Return noise_level (dBA) at ``times``."""
     t, p, _, state = start_sample(rng, times, state, _draw)
     n = t.size

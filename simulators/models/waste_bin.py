@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from simulators.models.conditions import NORMAL, Conditions
 from simulators.models.signals import (
     DAY_S,
     clip_to_catalogue,
@@ -49,8 +50,8 @@ def _rounds(times: FloatArray, p: Params) -> FloatArray:
     return np.floor((day - p["round_offset"]) / p["every_days"])
 
 
-def sample(rng: np.random.Generator, times: TimesLike,
-           state: ModelState | None = None) -> dict[str, FloatArray]:
+def sample(rng: np.random.Generator, times: TimesLike, state: ModelState | None = None,
+           conditions: Conditions = NORMAL) -> dict[str, FloatArray]:
     """Return fill_level (%) at ``times``."""
     t, p, steps, state = start_sample(rng, times, state, _draw)
     n = t.size

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from simulators.models.conditions import NORMAL, Conditions
 from simulators.models.signals import (
     clip_to_catalogue,
     daily_bump,
@@ -38,8 +39,8 @@ def _draw(rng: np.random.Generator) -> Params:
     }
 
 
-def sample(rng: np.random.Generator, times: TimesLike,
-           state: ModelState | None = None) -> dict[str, FloatArray]:
+def sample(rng: np.random.Generator, times: TimesLike, state: ModelState | None = None,
+           conditions: Conditions = NORMAL) -> dict[str, FloatArray]:
     """Return water_volume (m³, cumulative) and water_pressure (bar) at ``times``."""
     t, p, steps, state = start_sample(rng, times, state, _draw)
     n = t.size

@@ -1,24 +1,27 @@
 """Automatic weather station in tropical lowland East Kalimantan (Af climate, ~2,500 mm a year).
 
 Air temperature runs from ~23.5 °C at dawn to ~32 °C at 14:00 WITA, relative humidity moves the
-other way, pressure carries the semi-diurnal atmospheric tide (highs ~10:00 and 22:00). Showers
-are convective, mostly mid-afternoon to evening, and cool and moisten the air while they last.
+other way, pressure carries the semi-diurnal atmospheric tide (highs ~10:00 and 22:00). Rain
+comes from the site's storms (`simulators.models.storms`): bursts, mostly mid-afternoon to
+evening, that cool and moisten the air while they last and for an hour or so after.
 """
 
 from __future__ import annotations
 
 import numpy as np
 
+from simulators.models.conditions import NORMAL, Conditions, draw_weather_seed
 from simulators.models.signals import (
     clip_to_catalogue,
     daily_bump,
     daily_wave,
-    day_of_year,
     draw_slow,
     local_hour,
+    lognormal_noise,
     slow_noise,
 )
 from simulators.models.state import FloatArray, ModelState, Params, TimesLike, start_sample
+from simulators.models.storms import rain_depth, reservoir_outflow, site_storms
 
 __all__ = ["KIND", "sample"]
 
@@ -26,12 +29,12 @@ KIND = "weather_station"
 
 _DAWN_H, _PEAK_H = 6.0, 14.0
 _COOLING_TAU_H = 7.0
-_RAIN_THRESHOLD = 2.1  # of the wetness signal: above it, it rains
+_WET_RECESSION_S = 3600.0  # how fast air and ground dry after rain
+_SOAKING_MM_H = 3.0  # recent rain at which the air is as cool and humid as rain makes it
 
 
 def _draw(rng: np.random.Generator) -> Params:
     weather_periods, weather_phases = draw_slow(rng, 3, min_period_h=12, max_period_h=240)
-    shower_periods, shower_phases = draw_slow(rng, 1, min_period_h=1.5, max_period_h=12)
     return {
         "temperature_offset": rng.uniform(-0.8, 0.8, 1),  # siting, elevation
         "pressure_offset": rng.uniform(-0.5, 0.5, 1),
@@ -39,8 +42,8 @@ def _draw(rng: np.random.Generator) -> Params:
         "wind_from": rng.uniform(0.0, 360.0, 1),  # prevailing direction, degrees
         "weather_periods": weather_periods,
         "weather_phases": weather_phases,
-        "shower_periods": shower_periods,
-        "shower_phases": shower_phases,
+        "gauge_catch": rng.uniform(0.9, 1.1, 1),  # this rain gauge's catch against the storm's
+        "weather_seed": draw_weather_seed(rng),
     }
 
 
@@ -55,23 +58,20 @@ def _temperature_shape(hour: FloatArray) -> FloatArray:
     return np.where(rising, rise, fall)
 
 
-def sample(rng: np.random.Generator, times: TimesLike,
-           state: ModelState | None = None) -> dict[str, FloatArray]:
+def sample(rng: np.random.Generator, times: TimesLike, state: ModelState | None = None,
+           conditions: Conditions = NORMAL) -> dict[str, FloatArray]:
     """Return temperature, humidity, pressure, rainfall, wind speed and direction at ``times``."""
     t, p, steps, state = start_sample(rng, times, state, _draw)
     n = t.size
     hour = local_hour(t)
     warmth, gloom, gust = slow_noise(t, p["weather_periods"], p["weather_phases"])
-    (shower,) = slow_noise(t, p["shower_periods"], p["shower_phases"])
 
-    # Wet season peaks around January; showers favour the afternoon, with a second night maximum.
-    season = 0.3 * np.cos(2.0 * np.pi * (day_of_year(t) - 15.0) / 365.24)
-    wetness = (shower + 0.5 * gloom + season + 1.0 * daily_bump(hour, 16.0, 2.5)
-               + 0.4 * daily_bump(hour, 2.0, 3.0))
-    excess = np.clip(wetness - _RAIN_THRESHOLD, 0.0, None)
-    wet = np.clip(excess / 0.5, 0.0, 1.0)
-    rain_rate = 8.0 * excess * rng.exponential(1.0, n)  # mm/h
-    rainfall = rain_rate * steps.seconds / 3600.0
+    # Rain since the last report; gusts inside a storm make it burstier than the storm's mean.
+    start = min(float(steps.previous.min()), float(t.min()) - 10.0 * _WET_RECESSION_S) if n else 0.0
+    storms = site_storms(conditions, conditions.weather(p), start, float(t.max()) if n else 0.0)
+    rainfall = rain_depth(storms, steps.previous, t) * p["gauge_catch"] * lognormal_noise(rng, 0.3, n)
+    recent = reservoir_outflow(storms, t, 0.0, _WET_RECESSION_S)  # mm/h, decaying after rain
+    wet = np.clip(recent / _SOAKING_MM_H, 0.0, 1.0)
 
     dry_temperature = (28.0 + p["temperature_offset"] + 4.2 * _temperature_shape(hour)
                        + 0.6 * warmth - 0.4 * gloom)

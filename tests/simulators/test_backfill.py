@@ -54,3 +54,17 @@ def test_backfill_refuses_unregistered_devices(database_url: str) -> None:
     specs = build_fleet(2, seed=1)
     with pytest.raises(ValueError, match="not registered"):
         backfill(database_url, specs, seed=1, span_s=3600, interval_s=600, progress=False)
+
+
+def test_a_backfilled_haze_shows_in_the_history(database_url: str, db: psycopg.Connection) -> None:
+    from simulators.scenarios import get_scenario
+
+    specs = build_fleet(1, seed=3, kinds=["air_quality_station"])
+    register_fleet(database_url, specs)
+    backfill(database_url, specs, seed=3, span_s=14 * 86400, interval_s=1800, end=END,
+             scenario=get_scenario("haze"), progress=False)
+    daily = [row[0] for row in db.execute(
+        "SELECT avg(value) FROM readings WHERE metric = 1"
+        " GROUP BY time_bucket('1 day', time) ORDER BY 1 DESC").fetchall()]
+    assert daily[0] > 55.4  # the worst day is past ISPU "Tidak Sehat"'s lower edge
+    assert min(daily) < 55.4  # and there are clear days around the episode
