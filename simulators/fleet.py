@@ -9,12 +9,14 @@ beside it, on their order, or on Python's per-process hash salt.
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Iterable
+import time
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 
 import numpy as np
 
-from simulators.models import MODELS, FloatArray, ModelState, TimesLike
+from simulators.models import MODELS, NORMAL, Conditions, FloatArray, ModelState, TimesLike
+from simulators.scenarios import Scenario
 from smartcity.catalog import DEVICE_KINDS, SITES, is_valid_device_id
 
 __all__ = [
@@ -91,20 +93,30 @@ def device_rng(seed: int, device_id: str) -> np.random.Generator:
 
 @dataclass(slots=True)
 class SimulatedDevice:
-    """A device spec with its model, generator and state: call `sample` to read its sensors."""
+    """A device spec with its model, generator, state and conditions: call `sample` to read it."""
 
     spec: DeviceSpec
     rng: np.random.Generator
     state: ModelState = field(default_factory=ModelState)
+    conditions: Conditions = NORMAL
 
     @classmethod
-    def create(cls, spec: DeviceSpec, seed: int) -> SimulatedDevice:
-        """Return a fresh device for ``spec`` in a fleet seeded with ``seed``."""
-        return cls(spec, device_rng(seed, spec.device_id))
+    def create(cls, spec: DeviceSpec, seed: int, scenario: Scenario | None = None,
+               anchor: float | None = None) -> SimulatedDevice:
+        """Return a fresh device for ``spec`` in a fleet seeded with ``seed``, playing ``scenario``.
+
+        The scenario's episodes are timed from ``anchor`` (epoch seconds; default: now): pass the
+        run's first sample time, live or backfill, to place them in that run. Devices of one
+        fleet seed at one site share their weather: the same storms fall on its weather station,
+        river gauge and sonde.
+        """
+        conditions = Conditions(scenario, time.time() if anchor is None else float(anchor),
+                                spec.site_id, device_seed(seed, f"weather/{spec.site_id}"))
+        return cls(spec, device_rng(seed, spec.device_id), conditions=conditions)
 
     def sample(self, times: TimesLike) -> dict[str, FloatArray]:
         """Return the readings at ``times`` (epoch seconds, ascending), one array per metric."""
-        return MODELS[self.spec.kind](self.rng, times, self.state)
+        return MODELS[self.spec.kind](self.rng, times, self.state, self.conditions)
 
 
 def demo_fleet() -> list[DeviceSpec]:
@@ -121,26 +133,39 @@ def demo_fleet() -> list[DeviceSpec]:
     return specs
 
 
-def build_fleet(size: int, seed: int, kinds: Iterable[str] | None = None) -> list[DeviceSpec]:
-    """Return ``size`` devices cycling through ``kinds`` (default: all), spread over the sites.
+def build_fleet(size: int, seed: int, kinds: Iterable[str] | None = None,
+                sites: Iterable[str] | Mapping[str, float] | None = None,
+                mix: Mapping[str, float] | None = None) -> list[DeviceSpec]:
+    """Return ``size`` devices of ``kinds`` (default: all, in turn), spread over ``sites``.
+
+    ``mix`` weights the kinds instead (``{"air_quality_station": 3, "river_level_sensor": 1}``:
+    three stations per river gauge, interleaved); ``sites`` restricts the districts (a list) or
+    weights them (a mapping). The same arguments always give the same fleet.
 
     Raises:
-        ValueError: ``size`` is negative or a kind is not in the catalogue.
+        ValueError: ``size`` is negative, a kind or site is not in the catalogue, a weight is
+            negative or all are zero, or both ``kinds`` and ``mix`` are given.
     """
     if size < 0:
         raise ValueError(f"fleet size must be at least 0, not {size}")
-    chosen = list(DEVICE_KINDS) if kinds is None else list(kinds)
-    unknown = [kind for kind in chosen if kind not in DEVICE_KINDS]
-    if unknown or not chosen:
-        raise ValueError(f"unknown device kinds: {unknown or 'none given'}")
+    if kinds is not None and mix is not None:
+        raise ValueError("give the kinds either as a list (kinds) or as weights (mix), not both")
+    kind_weights = _weights(mix if mix is not None else dict.fromkeys(
+        DEVICE_KINDS if kinds is None else kinds, 1.0), DEVICE_KINDS, "device kind")
     rng = np.random.default_rng(device_seed(seed, "fleet"))
-    site_ids = list(SITES)
-    site_picks = rng.integers(0, len(site_ids), size)
+    if sites is None:
+        site_ids = list(SITES)
+        site_picks = rng.integers(0, len(site_ids), size)  # the original draw: old fleets stay
+    else:
+        site_weights = _weights(sites if isinstance(sites, Mapping) else dict.fromkeys(sites, 1.0),
+                                SITES, "site")
+        site_ids = list(site_weights)
+        total = sum(site_weights.values())
+        site_picks = rng.choice(len(site_ids), size, p=[w / total for w in site_weights.values()])
     offsets = rng.uniform(-_FLEET_SPREAD_DEG, _FLEET_SPREAD_DEG, (size, 2))
     width = max(4, len(str(size)))
     specs = []
-    for index in range(size):
-        kind = chosen[index % len(chosen)]
+    for index, kind in enumerate(_interleave(kind_weights, size)):
         site = SITES[site_ids[site_picks[index]]]
         specs.append(DeviceSpec(
             f"{KIND_PREFIXES[kind]}-{site.id}-{index + 1:0{width}d}", kind, site.id,
@@ -148,6 +173,37 @@ def build_fleet(size: int, seed: int, kinds: Iterable[str] | None = None) -> lis
             round(site.longitude + float(offsets[index, 1]), 5),
         ))
     return specs
+
+
+def _weights(weights: Mapping[str, float], known: Mapping[str, object], what: str) -> dict[str, float]:
+    """Return the positive weights of ``weights``, checked against the catalogue's ``known`` names."""
+    unknown = [name for name in weights if name not in known]
+    if unknown:
+        raise ValueError(f"unknown {what}s: {', '.join(map(repr, unknown))}")
+    negative = [name for name, weight in weights.items() if not weight >= 0]
+    if negative:
+        raise ValueError(f"{what} weights must be at least 0: {', '.join(negative)}")
+    positive = {name: float(weight) for name, weight in weights.items() if weight > 0}
+    if not positive:
+        raise ValueError(f"no {what} to choose from: none given, or all weights are 0")
+    return positive
+
+
+def _interleave(weights: Mapping[str, float], size: int) -> list[str]:
+    """Return ``size`` names in proportion to ``weights``, spread evenly (equal weights: in turn).
+
+    Each place goes to the name furthest behind its share (smooth weighted round robin), so
+    every prefix of the fleet keeps the mix, and counts are exact to within one per name.
+    """
+    total = sum(weights.values())
+    names = list(weights)
+    given = dict.fromkeys(names, 0)
+    order = []
+    for index in range(1, size + 1):
+        name = max(names, key=lambda n: weights[n] * index / total - given[n])  # first wins ties
+        given[name] += 1
+        order.append(name)
+    return order
 
 
 def _placed_near(site_id: str, device_id: str) -> tuple[float, float]:

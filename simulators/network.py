@@ -6,7 +6,8 @@ thousands of threads. A `NetworkLoop` serves many clients with one selector: it 
 socket paho opens, reads when readable, writes when paho has output queued, runs ``loop_misc``
 for keepalives, and (re)connects with jittered exponential backoff. Connection state changes
 (connect, reconnect, disconnect) happen only on the loop's thread; other threads may only
-publish, which queues packets (paho allows it), and the socket callback wakes the loop.
+publish, which queues packets (paho allows it), and the socket callback wakes the loop, or ask
+for a dropout (`drop`, `release`), which the loop carries out.
 """
 
 from __future__ import annotations
@@ -34,19 +35,23 @@ __all__ = ["MIN_BACKOFF_S", "NetworkDevice", "NetworkLoop"]
 
 log = logging.getLogger(__name__)
 
+# paho's TCP connect blocks the network thread; a short timeout bounds the stall an unreachable
+# broker causes (a refused connection returns at once).
+_CONNECT_TIMEOUT_S = 2.0
 _TICK_S = 0.2  # how often the thread looks for devices due a (re)connection attempt
 _MISC_S = 1.0  # keepalive bookkeeping (loop_misc) period
 _CONNECTS_PER_TICK = 200  # spread a big fleet's connects so the broker is not hit all at once
 MIN_BACKOFF_S, _MAX_BACKOFF_S = 1.0, 30.0
 _FAILURE_LOG_S = 30.0
+_DROP_WAIT_S = 5.0  # longest a dropout waits for the device's messages to be acknowledged
 _READ, _WRITE = selectors.EVENT_READ, selectors.EVENT_WRITE
 
 
 class NetworkDevice:
     """One simulated device and its MQTT client, owned by one network thread."""
 
-    __slots__ = ("backoff", "client", "closing", "connected", "events", "loop", "next_attempt",
-                 "sim", "sock")
+    __slots__ = ("backoff", "client", "closing", "connected", "dropout", "events", "held", "loop",
+                 "next_attempt", "pending", "sim", "sock", "unacked")
 
     def __init__(self, sim: SimulatedDevice, client: mqtt.Client, loop: NetworkLoop) -> None:
         self.sim = sim
@@ -58,6 +63,10 @@ class NetworkDevice:
         self.closing = False
         self.next_attempt = 0.0
         self.backoff = MIN_BACKOFF_S
+        self.dropout = False  # the publisher put it in a dropout (set and read by the publisher)
+        self.held = False  # cut off for a dropout: stay offline until released
+        self.unacked = 0  # QoS 1 messages the broker has not acknowledged yet
+        self.pending: list[object] | None = None  # what to send once back from a dropout
 
     @property
     def device_id(self) -> str:
@@ -68,8 +77,14 @@ class NetworkDevice:
 class NetworkLoop:
     """A thread that drives the sockets of many MQTT clients with one selector."""
 
-    def __init__(self, name: str, host: str, port: int) -> None:
+    def __init__(self, name: str, host: str, port: int,
+                 on_resume: Callable[[NetworkDevice], None] = lambda device: None) -> None:
         self.devices: list[NetworkDevice] = []
+        # Called on this thread when a dropout ends before its connection was cut: the device
+        # never went away, so no CONNACK will announce its return.
+        self._on_resume = on_resume
+        self._commands: deque[tuple[bool, NetworkDevice]] = deque()  # (drop?, device)
+        self._dropping: dict[NetworkDevice, float] = {}  # device → when to cut it even if busy
         self._host, self._port = host, port
         self._selector = selectors.DefaultSelector()
         # The self-pipe that wakes select(); opened by start(): an unstarted loop holds no sockets.
@@ -85,6 +100,29 @@ class NetworkLoop:
         self._last_failure_log = -math.inf
         self._lost, self._lost_reason = 0, ""  # lost connections since the last report
         self._thread = threading.Thread(target=self._run, name=name, daemon=True)
+
+    def add(self, sim: SimulatedDevice, will_topic: str, *, keepalive_s: int,
+            max_queued: int) -> NetworkDevice:
+        """Serve ``sim`` as an MQTT v5 client with a retained ``offline`` will on ``will_topic``.
+
+        It connects once the thread runs; the caller sets the client's message callbacks.
+        """
+        spec = sim.spec
+        client = mqtt.Client(mqtt.CallbackAPIVersion.VERSION2, client_id=spec.device_id,
+                             protocol=mqtt.MQTTv5)
+        device = NetworkDevice(sim, client, self)
+        client.user_data_set(device)
+        client.will_set(will_topic, b"offline", qos=1, retain=True)
+        if spec.mqtt_username is not None:
+            client.username_pw_set(spec.mqtt_username, spec.mqtt_password)
+        client.max_queued_messages_set(max_queued)
+        client.connect_timeout = _CONNECT_TIMEOUT_S
+        client.on_socket_open = self.socket_opened
+        client.on_socket_close = self.socket_closed
+        client.on_socket_register_write = self.socket_wants_write
+        client.connect_async(self._host, self._port, keepalive=keepalive_s)  # no I/O until reconnect
+        self.devices.append(device)
+        return device
 
     def start(self) -> None:
         """Open the wake-up socket pair and start the thread; it connects the devices."""
@@ -119,6 +157,21 @@ class NetworkLoop:
         self._wake_pending = True
         with suppress(OSError):  # closed: we are stopping
             self._wake_w.send(b"\0")
+
+    def drop(self, device: NetworkDevice) -> None:
+        """Cut ``device``'s connection without a DISCONNECT (its Last Will fires); keep it offline.
+
+        The cut waits until the device has sent what it was holding back, and its messages are
+        written and acknowledged (up to ``_DROP_WAIT_S``): a cut with a QoS 1 message in flight
+        would make paho send it again after reconnecting, and ingest would see it twice.
+        """
+        self._commands.append((True, device))
+        self.wake()
+
+    def release(self, device: NetworkDevice) -> None:
+        """End ``device``'s dropout: it reconnects (or, never cut, resumes at once)."""
+        self._commands.append((False, device))
+        self.wake()
 
     def request_sweep(self) -> None:
         """Make the thread check every device for pending output (after a publishing round)."""
@@ -157,7 +210,13 @@ class NetworkLoop:
                 else:
                     self._service(key.data, mask)
             while self._ready:
-                self._watch(self._ready.popleft())
+                # Write at once rather than wait for select to report the socket writable: it
+                # nearly always is, and that spares two epoll changes per device and round.
+                self._service(self._ready.popleft(), _WRITE)
+            while self._commands:
+                self._command(*self._commands.popleft())
+            if self._dropping:
+                self._cut_quiet(now)
             misc = now >= next_misc
             if misc or self._sweep:
                 self._sweep = False
@@ -174,6 +233,33 @@ class NetworkLoop:
         if mask & _WRITE and device.sock is not None:
             self._guarded(device, device.client.loop_write)
         self._watch(device)
+
+    def _command(self, drop: bool, device: NetworkDevice) -> None:
+        if drop:
+            self._dropping[device] = time.monotonic() + _DROP_WAIT_S
+            return
+        device.held = False
+        if self._dropping.pop(device, None) is not None:  # never cut: it is still online
+            self._on_resume(device)
+        else:
+            device.next_attempt, device.backoff = 0.0, MIN_BACKOFF_S
+
+    def _cut_quiet(self, now: float) -> None:
+        for device, deadline in list(self._dropping.items()):
+            busy = device.pending is not None or device.unacked > 0 \
+                or (device.sock is not None and device.client.want_write())
+            if busy and now < deadline:
+                continue
+            self._cut(device)
+
+    def _cut(self, device: NetworkDevice) -> None:
+        del self._dropping[device]
+        device.held = True
+        if device.sock is not None:
+            # shutdown, not close: paho reads end-of-file on its next read and cleans up as
+            # for any lost connection; the broker sees no DISCONNECT and sends the Last Will.
+            with suppress(OSError):
+                device.sock.shutdown(socket.SHUT_RDWR)  # type: ignore[union-attr]
 
     def _guarded(self, device: NetworkDevice, step: Callable[[], object]) -> None:
         try:
@@ -197,7 +283,7 @@ class NetworkLoop:
     def _connect_due(self, now: float) -> None:
         budget, failed, reason = _CONNECTS_PER_TICK, 0, ""
         for device in self.devices:
-            if device.sock is not None or device.closing or now < device.next_attempt:
+            if device.sock is not None or device.closing or device.held or now < device.next_attempt:
                 continue
             if budget == 0:
                 break
@@ -226,7 +312,9 @@ class NetworkLoop:
         for device in self.devices:
             if not device.closing:
                 device.closing = True
-                if device.sock is not None:
+                if device in self._dropping:  # a dropout under way ends as one: the will fires
+                    self._cut(device)
+                elif device.sock is not None:
                     self._guarded(device, device.client.disconnect)
                     self._watch(device)
         if all(device.sock is None for device in self.devices):

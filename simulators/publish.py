@@ -1,8 +1,10 @@
 """Run simulated devices as real MQTT devices: one connection per device, a few network threads.
 
 Each device is its own paho client (client id = device id, MQTT v5) with a retained ``offline``
-Last Will on its status topic. Once connected it publishes a retained ``online``, then one
-contract observation (``{"ts", "metrics"}``) per round at QoS 1 on its telemetry topic.
+Last Will on its status topic. Once connected it publishes a retained ``online``, then one report
+per round on its telemetry topic, at QoS 0 or 1, as a contract observation, batch or SenML pack
+(`simulators.encode`), with faults injected on request (`simulators.faults`). At QoS 1 paho keeps
+every unacknowledged message and sends it again after a reconnection.
 
 Device connections are served by a few `simulators.network.NetworkLoop` threads, up to
 ``devices_per_thread`` sockets each, not by ``loop_start()`` and its thread per client: the
@@ -15,33 +17,32 @@ import logging
 import math
 import threading
 import time
-from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
-from datetime import UTC, datetime
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
 from types import TracebackType
 
 import numpy as np
-import orjson
 import paho.mqtt.client as mqtt
+from paho.mqtt.packettypes import PacketTypes
 from paho.mqtt.properties import Properties
 
 from ingest.topics import status_topic, telemetry_topic
+from simulators.encode import FORMATS, Format, content_type
+from simulators.faults import FaultInjector, Ledger, Message, Report
 from simulators.fleet import DeviceSpec, SimulatedDevice
 from simulators.network import MIN_BACKOFF_S, NetworkDevice, NetworkLoop
 
 __all__ = [
+    "DeviceFactory",
     "FleetPublisher",
     "PublisherStats",
-    "encode_observation",
     "run_simulator",
 ]
 
 log = logging.getLogger(__name__)
 
-# paho's TCP connect blocks the network thread; a short timeout bounds the stall an unreachable
-# broker causes (a refused connection returns at once).
-_CONNECT_TIMEOUT_S = 2.0
 _QUEUED = (mqtt.MQTTErrorCode.MQTT_ERR_SUCCESS, mqtt.MQTTErrorCode.MQTT_ERR_NO_CONN)
+DeviceFactory = Callable[[DeviceSpec, int], SimulatedDevice]
 
 
 @dataclass(frozen=True, slots=True)
@@ -55,7 +56,8 @@ class PublisherStats:
     status_published: int
     acknowledged: int
     rejected: int  # acknowledged with a failure reason code (e.g. not authorised)
-    dropped: int  # refused by the client: its offline queue was full
+    dropped: int  # refused by the client: its offline queue was full, or offline at QoS 0
+    faults: Mapping[str, int] = field(default_factory=dict)  # reports each fault touched
 
     @property
     def published(self) -> int:
@@ -63,69 +65,66 @@ class PublisherStats:
         return self.telemetry_published + self.status_published
 
 
-def encode_observation(ts: float, metrics: Mapping[str, float]) -> bytes:
-    """Return the contract's single-observation JSON for epoch-second ``ts`` and ``metrics``."""
-    return orjson.dumps({"ts": _rfc3339(ts), "metrics": {
-        name: int(value) if name == "lamp_on" else round(value, 3)
-        for name, value in metrics.items()
-    }})
-
-
-def _rfc3339(ts: float) -> str:
-    return datetime.fromtimestamp(ts, UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
-
-
 class FleetPublisher:
-    """Run ``specs`` as MQTT devices against a broker; publish one observation each per round."""
+    """Run ``specs`` as MQTT devices against a broker; each device reports once per round.
+
+    ``qos`` 0 or 1 applies to every message of the fleet (telemetry and status; the Last Will is
+    always QoS 1). ``fmt`` is the payload format; ``faults`` maps fault names to probabilities
+    per report; a ``ledger`` records what ingest should store and quarantine from what was sent.
+    ``make_device`` builds each device's model (default `SimulatedDevice.create`).
+    """
 
     def __init__(self, specs: Sequence[DeviceSpec], host: str, port: int, *, seed: int,
-                 interval_s: float = 10.0, keepalive_s: int = 60,
-                 devices_per_thread: int = 1000, max_queued_per_device: int = 1000) -> None:
+                 interval_s: float = 10.0, qos: int = 1, fmt: Format = "json",
+                 faults: Mapping[str, float] | None = None, ledger: Ledger | None = None,
+                 future_window_s: float = 300.0, make_device: DeviceFactory | None = None,
+                 keepalive_s: int = 60, devices_per_thread: int = 1000,
+                 max_queued_per_device: int = 1000) -> None:
         if interval_s <= 0:
             raise ValueError(f"interval_s must be positive, not {interval_s}")
+        if qos not in (0, 1):
+            raise ValueError(f"qos must be 0 or 1, not {qos}")
+        if fmt not in FORMATS:
+            raise ValueError(f"payload format must be one of {', '.join(FORMATS)}, not {fmt!r}")
         ids = [spec.device_id for spec in specs]
         if len(set(ids)) != len(ids):
             raise ValueError("device ids in a fleet must be unique")
         self.host, self.port = host, port
-        self.interval_s = interval_s
-        self._cond = threading.Condition()  # counters and connection flags
+        self.interval_s, self.qos, self.fmt = interval_s, qos, fmt
+        self.ledger = ledger
+        self.injector = FaultInjector(faults, seed, fmt=fmt, expect=ledger is not None,
+                                      future_window_s=future_window_s)
+        self._cond = threading.Condition()  # counters, connection flags, pending messages
         # Orders each device's retained online/offline: a CONNACK racing stop() must not leave
         # "online" as the last word. Taken before paho's own locks, never inside _cond.
         self._status_lock = threading.Lock()
         self._counts = {"rounds": 0, "telemetry": 0, "status": 0, "acknowledged": 0,
                         "rejected": 0, "dropped": 0}
-        self._unacked = 0
+        self._unacked = 0  # QoS 1 messages not acknowledged yet
+        self._waiting = 0  # messages held until their device is back from a dropout
         self._started = self._stopped = False
+        # One shared, read-only PUBLISH property set per content type: paho only reads it.
+        self._properties: dict[str | None, Properties | None] = {None: None}
+        if (ctype := content_type(fmt)) is not None:
+            self._properties[ctype] = props = Properties(PacketTypes.PUBLISH)
+            props.ContentType = ctype
+        make = SimulatedDevice.create if make_device is None else make_device
         threads = max(1, math.ceil(len(specs) / max(1, devices_per_thread)))
-        self._loops = [NetworkLoop(f"mqtt-sim-{i}", host, port) for i in range(threads)]
+        self._loops = [NetworkLoop(f"mqtt-sim-{i}", host, port, on_resume=self._send_waiting)
+                       for i in range(threads)]
         self._devices: list[NetworkDevice] = []
         for index, spec in enumerate(specs):
-            loop = self._loops[index % threads]
-            device = self._make_device(SimulatedDevice.create(spec, seed), loop, keepalive_s,
-                                       max_queued_per_device)
-            loop.devices.append(device)
+            device = self._loops[index % threads].add(
+                make(spec, seed), status_topic(spec.device_id), keepalive_s=keepalive_s,
+                max_queued=max_queued_per_device)
+            device.client.on_connect = self._on_connect
+            device.client.on_disconnect = self._on_disconnect
+            if qos:
+                # Only at QoS 1: paho also reports a QoS 0 message as "published" once written,
+                # and the two cannot be told apart there, so a QoS 0 fleet tracks no acks.
+                device.client.on_publish = self._on_publish
             self._devices.append(device)
-
-    def _make_device(self, sim: SimulatedDevice, loop: NetworkLoop, keepalive_s: int,
-                     max_queued: int) -> NetworkDevice:
-        spec = sim.spec
-        client = mqtt.Client(mqtt.CallbackAPIVersion.VERSION2, client_id=spec.device_id,
-                             protocol=mqtt.MQTTv5)
-        device = NetworkDevice(sim, client, loop)
-        client.user_data_set(device)
-        client.will_set(status_topic(spec.device_id), b"offline", qos=1, retain=True)
-        if spec.mqtt_username is not None:
-            client.username_pw_set(spec.mqtt_username, spec.mqtt_password)
-        client.max_queued_messages_set(max_queued)
-        client.connect_timeout = _CONNECT_TIMEOUT_S
-        client.on_connect = self._on_connect
-        client.on_disconnect = self._on_disconnect
-        client.on_publish = self._on_publish
-        client.on_socket_open = loop.socket_opened
-        client.on_socket_close = loop.socket_closed
-        client.on_socket_register_write = loop.socket_wants_write
-        client.connect_async(self.host, self.port, keepalive=keepalive_s)  # no I/O until reconnect
-        return device
+        self._topics = [telemetry_topic(device.device_id) for device in self._devices]
 
     # lifecycle ---------------------------------------------------------------------------
 
@@ -134,8 +133,8 @@ class FleetPublisher:
         if self._started:
             return
         self._started = True
-        log.info("simulating %d device(s) against mqtt://%s:%d on %d network thread(s)",
-                 len(self._devices), self.host, self.port, len(self._loops))
+        log.info("simulating %d device(s) against mqtt://%s:%d on %d network thread(s), QoS %d, %s",
+                 len(self._devices), self.host, self.port, len(self._loops), self.qos, self.fmt)
         for loop in self._loops:
             loop.start()
 
@@ -151,9 +150,17 @@ class FleetPublisher:
         with self._status_lock:
             self._stopped = True
             for device in self._devices:
-                if device.connected:
+                # Not to a device in a dropout: it may be cut off any moment, and what it was
+                # sent would then wait for a reconnection that never comes. Its will speaks.
+                if device.connected and not device.dropout:
                     self._publish(device, status_topic(device.device_id), b"offline", True,
                                   "status")
+        with self._cond:  # devices not back from a dropout by now never send what they kept
+            for device in self._devices:
+                if device.pending:
+                    self._counts["dropped"] += len(device.pending)
+                    self._waiting -= len(device.pending)
+                device.pending = None
         if not self.flush(timeout):
             log.warning("stopping with %d message(s) not acknowledged by the broker", self._unacked)
         for loop in self._loops:
@@ -181,9 +188,19 @@ class FleetPublisher:
             return self._cond.wait_for(lambda: self.connected_count == len(self._devices), timeout)
 
     def flush(self, timeout: float) -> bool:
-        """Wait until the broker acknowledged every message published so far; tell if it did."""
+        """Wait until every message published so far is with the broker; tell whether it is.
+
+        At QoS 1 that means acknowledged; at QoS 0, written to the connection.
+        """
+        deadline = time.monotonic() + timeout
         with self._cond:
-            return self._cond.wait_for(lambda: self._unacked <= 0, timeout)
+            if not self._cond.wait_for(lambda: self._unacked <= 0 and self._waiting <= 0, timeout):
+                return False
+        while self.qos == 0 and any(device.client.want_write() for device in self._devices):
+            if time.monotonic() > deadline:
+                return False
+            time.sleep(0.01)  # nothing to wait on: paho reports no write completion at QoS 0
+        return True
 
     def stats(self) -> PublisherStats:
         """Return a snapshot of the counters."""
@@ -191,15 +208,15 @@ class FleetPublisher:
             c = self._counts
             return PublisherStats(len(self._devices), self.connected_count, c["rounds"],
                                   c["telemetry"], c["status"], c["acknowledged"], c["rejected"],
-                                  c["dropped"])
+                                  c["dropped"], dict(self.injector.counts))
 
     # publishing --------------------------------------------------------------------------
 
     def publish_once(self, now: float | None = None) -> int:
-        """Publish one observation per device for ``now`` (default: the clock); return how many.
+        """Publish one report per device for ``now`` (default: the clock); return how many went out.
 
-        A device that is offline keeps its observations queued (up to its limit) and sends them
-        when it reconnects, as a real device with a buffer would.
+        A device that is offline keeps its QoS 1 messages queued (up to its limit) and sends them
+        when it reconnects, as a real device with a buffer would; at QoS 0 they are dropped.
 
         Raises:
             RuntimeError: the publisher is not running.
@@ -208,18 +225,17 @@ class FleetPublisher:
             raise RuntimeError("the publisher is not running: call start() first")
         now = time.time() if now is None else now
         times = np.array([now])
-        # Sample the whole fleet before publishing anything: while the network threads sleep,
-        # numpy does not have to fight them for the GIL.
-        payloads = []
+        # Sample and encode the whole fleet before publishing anything: while the network
+        # threads sleep, numpy does not have to fight them for the GIL.
+        reports = []
+        report = self.injector.report
         for device in self._devices:
-            readings = device.sim.sample(times)
-            payloads.append(encode_observation(now, {name: float(values[0])
-                                                     for name, values in readings.items()}))
+            spec = device.sim.spec
+            values = {name: float(series[0]) for name, series in device.sim.sample(times).items()}
+            reports.append(report(spec.device_id, spec.kind, now, values))
         published = 0
-        for device, payload in zip(self._devices, payloads, strict=True):
-            if self._publish(device, telemetry_topic(device.device_id), payload, False,
-                             "telemetry"):
-                published += 1
+        for device, topic, outcome in zip(self._devices, self._topics, reports, strict=True):
+            published += self._deliver(device, topic, outcome)
         for loop in self._loops:
             loop.request_sweep()
         with self._cond:
@@ -244,16 +260,61 @@ class FleetPublisher:
                 next_report = now + 60.0
             stop_event.wait(max(0.0, min(next_round, deadline) - time.monotonic()))
 
+    def _deliver(self, device: NetworkDevice, topic: str, report: Report) -> int:
+        """Carry out one device's report: drop or resume its connection, publish its messages."""
+        if report.goes_offline:
+            device.dropout = True
+            device.loop.drop(device)
+            return 0
+        with self._cond:
+            if report.reconnects or device.pending is not None:
+                device.dropout = False
+                # Back from a dropout: the backfill and the live report wait for the connection.
+                device.pending = (device.pending or []) + report.messages
+                self._waiting += len(report.messages)
+                if report.reconnects:
+                    device.loop.release(device)
+                return len(report.messages)
+        return sum(self._send(device, topic, message) for message in report.messages)
+
+    def _send(self, device: NetworkDevice, topic: str, message: Message) -> bool:
+        sent = self._publish(device, topic, message.payload, False, "telemetry",
+                             self._properties[message.content_type])
+        if sent and self.ledger is not None:
+            self.ledger.record(device.device_id, message)
+        return sent
+
+    def _send_waiting(self, device: NetworkDevice) -> None:
+        """Send what a device held back during its dropout, once connected (on its network thread)."""
+        with self._cond:
+            if not device.connected:
+                return  # _on_connect sends them
+            pending, device.pending = device.pending or [], None
+        topic = telemetry_topic(device.device_id)
+        for message in pending:
+            self._send(device, topic, message)  # type: ignore[arg-type]
+            with self._cond:  # counted as waiting until _publish counted it as unacknowledged
+                self._waiting -= 1
+                self._cond.notify_all()
+
     def _publish(self, device: NetworkDevice, topic: str, payload: bytes, retain: bool,
-                 counter: str) -> bool:
+                 counter: str, properties: Properties | None = None) -> bool:
+        tracked = self.qos == 1
+        if tracked:
+            with self._cond:  # before publishing: the PUBACK may arrive before publish returns
+                self._unacked += 1
+                device.unacked += 1
+        info = device.client.publish(topic, payload, qos=self.qos, retain=retain,
+                                     properties=properties)
+        # At QoS 1 paho queues what it cannot send now; at QoS 0 "no connection" means lost.
+        sent = info.rc == mqtt.MQTTErrorCode.MQTT_ERR_SUCCESS or (tracked and info.rc in _QUEUED)
         with self._cond:
-            self._unacked += 1  # before publishing: the PUBACK may arrive before publish returns
-        info = device.client.publish(topic, payload, qos=1, retain=retain)
-        with self._cond:
-            if info.rc in _QUEUED:
+            if sent:
                 self._counts[counter] += 1
                 return True
-            self._unacked -= 1
+            if tracked:
+                self._unacked -= 1
+                device.unacked -= 1
             self._counts["dropped"] += 1
             self._cond.notify_all()
         log.debug("device %s: message dropped (%s)", device.device_id, mqtt.error_string(info.rc))
@@ -275,6 +336,8 @@ class FleetPublisher:
             with self._cond:
                 device.connected = True
                 self._cond.notify_all()
+        if device.pending is not None:
+            self._send_waiting(device)
 
     def _on_disconnect(self, client: mqtt.Client, device: NetworkDevice,
                        flags: mqtt.DisconnectFlags, reason_code: mqtt.ReasonCode,
@@ -282,13 +345,14 @@ class FleetPublisher:
         with self._cond:
             was_connected, device.connected = device.connected, False
             self._cond.notify_all()
-        if was_connected and not device.closing:
+        if was_connected and not device.closing and not device.held:  # a dropout is no news
             device.loop.note_lost(str(reason_code))
 
     def _on_publish(self, client: mqtt.Client, device: NetworkDevice, mid: int,
                     reason_code: mqtt.ReasonCode, properties: Properties) -> None:
         with self._cond:
             self._unacked -= 1
+            device.unacked -= 1
             self._counts["acknowledged"] += 1
             if reason_code.is_failure:
                 self._counts["rejected"] += 1
@@ -297,10 +361,17 @@ class FleetPublisher:
 
 def run_simulator(specs: Sequence[DeviceSpec], host: str, port: int, interval_s: float,
                   seed: int, duration_s: float | None = None,
-                  stop_event: threading.Event | None = None) -> PublisherStats:
-    """Run ``specs`` against the broker until ``stop_event`` is set or ``duration_s`` passes."""
+                  stop_event: threading.Event | None = None, *, qos: int = 1,
+                  fmt: Format = "json", faults: Mapping[str, float] | None = None,
+                  ledger: Ledger | None = None, make_device: DeviceFactory | None = None,
+                  ) -> PublisherStats:
+    """Run ``specs`` against the broker until ``stop_event`` is set or ``duration_s`` passes.
+
+    ``qos``, ``fmt``, ``faults``, ``ledger`` and ``make_device`` are `FleetPublisher`'s.
+    """
     stop = threading.Event() if stop_event is None else stop_event
-    publisher = FleetPublisher(specs, host, port, seed=seed, interval_s=interval_s)
+    publisher = FleetPublisher(specs, host, port, seed=seed, interval_s=interval_s, qos=qos,
+                               fmt=fmt, faults=faults, ledger=ledger, make_device=make_device)
     publisher.start()
     try:
         deadline = time.monotonic() + 10.0
@@ -313,6 +384,6 @@ def run_simulator(specs: Sequence[DeviceSpec], host: str, port: int, interval_s:
     finally:
         publisher.stop()
     stats = publisher.stats()
-    log.info("simulator published %d message(s), %d acknowledged", stats.published,
-             stats.acknowledged)
+    log.info("simulator published %d message(s), %d acknowledged; faults %s", stats.published,
+             stats.acknowledged, {name: n for name, n in stats.faults.items() if n} or "none")
     return stats

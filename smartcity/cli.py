@@ -102,29 +102,71 @@ def api(settings: Settings) -> None:
     run_api(settings)
 
 
+def _pairs(ctx: click.Context, param: click.Parameter, values: tuple[str, ...]) -> dict[str, float]:
+    """Parse repeated ``NAME=NUMBER`` options (``NAME`` alone means 1)."""
+    pairs = {}
+    for value in values:
+        name, _, number = value.partition("=")
+        try:
+            pairs[name] = float(number) if number else 1.0
+        except ValueError:
+            raise click.BadParameter(f"{value!r} is not NAME=NUMBER", ctx, param) from None
+    return pairs
+
+
 @main.command()
 @click.option("--demo", "use_demo", is_flag=True, help="Run the Paser demo fleet (the default).")
 @click.option("--size", type=click.IntRange(min=1), help="Run a generated fleet of this many devices.")
+@click.option("--kind-mix", multiple=True, callback=_pairs, metavar="KIND=WEIGHT",
+              help="Weight of a device kind in a generated fleet (repeat; default: all kinds evenly).")
+@click.option("--site", "sites", multiple=True, callback=_pairs, metavar="SITE[=WEIGHT]",
+              help="Place a generated fleet in these districts (repeat; default: all ten).")
+@click.option("--scenario", type=click.Choice(["normal", "haze", "flood", "sensor-faults"]),
+              default="normal", show_default=True, help="What the days look like (see README).")
+@click.option("--fault", "faults", multiple=True, callback=_pairs, metavar="NAME=P",
+              help="Inject a fault with probability P per report (repeat): dropout, stuck, spike,"
+                   " clock_skew, duplicate, malformed, unknown_metric.")
+@click.option("--qos", type=click.Choice(["0", "1"]), default="1", show_default=True)
+@click.option("--format", "fmt", type=click.Choice(["json", "batch", "senml"]), default="json",
+              show_default=True, help="Telemetry payload format.")
 @click.option("--interval", type=click.FloatRange(min=0.01), help="Seconds between reports.")
 @click.option("--duration", type=click.FloatRange(min=0), help="Stop after this many seconds.")
+@click.option("--backfill", metavar="DURATION",
+              help="Store this much history (e.g. 30d) in bulk, then exit; registers the fleet.")
 @click.option("--seed", type=int, help="Random seed (same seed, same readings).")
 @click.option("--register", is_flag=True, help="Register the fleet's devices first.")
+@click.option("--json", "as_json", is_flag=True, help="Print the result as JSON.")
 @click.pass_obj
-def simulate(settings: Settings, use_demo: bool, size: int | None, interval: float | None,
-             duration: float | None, seed: int | None, register: bool) -> None:
-    """Publish simulated sensor readings over MQTT like real devices."""
-    from simulators.fleet import build_fleet, demo_fleet
-    from simulators.publish import run_simulator
+def simulate(settings: Settings, use_demo: bool, size: int | None, kind_mix: dict[str, float],
+             sites: dict[str, float], scenario: str, faults: dict[str, float], qos: str, fmt: str,
+             interval: float | None, duration: float | None, backfill: str | None,
+             seed: int | None, register: bool, as_json: bool) -> None:
+    """Publish simulated sensor readings over MQTT like real devices, or backfill history."""
+    from simulators.backfill import parse_duration
+    from simulators.service import SimulationPlan, fleet_for, run_plan
+    from smartcity.launcher import register_fleet
 
-    seed = settings.simulator.seed if seed is None else seed
-    specs = build_fleet(size, seed) if size and not use_demo else demo_fleet()
-    if register:
-        from smartcity.launcher import register_fleet
-
-        register_fleet(database_url(settings), specs)
+    try:
+        plan = SimulationPlan(
+            seed=settings.simulator.seed if seed is None else seed,
+            interval_s=interval or (300.0 if backfill else settings.simulator.interval_s),
+            size=None if use_demo else size, mix=kind_mix or None, sites=sites or None,
+            scenario=scenario, qos=int(qos), fmt=fmt, faults=faults, duration_s=duration,
+            backfill_s=parse_duration(backfill) if backfill else None,
+        )
+        plan.fault_rates()
+        specs = fleet_for(plan)
+    except ValueError as err:
+        raise click.UsageError(str(err)) from None
+    url = database_url(settings) if (register or backfill) else None
+    if url is not None:
+        register_fleet(url, specs)
     host, port = settings.mqtt_address
-    run_simulator(specs, host, port, interval or settings.simulator.interval_s, seed,
-                  duration_s=duration, stop_event=_stop_event())
+    result = run_plan(plan, specs, host, port, url, _stop_event())
+    if as_json:
+        _echo_json(dataclasses.asdict(result))
+    else:
+        click.echo(f"{result}")
 
 
 @main.group()

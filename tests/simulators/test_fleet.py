@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections import Counter
 from dataclasses import replace
 
 import numpy as np
@@ -108,3 +109,46 @@ def test_a_device_reads_the_same_whichever_fleet_it_runs_in() -> None:
         np.testing.assert_array_equal(values, readings[name])
     other_seed = SimulatedDevice.create(fleet[0], seed=10).sample(TIMES)
     assert any(not np.array_equal(alone[name], other_seed[name]) for name in alone)
+
+
+def test_build_fleet_keeps_the_fleets_it_made_before_kinds_could_be_weighted() -> None:
+    # A golden value: fleets of earlier releases (and their stored histories) keep their ids.
+    assert [spec.device_id for spec in build_fleet(4, seed=1)] == [
+        "aq-muara-samu-0001", "wx-muara-komam-0002", "river-tanah-grogot-0003",
+        "wq-tanah-grogot-0004"]
+
+
+def test_build_fleet_mixes_kinds_by_weight_evenly_along_the_fleet() -> None:
+    mix = {"air_quality_station": 3, "river_level_sensor": 1}
+    fleet = build_fleet(1000, seed=5, mix=mix)
+    assert Counter(spec.kind for spec in fleet) == {"air_quality_station": 750,
+                                                    "river_level_sensor": 250}
+    for size in (4, 10, 37, 101):  # every prefix keeps the mix, to within one device
+        rivers = sum(spec.kind == "river_level_sensor" for spec in fleet[:size])
+        assert abs(rivers - size / 4) <= 1
+    assert build_fleet(1000, seed=5, mix=mix) == fleet
+    assert {spec.kind for spec in build_fleet(50, seed=5, mix={"waste_bin": 1, "noise_monitor": 0})} \
+        == {"waste_bin"}
+
+
+def test_build_fleet_restricts_or_weights_the_districts() -> None:
+    only = build_fleet(40, seed=2, sites=["kuaro", "long-ikis"])
+    assert {spec.site_id for spec in only} == {"kuaro", "long-ikis"}
+    weighted = Counter(spec.site_id for spec in build_fleet(
+        2000, seed=2, sites={"tanah-grogot": 4, "kuaro": 1}))
+    assert set(weighted) == {"tanah-grogot", "kuaro"}
+    assert 0.75 < weighted["tanah-grogot"] / 2000 < 0.85
+    fleet = build_fleet(300, seed=2, sites={"batu-sopang": 1}, mix={"weather_station": 1})
+    ids = [spec.device_id for spec in fleet]
+    assert len(set(ids)) == len(ids) and all(is_valid_device_id(i) for i in ids)
+    assert all(_near_site(spec, 0.06) for spec in fleet)
+
+
+@pytest.mark.parametrize("arguments", [
+    {"sites": ["jakarta"]}, {"sites": []}, {"sites": {"kuaro": -1}}, {"sites": {"kuaro": 0}},
+    {"mix": {"toaster": 1}}, {"mix": {"waste_bin": 0}}, {"mix": {"waste_bin": float("nan")}},
+    {"mix": {"waste_bin": 1}, "kinds": ["waste_bin"]},
+])
+def test_build_fleet_rejects_bad_mixes_and_sites(arguments: dict[str, object]) -> None:
+    with pytest.raises(ValueError):
+        build_fleet(10, seed=1, **arguments)  # type: ignore[arg-type]

@@ -1,0 +1,155 @@
+"""A simulated fleet through a real broker into a real ingest worker: the database holds exactly
+what the publisher's ledger says it sent, and quarantines exactly the faults it injected."""
+
+from __future__ import annotations
+
+import uuid
+from collections import Counter
+from collections.abc import Iterator
+from dataclasses import replace
+
+import numpy as np
+import psycopg
+import pytest
+
+from ingest.pipeline import IngestWorker
+from ingest.topics import status_topic
+from simulators import expected_readings, run_scenario
+from simulators.encode import Format
+from simulators.faults import FAULT_NAMES, Ledger
+from simulators.fleet import DeviceSpec, build_fleet
+from simulators.publish import FleetPublisher
+from smartcity.launcher import register_fleet
+from smartcity.services import EmbeddedMosquitto
+from smartcity.settings import IngestSettings
+from tests.mqtt import mqtt_publisher
+from tests.services import wait_until
+
+pytestmark = pytest.mark.slow
+
+_STORED = (
+    "SELECT d.device_id, m.name, round(extract(epoch FROM r.time) * 1000)::bigint, r.value"
+    " FROM readings r JOIN devices d ON d.id = r.device JOIN metrics m ON m.metric_id = r.metric"
+)
+_QUARANTINED = "SELECT reason, count(*) FROM quarantine WHERE device_id = ANY(%s) GROUP BY reason"
+
+
+@pytest.fixture
+def worker(database_url: str, mosquitto: EmbeddedMosquitto) -> Iterator[IngestWorker]:
+    """A running ingest worker with a session and share group of its own."""
+    tag = uuid.uuid4().hex[:8]
+    settings = IngestSettings(client_id=f"test-fleet-ingest-{tag}", share_group=f"g{tag}",
+                              batch_max_age_ms=20)
+    worker = IngestWorker(database_url, "127.0.0.1", mosquitto.port, settings)
+    worker.start()
+    wait_until(lambda: worker.subscriber.connected, message="worker connected")
+    yield worker
+    worker.stop()
+
+
+def _registered_fleet(database_url: str, mosquitto: EmbeddedMosquitto, specs: list[DeviceSpec]
+                      ) -> Iterator[list[DeviceSpec]]:
+    tag = uuid.uuid4().hex[:6]
+    fleet = [replace(spec, device_id=f"f{tag}-{spec.device_id}") for spec in specs]
+    register_fleet(database_url, fleet)
+    yield fleet
+    with mqtt_publisher(mosquitto) as client:  # no retained statuses left for later subscribers
+        infos = [client.publish(status_topic(spec.device_id), b"", qos=1, retain=True)
+                 for spec in fleet]
+        for info in infos:
+            info.wait_for_publish(timeout=10)
+
+
+@pytest.fixture
+def big_fleet(database_url: str, mosquitto: EmbeddedMosquitto) -> Iterator[list[DeviceSpec]]:
+    """A thousand registered devices of every kind in every district."""
+    yield from _registered_fleet(database_url, mosquitto, build_fleet(1000, seed=11))
+
+
+@pytest.fixture
+def faulty_fleet(database_url: str, mosquitto: EmbeddedMosquitto) -> Iterator[list[DeviceSpec]]:
+    """Forty registered devices, weighted towards the stations."""
+    yield from _registered_fleet(database_url, mosquitto, build_fleet(
+        40, seed=12, mix={"air_quality_station": 3, "weather_station": 2, "river_level_sensor": 1,
+                          "street_light": 1, "water_meter": 1}))
+
+
+def _stored(db: psycopg.Connection) -> dict[tuple[str, str, int], float]:
+    return {(device, metric, ms): value for device, metric, ms, value in db.execute(_STORED)}
+
+
+def _quarantined(db: psycopg.Connection, fleet: list[DeviceSpec]) -> Counter[str]:
+    rows = db.execute(_QUARANTINED, ([spec.device_id for spec in fleet],)).fetchall()
+    return Counter(dict(rows))
+
+
+def _run_rounds(publisher: FleetPublisher, rounds: int) -> None:
+    assert publisher.wait_connected(20)
+    for _ in range(rounds):
+        publisher.publish_once()
+    assert publisher.flush(20)
+
+
+def test_a_thousand_devices_publish_and_ingest_stores_exactly_what_they_sent(
+        worker: IngestWorker, db: psycopg.Connection, mosquitto: EmbeddedMosquitto,
+        big_fleet: list[DeviceSpec]) -> None:
+    ledger = Ledger()
+    with FleetPublisher(big_fleet, "127.0.0.1", mosquitto.port, seed=11, ledger=ledger) as publisher:
+        _run_rounds(publisher, 2)
+    expected = len(ledger.readings)
+    assert ledger.messages == 2 * len(big_fleet) and not ledger.quarantined
+    wait_until(lambda: worker.counters.readings_stored >= expected, timeout=30,
+               message=f"{expected} readings stored")
+    assert _stored(db) == ledger.readings  # every device, metric, millisecond and value
+    assert _quarantined(db, big_fleet) == Counter()
+    stats = publisher.stats()
+    assert stats.telemetry_published == 2 * len(big_fleet)
+    assert stats.acknowledged == stats.published and stats.dropped == 0
+
+
+@pytest.mark.parametrize("fmt", ["json", "senml"])
+def test_every_fault_ends_in_the_database_as_the_ledger_predicts(
+        worker: IngestWorker, db: psycopg.Connection, mosquitto: EmbeddedMosquitto,
+        faulty_fleet: list[DeviceSpec], fmt: Format) -> None:
+    ledger = Ledger()
+    faults = dict.fromkeys(FAULT_NAMES, 0.15)
+    with FleetPublisher(faulty_fleet, "127.0.0.1", mosquitto.port, seed=12, fmt=fmt,
+                        faults=faults, ledger=ledger) as publisher:
+        _run_rounds(publisher, 12)
+    stats = publisher.stats()
+    assert all(stats.faults[name] > 0 for name in FAULT_NAMES), stats.faults
+    assert set(ledger.quarantined) == {"out_of_range", "timestamp_out_of_window", "invalid_json",
+                                       "unknown_metric"}
+    wait_until(lambda: _quarantined(db, faulty_fleet) == ledger.quarantined
+               and len(_stored(db)) >= len(ledger.readings), timeout=20,
+               message=f"quarantine {dict(ledger.quarantined)} and {len(ledger.readings)} readings")
+    assert _stored(db) == ledger.readings  # duplicates stored once, backfills and skews in place
+    assert worker.counters.readings_duplicate > 0
+
+
+@pytest.fixture
+def small_fleet(database_url: str, mosquitto: EmbeddedMosquitto) -> Iterator[list[DeviceSpec]]:
+    """Eight registered devices, rivers and stations."""
+    yield from _registered_fleet(database_url, mosquitto, build_fleet(
+        8, seed=13, mix={"river_level_sensor": 1, "weather_station": 1, "air_quality_station": 1}))
+
+
+@pytest.mark.parametrize("scenario", ["flood", "sensor-faults"])
+def test_the_library_api_runs_a_scenario_and_returns_what_ingest_should_hold(
+        worker: IngestWorker, db: psycopg.Connection, mosquitto: EmbeddedMosquitto,
+        small_fleet: list[DeviceSpec], scenario: str) -> None:
+    ledger = run_scenario(small_fleet, "127.0.0.1", mosquitto.port, scenario=scenario, rounds=4,
+                          seed=13)
+    wait_until(lambda: _stored(db) == ledger.readings, timeout=20, message="ledger stored")
+    wait_until(lambda: _quarantined(db, small_fleet) == ledger.quarantined, timeout=10,
+               message="quarantine as predicted")
+    assert ledger.readings and ledger.messages >= 4 * len(small_fleet)
+
+
+def test_expected_readings_are_deterministic_and_in_range() -> None:
+    spec = build_fleet(1, seed=2, kinds=["river_level_sensor"])[0]
+    times = 1_800_000_000.0 + 600.0 * np.arange(144)
+    first = expected_readings(spec, 2, times, scenario="flood", anchor=times[0])
+    again = expected_readings(spec, 2, times, scenario="flood", anchor=times[0])
+    assert np.array_equal(first["water_level"], again["water_level"])
+    assert first["water_level"].max() > 4.0  # the flood crest passes the Awas level
