@@ -24,6 +24,7 @@ def run_ingest(settings: Settings, stop: threading.Event) -> IngestWorker:
         log.info("ingest metrics at http://%s:%d/metrics",
                  settings.ingest.metrics_host, settings.ingest.metrics_port)
     log.info("ingest worker %s consuming from mqtt://%s:%d", settings.ingest.client_id, host, port)
-    stop.wait()
+    while not stop.wait(0.5):  # slices: see simulators.publish.FleetPublisher.run
+        pass
     worker.stop()
     return worker

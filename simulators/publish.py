@@ -258,7 +258,11 @@ class FleetPublisher:
             if now >= next_report:
                 log.info("simulator: %s", self.stats())
                 next_report = now + 60.0
-            stop_event.wait(max(0.0, min(next_round, deadline) - time.monotonic()))
+            # Short slices: a signal that lands on a network thread only reaches the main thread's
+            # handler (which sets the event) once the main thread runs Python code again.
+            while (left := min(next_round, deadline) - time.monotonic()) > 0:
+                if stop_event.wait(min(0.5, left)):
+                    break
 
     def _deliver(self, device: NetworkDevice, topic: str, report: Report) -> int:
         """Carry out one device's report: drop or resume its connection, publish its messages."""

@@ -77,6 +77,7 @@ def run_plan(plan: SimulationPlan, specs: list[DeviceSpec], host: str, port: int
         stop_event=stop, qos=plan.qos, fmt=plan.fmt, faults=faults,  # type: ignore[arg-type]
         make_device=lambda spec, seed: SimulatedDevice.create(spec, seed, scenario, anchor),
     )
-    if stats.faults:
-        log.info("faults injected: %s", dict(stats.faults))
+    injected = {name: count for name, count in stats.faults.items() if count}
+    if injected:
+        log.info("faults injected: %s", injected)
     return stats
