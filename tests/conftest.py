@@ -2,14 +2,17 @@
 
 from __future__ import annotations
 
+import uuid
 from collections.abc import Iterator
 
 import psycopg
 import pytest
 
+from ingest.pipeline import IngestWorker
 from smartcity.db import apply_migrations, seed_catalog
 from smartcity.services import EmbeddedMosquitto, EmbeddedPostgres, free_port
-from tests.services import scratch_dir
+from smartcity.settings import IngestSettings
+from tests.services import scratch_dir, wait_until
 
 # Tables whose rows tests create; the catalogue tables are seeded once per session.
 _DATA_TABLES = ("readings", "latest_readings", "quarantine", "devices")
@@ -43,6 +46,19 @@ def db(database_url: str) -> Iterator[psycopg.Connection]:
     """An autocommit connection to the clean test database."""
     with psycopg.connect(database_url, autocommit=True) as conn:
         yield conn
+
+
+@pytest.fixture
+def worker(database_url: str, mosquitto: EmbeddedMosquitto) -> Iterator[IngestWorker]:
+    """A running ingest worker (in this process) with a session and share group of its own."""
+    tag = uuid.uuid4().hex[:8]
+    settings = IngestSettings(client_id=f"test-ingest-{tag}", share_group=f"g{tag}",
+                              batch_max_age_ms=20)
+    worker = IngestWorker(database_url, "127.0.0.1", mosquitto.port, settings)
+    worker.start()
+    wait_until(lambda: worker.subscriber.connected, message="worker connected")
+    yield worker
+    worker.stop()
 
 
 @pytest.fixture(scope="session")

@@ -27,11 +27,8 @@ from ingest.topics import status_topic, telemetry_topic
 from ingest.validate import DeviceRef, TimeWindow
 from smartcity.devices import register_device
 from smartcity.services import EmbeddedMosquitto
-from tests.ingest import test_worker
 from tests.ingest.test_worker import _wait_for_messages
 from tests.mqtt import mqtt_publisher
-
-worker = test_worker.worker  # the same real worker fixture, collected here under its name
 
 SENML = "application/senml+json"
 DAY = 86400.0

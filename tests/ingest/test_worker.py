@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import uuid
-from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 
 import orjson
@@ -14,25 +12,11 @@ from ingest.pipeline import IngestWorker
 from ingest.topics import status_topic, telemetry_topic
 from smartcity.devices import register_device
 from smartcity.services import EmbeddedMosquitto
-from smartcity.settings import IngestSettings
 from tests.mqtt import mqtt_publisher, publish
 from tests.services import wait_until
 
 # Readings must fall inside the worker's time window whatever day the tests run.
 HOUR_AGO = datetime.now(UTC).replace(minute=0, second=0, microsecond=0) - timedelta(hours=1)
-
-
-@pytest.fixture
-def worker(database_url: str, mosquitto: EmbeddedMosquitto) -> Iterator[IngestWorker]:
-    """A running worker with a session and share group of its own."""
-    tag = uuid.uuid4().hex[:8]
-    settings = IngestSettings(client_id=f"test-ingest-{tag}", share_group=f"g{tag}",
-                              batch_max_age_ms=20)
-    worker = IngestWorker(database_url, "127.0.0.1", mosquitto.port, settings)
-    worker.start()
-    wait_until(lambda: worker.subscriber.connected, message="worker connected")
-    yield worker
-    worker.stop()
 
 
 @pytest.fixture

@@ -21,7 +21,6 @@ from simulators.fleet import DeviceSpec, build_fleet
 from simulators.publish import FleetPublisher
 from smartcity.launcher import register_fleet
 from smartcity.services import EmbeddedMosquitto
-from smartcity.settings import IngestSettings
 from tests.mqtt import mqtt_publisher
 from tests.services import wait_until
 
@@ -32,19 +31,6 @@ _STORED = (
     " FROM readings r JOIN devices d ON d.id = r.device JOIN metrics m ON m.metric_id = r.metric"
 )
 _QUARANTINED = "SELECT reason, count(*) FROM quarantine WHERE device_id = ANY(%s) GROUP BY reason"
-
-
-@pytest.fixture
-def worker(database_url: str, mosquitto: EmbeddedMosquitto) -> Iterator[IngestWorker]:
-    """A running ingest worker with a session and share group of its own."""
-    tag = uuid.uuid4().hex[:8]
-    settings = IngestSettings(client_id=f"test-fleet-ingest-{tag}", share_group=f"g{tag}",
-                              batch_max_age_ms=20)
-    worker = IngestWorker(database_url, "127.0.0.1", mosquitto.port, settings)
-    worker.start()
-    wait_until(lambda: worker.subscriber.connected, message="worker connected")
-    yield worker
-    worker.stop()
 
 
 def _registered_fleet(database_url: str, mosquitto: EmbeddedMosquitto, specs: list[DeviceSpec]
