@@ -22,7 +22,7 @@ from smartcity.db.connect import DatabaseNotConfigured, database_url
 from smartcity.devices import DeviceError, get_device, list_devices, register_device
 from smartcity.logs import configure_logging
 from smartcity.services import ServiceError
-from smartcity.settings import Settings, load_settings
+from smartcity.settings import Settings, UnknownSettingError, load_settings
 
 __all__ = ["main"]
 
@@ -71,6 +71,8 @@ def main(ctx: click.Context) -> None:
         settings = load_settings()
     except ValidationError as err:
         raise click.ClickException(f"invalid settings:\n{err}") from None
+    except UnknownSettingError as err:
+        raise click.ClickException(str(err)) from None
     configure_logging(settings.log_level, settings.log_format)
     ctx.obj = settings
 

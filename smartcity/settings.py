@@ -12,6 +12,7 @@ from pathlib import Path
 from typing import Annotated, Literal
 from urllib.parse import urlsplit
 
+from dotenv import dotenv_values
 from pydantic import BaseModel, Field, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
@@ -21,7 +22,9 @@ __all__ = [
     "IngestSettings",
     "Settings",
     "SimulatorSettings",
+    "UnknownSettingError",
     "load_settings",
+    "setting_keys",
 ]
 
 Port = Annotated[int, Field(ge=1, le=65535)]
@@ -77,7 +80,9 @@ class Settings(BaseSettings):
         env_prefix="SMARTCITY_",
         env_nested_delimiter="__",
         env_file=".env",
-        extra="forbid",
+        # A dotenv file may hold other tools' variables (docker compose reads it too); unknown
+        # SMARTCITY_ keys are still refused, by load_settings, so a typo never goes unnoticed.
+        extra="ignore",
     )
 
     database_url: str | None = None  # None: the embedded PostgreSQL
@@ -131,7 +136,35 @@ class Settings(BaseSettings):
         return parts.hostname or "127.0.0.1", parts.port or 1883
 
 
+class UnknownSettingError(ValueError):
+    """A ``SMARTCITY_`` variable names no setting (a typo, or a setting that was removed)."""
+
+
+def setting_keys(model: type[BaseModel] = Settings, prefix: str = "SMARTCITY_") -> set[str]:
+    """Return every environment variable name the settings understand."""
+    keys = set()
+    for name, field in model.model_fields.items():
+        annotation = field.annotation
+        if isinstance(annotation, type) and issubclass(annotation, BaseModel):
+            keys |= setting_keys(annotation, f"{prefix}{name.upper()}__")
+        else:
+            keys.add(f"{prefix}{name.upper()}")
+    return keys
+
+
 def load_settings(**overrides: object) -> Settings:
-    """Read settings from the environment and the optional settings file."""
+    """Read settings from the environment and the optional settings file.
+
+    Raises:
+        UnknownSettingError: a ``SMARTCITY_`` variable in either names no setting.
+        pydantic.ValidationError: a value is invalid (the message names the key).
+    """
     env_file = os.environ.get("SMARTCITY_SETTINGS_FILE", ".env")
+    given = set(os.environ)
+    if Path(env_file).is_file():
+        given |= set(dotenv_values(env_file))
+    known = setting_keys() | {"SMARTCITY_SETTINGS_FILE"}
+    unknown = sorted(k for k in given if k.upper().startswith("SMARTCITY_") and k.upper() not in known)
+    if unknown:
+        raise UnknownSettingError(f"unknown setting(s) {', '.join(unknown)}; .env.example lists them all")
     return Settings(_env_file=env_file, **overrides)  # type: ignore[call-arg]
