@@ -95,7 +95,8 @@ class Writer:
     def connection(self) -> psycopg.Connection:
         """Return the open connection, connecting first if needed."""
         if self._conn is None or self._conn.closed:
-            conn = psycopg.connect(self._url, autocommit=True, application_name="smartcity-ingest")
+            conn = psycopg.connect(self._url, autocommit=True, application_name="smartcity-ingest",
+                                   connect_timeout=10)
             conn.execute(_STAGING)
             self._conn = conn
         return self._conn

@@ -262,6 +262,9 @@ class EmbeddedMosquitto:
             "max_queued_messages 1000000",
             "max_queued_bytes 0",
             "max_inflight_messages 1000",
+            # Payloads over 64 KiB are quarantined whole; past 1 MiB the broker refuses the packet
+            # (MQTT v5 clients are told why) so no device can make anyone hold megabytes.
+            "max_packet_size 1048576",
             f"user {user}",
             f"log_dest file {self.data_dir / 'mosquitto.log'}",
             "log_type error",
