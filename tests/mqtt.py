@@ -2,12 +2,18 @@
 
 from __future__ import annotations
 
+import threading
+import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 
 import paho.mqtt.client as mqtt
+from paho.mqtt.packettypes import PacketTypes
+from paho.mqtt.properties import Properties
 
+from ingest.topics import telemetry_topic
 from smartcity.services import EmbeddedMosquitto
+from tests.services import wait_until
 
 
 @contextmanager
@@ -39,8 +45,6 @@ class TelemetryStream:
 
     def __init__(self, port: int, device_ids: list[str], count: int, rate: float,
                  client_id: str = "test-stream") -> None:
-        import threading
-
         self.port, self.device_ids, self.count, self.rate = port, device_ids, count, rate
         self.client = mqtt.Client(mqtt.CallbackAPIVersion.VERSION2, client_id=client_id,
                                   protocol=mqtt.MQTTv5)
@@ -54,9 +58,6 @@ class TelemetryStream:
         self._thread = threading.Thread(target=self._run, daemon=True)
 
     def start(self) -> TelemetryStream:
-        from paho.mqtt.packettypes import PacketTypes
-        from paho.mqtt.properties import Properties
-
         props = Properties(PacketTypes.CONNECT)
         props.SessionExpiryInterval = 600
         self.client.connect_async("127.0.0.1", self.port, clean_start=False, properties=props)
@@ -65,10 +66,6 @@ class TelemetryStream:
         return self
 
     def _run(self) -> None:
-        import time
-
-        from ingest.topics import telemetry_topic
-
         start = time.monotonic()
         base_ms = int(time.time() * 1000) - self.count  # unique, increasing, inside the window
         infos = []
@@ -86,8 +83,6 @@ class TelemetryStream:
 
     def finish(self, timeout: float = 60) -> None:
         """Wait for the stream to end and for the broker to confirm every message."""
-        from tests.services import wait_until
-
         self._thread.join(timeout)
         # Not wait_for_publish: it gives up at once on a message queued while disconnected,
         # which paho still sends after reconnecting; PUBACKs are counted instead.

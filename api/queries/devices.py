@@ -7,30 +7,23 @@ from typing import Any
 from psycopg import AsyncConnection
 from psycopg.rows import dict_row
 
-__all__ = ["get_device", "latest_values", "list_devices"]
+from smartcity.devices import SELECT_DEVICE, SELECT_DEVICES
 
-_SELECT = (
-    "SELECT device_id, kind, site_id, latitude, longitude, status, last_seen, created_at"
-    " FROM devices"
-)
+__all__ = ["get_device", "latest_values", "list_devices"]
 
 
 async def list_devices(conn: AsyncConnection, site_id: str | None = None,
                        kind: str | None = None) -> list[dict[str, Any]]:
     """Return the devices, optionally of one site and/or kind, ordered by device id."""
     async with conn.cursor(row_factory=dict_row) as cur:
-        await cur.execute(
-            _SELECT + " WHERE (%(site)s::text IS NULL OR site_id = %(site)s)"
-            " AND (%(kind)s::text IS NULL OR kind = %(kind)s) ORDER BY device_id",
-            {"site": site_id, "kind": kind},
-        )
+        await cur.execute(SELECT_DEVICES, {"site": site_id, "kind": kind})
         return await cur.fetchall()
 
 
 async def get_device(conn: AsyncConnection, device_id: str) -> dict[str, Any] | None:
     """Return the device called ``device_id``, or None."""
     async with conn.cursor(row_factory=dict_row) as cur:
-        await cur.execute(_SELECT + " WHERE device_id = %s", (device_id,))
+        await cur.execute(SELECT_DEVICE, (device_id,))
         return await cur.fetchone()
 
 

@@ -57,12 +57,18 @@ def _expect_all_stored(url: str, stream: TelemetryStream, timeout: float = 60) -
     assert _stored(url) == (stream.count, stream.count)
 
 
+def _flowing_stream(url: str, broker: EmbeddedMosquitto, devices: list[str]) -> TelemetryStream:
+    """Start 3,000 messages at 1,000/s and return once the first readings are stored."""
+    stream = TelemetryStream(broker.port, devices, count=3000, rate=1000).start()
+    wait_until(lambda: _stored(url)[0] > 500, message="stream flowing")
+    return stream
+
+
 def test_worker_killed_mid_stream_loses_nothing(
         database_url: str, fresh_mosquitto: EmbeddedMosquitto, river_sensors: list[str],
         workers: list[IngestProcess]) -> None:
     worker = workers[0].start()
-    stream = TelemetryStream(fresh_mosquitto.port, river_sensors, count=3000, rate=1000).start()
-    wait_until(lambda: _stored(database_url)[0] > 500, message="stream flowing")
+    stream = _flowing_stream(database_url, fresh_mosquitto, river_sensors)
     worker.kill()  # unacked messages stay in its persistent session on the broker
     wait_until(lambda: stream.sent > 2000, message="more published while the worker is dead")
     worker.start()
@@ -73,8 +79,7 @@ def test_worker_stopped_with_sigterm_mid_stream_exits_cleanly_and_loses_nothing(
         database_url: str, fresh_mosquitto: EmbeddedMosquitto, river_sensors: list[str],
         workers: list[IngestProcess]) -> None:
     worker = workers[0].start()
-    stream = TelemetryStream(fresh_mosquitto.port, river_sensors, count=3000, rate=1000).start()
-    wait_until(lambda: _stored(database_url)[0] > 500, message="stream flowing")
+    stream = _flowing_stream(database_url, fresh_mosquitto, river_sensors)
     started = time.monotonic()
     assert worker.stop(timeout=15) == 0  # flush, commit, ack, disconnect
     assert time.monotonic() - started < 5
@@ -86,8 +91,7 @@ def test_database_restart_mid_stream_loses_nothing(
         database_url: str, postgres: EmbeddedPostgres, fresh_mosquitto: EmbeddedMosquitto,
         river_sensors: list[str], workers: list[IngestProcess]) -> None:
     worker = workers[0].start()
-    stream = TelemetryStream(fresh_mosquitto.port, river_sensors, count=3000, rate=1000).start()
-    wait_until(lambda: _stored(database_url)[0] > 500, message="stream flowing")
+    stream = _flowing_stream(database_url, fresh_mosquitto, river_sensors)
     postgres.stop("fast")
     try:
         wait_until(lambda: stream.sent > 2000, message="more published while the database is down")
@@ -105,8 +109,7 @@ def test_broker_restart_mid_stream_loses_nothing(
     # while it does not restore shared subscriptions (see README, Scaling).
     workers[0].env["SMARTCITY_INGEST__SHARE_GROUP"] = ""
     worker = workers[0].start()
-    stream = TelemetryStream(fresh_mosquitto.port, river_sensors, count=3000, rate=1000).start()
-    wait_until(lambda: _stored(database_url)[0] > 500, message="stream flowing")
+    stream = _flowing_stream(database_url, fresh_mosquitto, river_sensors)
     fresh_mosquitto.stop()  # clean stop: Mosquitto saves sessions and queued messages
     fresh_mosquitto.start()
     wait_until(lambda: worker.metric("smartcity_ingest_broker_connected") == 1.0, timeout=40,
