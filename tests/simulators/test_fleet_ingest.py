@@ -129,7 +129,9 @@ def test_the_library_api_runs_a_scenario_and_returns_what_ingest_should_hold(
     wait_until(lambda: _stored(db) == ledger.readings, timeout=20, message="ledger stored")
     wait_until(lambda: _quarantined(db, small_fleet) == ledger.quarantined, timeout=10,
                message="quarantine as predicted")
-    assert ledger.readings and ledger.messages >= 4 * len(small_fleet)
+    assert ledger.readings
+    if scenario == "flood":  # with faults, a device in a dropout holds its reports back
+        assert ledger.messages == 4 * len(small_fleet)
 
 
 def test_expected_readings_are_deterministic_and_in_range() -> None:
