@@ -16,13 +16,11 @@ from typing import Any
 
 import orjson
 
-from ingest.reasons import Reason, Rejection
 from ingest.senml import is_senml_content_type, iter_senml, looks_like_senml
+from smartcity.contract import MAX_BATCH, MAX_PAYLOAD_BYTES, Reason, Rejection
 
-__all__ = ["MAX_BATCH", "MAX_PAYLOAD_BYTES", "Decoded", "Observation", "decode_payload", "parse_ts"]
+__all__ = ["Decoded", "Observation", "decode_payload", "parse_ts"]
 
-MAX_PAYLOAD_BYTES = 64 * 1024
-MAX_BATCH = 1000
 _EPOCH_MS_THRESHOLD = 1e11  # contract: numbers above this are epoch milliseconds
 
 

@@ -17,10 +17,10 @@ from psycopg.conninfo import make_conninfo
 from psycopg.rows import dict_row
 
 from ingest.batch import InboundMessage
-from ingest.reasons import Reason
 from ingest.route import route_messages
 from ingest.validate import TimeWindow
 from ingest.write import Writer
+from smartcity.contract import Reason
 
 __all__ = [
     "QuarantineRecord", "ReplayResult", "list_quarantine", "preview_payload", "replay_unknown_devices",

@@ -8,10 +8,9 @@ from dataclasses import dataclass, field
 
 from ingest.batch import InboundMessage
 from ingest.decode import decode_payload
-from ingest.reasons import Reason
-from ingest.topics import parse_topic
 from ingest.validate import DeviceRef, Reading, TimeWindow, validate_observations
 from smartcity.catalog import is_valid_device_id
+from smartcity.contract import Reason, parse_topic
 
 __all__ = ["QuarantineItem", "Rows", "StatusChange", "route_messages"]
 

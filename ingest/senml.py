@@ -15,13 +15,12 @@ import time
 from collections.abc import Iterator
 from typing import Any, NamedTuple
 
-from ingest.reasons import Reason, Rejection
 from ingest.units import to_catalogue_unit
 from smartcity.catalog import METRICS
+from smartcity.contract import SENML_CONTENT_TYPE, Reason, Rejection
 
-__all__ = ["SENML_CONTENT_TYPE", "SenmlValue", "is_senml_content_type", "iter_senml", "looks_like_senml"]
+__all__ = ["SenmlValue", "is_senml_content_type", "iter_senml", "looks_like_senml"]
 
-SENML_CONTENT_TYPE = "application/senml+json"
 _RELATIVE_BELOW = 2**28  # RFC 8428 §4.5.3: smaller resolved times count from "now"
 _VERSION = 10  # the only version this decoder implements; a pack's records all share one (§4.4)
 _BASE_FIELDS = ("bn", "bt", "bu", "bv", "bver")

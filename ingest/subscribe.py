@@ -16,7 +16,7 @@ from paho.mqtt.packettypes import PacketTypes
 from paho.mqtt.properties import Properties
 
 from ingest.batch import InboundMessage
-from ingest.topics import STATUS_FILTER, TELEMETRY_FILTER
+from smartcity.contract import STATUS_FILTER, TELEMETRY_FILTER
 
 __all__ = ["Subscriber"]
 

@@ -12,8 +12,8 @@ import math
 from types import MappingProxyType
 from typing import Final
 
-from ingest.reasons import Reason, Rejection
 from smartcity.catalog import METRICS
+from smartcity.contract import Reason, Rejection
 
 __all__ = ["ACCEPTED_UNITS", "MOLAR_VOLUME_L", "to_catalogue_unit"]
 

@@ -8,8 +8,8 @@ from functools import cache
 from typing import TypeAlias
 
 from ingest.decode import Observation
-from ingest.reasons import Reason, Rejection
 from smartcity.catalog import DEVICE_KINDS, METRICS
+from smartcity.contract import Reason, Rejection
 
 __all__ = ["DeviceRef", "Reading", "TimeWindow", "Validated", "validate_observations"]
 

@@ -15,8 +15,7 @@ from typing import Literal
 
 import orjson
 
-from ingest.decode import MAX_BATCH, MAX_PAYLOAD_BYTES
-from ingest.senml import SENML_CONTENT_TYPE
+from smartcity.contract import MAX_BATCH, MAX_PAYLOAD_BYTES, SENML_CONTENT_TYPE
 
 __all__ = [
     "FORMATS",

@@ -26,11 +26,11 @@ import paho.mqtt.client as mqtt
 from paho.mqtt.packettypes import PacketTypes
 from paho.mqtt.properties import Properties
 
-from ingest.topics import status_topic, telemetry_topic
 from simulators.encode import FORMATS, Format, content_type
 from simulators.faults import FaultInjector, Ledger, Message, Report
 from simulators.fleet import DeviceSpec, SimulatedDevice
 from simulators.network import MIN_BACKOFF_S, NetworkDevice, NetworkLoop
+from smartcity.contract import status_topic, telemetry_topic
 
 __all__ = [
     "DeviceFactory",

@@ -16,8 +16,8 @@ import orjson
 import psycopg
 from pydantic import ValidationError
 
-from ingest.reasons import Reason
 from smartcity.catalog import DEVICE_KINDS, SITES
+from smartcity.contract import Reason
 from smartcity.db.connect import DatabaseNotConfigured, database_url
 from smartcity.devices import DeviceError, get_device, list_devices, register_device
 from smartcity.logs import configure_logging

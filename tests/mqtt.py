@@ -11,7 +11,7 @@ import paho.mqtt.client as mqtt
 from paho.mqtt.packettypes import PacketTypes
 from paho.mqtt.properties import Properties
 
-from ingest.topics import telemetry_topic
+from smartcity.contract import telemetry_topic
 from smartcity.services import EmbeddedMosquitto
 from tests.services import wait_until
 

@@ -9,7 +9,7 @@ import psycopg
 
 from api import create_app
 from ingest.pipeline import IngestWorker
-from ingest.topics import telemetry_topic
+from smartcity.contract import telemetry_topic
 from smartcity.devices import register_device
 from smartcity.services import EmbeddedMosquitto
 from smartcity.settings import IngestSettings, Settings

@@ -28,13 +28,13 @@ from typing import Any
 import psycopg
 from tqdm import tqdm
 
-from ingest.topics import status_topic
 from simulators.fleet import DeviceSpec
 from smartcity.bench.cpu import find_pid, process_tree_cpu_seconds
 from smartcity.bench.prometheus import MetricsSnapshot, merge_snapshots, scrape
 from smartcity.bench.publisher import Client, PublisherJob, PublisherReport, publish_once, run_publisher
 from smartcity.bench.report import IngestBenchResult
 from smartcity.catalog import DEVICE_KINDS, SITES
+from smartcity.contract import status_topic
 from smartcity.db.connect import database_url
 from smartcity.launcher import ChildProcess, migrate_database, register_fleet
 from smartcity.services import EmbeddedMosquitto, EmbeddedPostgres, free_port

@@ -24,8 +24,8 @@ import orjson
 import paho.mqtt.client as mqtt
 from paho.mqtt.properties import Properties
 
-from ingest.topics import telemetry_topic
 from smartcity.bench.wire import RawPublisher, encode_publish
+from smartcity.contract import telemetry_topic
 
 __all__ = ["PublisherJob", "PublisherReport", "publish_once", "run_publisher", "weather_metrics"]
 

@@ -6,8 +6,8 @@ from datetime import UTC, datetime
 
 import pytest
 
-from ingest.decode import MAX_PAYLOAD_BYTES, Observation, decode_payload, parse_ts
-from ingest.reasons import Reason
+from ingest.decode import Observation, decode_payload, parse_ts
+from smartcity.contract import MAX_PAYLOAD_BYTES, Reason
 
 T0 = datetime(2026, 11, 27, 2, 0, tzinfo=UTC).timestamp()
 

@@ -15,7 +15,7 @@ from typing import Any
 import pytest
 
 from ingest.decode import decode_payload
-from ingest.reasons import Reason
+from smartcity.contract import Reason
 
 CASES = Path(__file__).parent.parent / "data" / "payloads"
 FORMATS = ("observation", "batch", "senml", "json")

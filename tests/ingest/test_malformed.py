@@ -19,12 +19,10 @@ from paho.mqtt.packettypes import PacketTypes
 from paho.mqtt.properties import Properties
 
 from ingest.batch import InboundMessage
-from ingest.decode import MAX_PAYLOAD_BYTES
 from ingest.pipeline import IngestWorker
-from ingest.reasons import Reason
 from ingest.route import route_messages
-from ingest.topics import status_topic, telemetry_topic
 from ingest.validate import DeviceRef, TimeWindow
+from smartcity.contract import MAX_PAYLOAD_BYTES, Reason, status_topic, telemetry_topic
 from smartcity.devices import register_device
 from smartcity.services import EmbeddedMosquitto
 from tests.ingest.test_worker import _wait_for_messages

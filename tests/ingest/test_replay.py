@@ -12,9 +12,9 @@ import pytest
 
 from ingest.batch import InboundMessage, MessageBatch
 from ingest.replay import list_quarantine, preview_payload, replay_unknown_devices
-from ingest.topics import status_topic, telemetry_topic
 from ingest.validate import TimeWindow
 from ingest.write import Writer
+from smartcity.contract import status_topic, telemetry_topic
 from smartcity.devices import register_device
 
 WINDOW = TimeWindow(future_s=300, past_s=400 * 86400)

@@ -6,9 +6,9 @@ import pytest
 
 import ingest.route
 from ingest.batch import InboundMessage
-from ingest.reasons import Reason
 from ingest.route import route_messages
 from ingest.validate import DeviceRef, TimeWindow
+from smartcity.contract import Reason
 
 WINDOW = TimeWindow(300, 400 * 86400)
 DEVICE = DeviceRef(3, "river-01", "river_level_sensor")

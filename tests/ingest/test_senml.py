@@ -8,8 +8,8 @@ from typing import Any
 import pytest
 
 from ingest.decode import Observation, decode_payload
-from ingest.reasons import Reason, Rejection
 from ingest.senml import SenmlValue, is_senml_content_type, iter_senml, looks_like_senml
+from smartcity.contract import Reason, Rejection
 
 
 @pytest.mark.parametrize(("content_type", "expected"), [

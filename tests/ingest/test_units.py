@@ -6,9 +6,9 @@ import math
 
 import pytest
 
-from ingest.reasons import Reason, Rejection
 from ingest.units import ACCEPTED_UNITS, MOLAR_VOLUME_L, to_catalogue_unit
 from smartcity.catalog import METRICS
+from smartcity.contract import Reason, Rejection
 
 
 def test_every_catalogue_metric_accepts_its_own_unit_unchanged() -> None:

@@ -5,9 +5,9 @@ from __future__ import annotations
 import pytest
 
 from ingest.decode import Observation
-from ingest.reasons import Reason
 from ingest.validate import DeviceRef, TimeWindow, validate_observations
 from smartcity.catalog import METRICS
+from smartcity.contract import Reason
 
 NOW = 1_800_000_000.0
 WINDOW = TimeWindow(future_s=300, past_s=400 * 86400)

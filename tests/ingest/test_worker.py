@@ -9,7 +9,7 @@ import psycopg
 import pytest
 
 from ingest.pipeline import IngestWorker
-from ingest.topics import status_topic, telemetry_topic
+from smartcity.contract import status_topic, telemetry_topic
 from smartcity.devices import register_device
 from smartcity.services import EmbeddedMosquitto
 from tests.mqtt import mqtt_publisher, publish

@@ -5,8 +5,7 @@ from __future__ import annotations
 import orjson
 import pytest
 
-from ingest.decode import MAX_BATCH, MAX_PAYLOAD_BYTES, decode_payload
-from ingest.senml import SENML_CONTENT_TYPE
+from ingest.decode import decode_payload
 from simulators.encode import (
     FORMATS,
     Format,
@@ -19,6 +18,7 @@ from simulators.encode import (
     encoded_time_ms,
     encoded_value,
 )
+from smartcity.contract import MAX_BATCH, MAX_PAYLOAD_BYTES, SENML_CONTENT_TYPE
 
 T0 = 1_790_000_000.1234
 SAMPLES: list[Sample] = [

@@ -13,7 +13,6 @@ import pytest
 from ingest.batch import InboundMessage
 from ingest.decode import decode_payload
 from ingest.route import route_messages
-from ingest.topics import telemetry_topic
 from ingest.validate import DeviceRef, TimeWindow
 from simulators.encode import FORMATS, Format, encode_payload
 from simulators.faults import (
@@ -26,6 +25,7 @@ from simulators.faults import (
 )
 from simulators.fleet import DeviceSpec, SimulatedDevice, build_fleet
 from smartcity.catalog import DEVICE_KINDS, METRICS
+from smartcity.contract import telemetry_topic
 
 T0 = 1_790_000_000.0
 INTERVAL = 10.0

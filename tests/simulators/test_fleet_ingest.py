@@ -13,12 +13,12 @@ import psycopg
 import pytest
 
 from ingest.pipeline import IngestWorker
-from ingest.topics import status_topic
 from simulators import expected_readings, run_scenario
 from simulators.encode import Format
 from simulators.faults import FAULT_NAMES, Ledger
 from simulators.fleet import DeviceSpec, build_fleet
 from simulators.publish import FleetPublisher
+from smartcity.contract import status_topic
 from smartcity.launcher import register_fleet
 from smartcity.services import EmbeddedMosquitto
 from tests.mqtt import mqtt_publisher

@@ -17,13 +17,12 @@ import paho.mqtt.client as mqtt
 import pytest
 
 from ingest.decode import decode_payload
-from ingest.senml import SENML_CONTENT_TYPE
-from ingest.topics import STATUS_FILTER, TELEMETRY_FILTER, parse_topic, status_topic
 from simulators.encode import Format
 from simulators.faults import Ledger
 from simulators.fleet import DeviceSpec, build_fleet
 from simulators.publish import FleetPublisher, run_simulator
 from smartcity.catalog import DEVICE_KINDS, METRICS
+from smartcity.contract import SENML_CONTENT_TYPE, STATUS_FILTER, TELEMETRY_FILTER, parse_topic, status_topic
 from smartcity.services import EmbeddedMosquitto
 from tests.mqtt import mqtt_publisher, publish
 from tests.services import wait_until

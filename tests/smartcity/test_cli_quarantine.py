@@ -9,11 +9,10 @@ import psycopg
 from click.testing import CliRunner
 
 from ingest.batch import InboundMessage, MessageBatch
-from ingest.reasons import Reason
-from ingest.topics import telemetry_topic
 from ingest.validate import TimeWindow
 from ingest.write import Writer
 from smartcity.cli import main
+from smartcity.contract import Reason, telemetry_topic
 from smartcity.devices import register_device
 
 AQ = "aq-tanah-grogot-01"
