@@ -1,13 +1,63 @@
-"""Where the database is: the configured URL, or the embedded cluster's."""
+"""Where the database is, and the one place connections to it are opened.
+
+Every connection — ingest's writer, the API's pool, the CLI, backfill, benchmarks — comes from
+``connect`` or ``async_pool``, so all carry the same ``application_name`` scheme (visible in
+``pg_stat_activity`` as ``smartcity-<purpose>``), the same connect timeout and a UTC session time
+zone, whatever the server's default.
+"""
 
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
+
+import psycopg
+from psycopg_pool import AsyncConnectionPool
 
 from smartcity.services import embedded_postgres_url
 from smartcity.settings import Settings
 
-__all__ = ["DatabaseNotConfigured", "database_url", "embedded_postgres_dir"]
+__all__ = [
+    "CONNECT_TIMEOUT_S",
+    "DatabaseNotConfigured",
+    "async_pool",
+    "connect",
+    "connection_options",
+    "database_url",
+    "embedded_postgres_dir",
+]
+
+CONNECT_TIMEOUT_S = 10  # a database that does not answer within this is reported, not waited on
+
+
+def connection_options(purpose: str) -> dict[str, Any]:
+    """Return the keyword arguments every connection of ``purpose`` is opened with."""
+    return {
+        "application_name": f"smartcity-{purpose}",
+        "connect_timeout": CONNECT_TIMEOUT_S,
+        # Times come out in UTC whatever the server's TimeZone is; calendar buckets name their
+        # zone explicitly in SQL instead of relying on the session's.
+        "options": "-c TimeZone=UTC",
+    }
+
+
+def connect(url: str, *, purpose: str, autocommit: bool = False) -> psycopg.Connection[Any]:
+    """Open a connection to ``url`` for ``purpose`` (``ingest``, ``cli``, ``backfill`` …)."""
+    return psycopg.connect(url, autocommit=autocommit, **connection_options(purpose))
+
+
+def async_pool(url: str, *, purpose: str, min_size: int = 1, max_size: int = 10,
+               timeout: float = 5.0, autocommit: bool = True,
+               **pool_options: Any) -> AsyncConnectionPool[psycopg.AsyncConnection[Any]]:
+    """Build (unopened) an async pool of connections to ``url`` for ``purpose``.
+
+    ``timeout`` is how long a caller waits for a free connection; ``pool_options`` pass through
+    to psycopg_pool (``check``, ``name`` …).
+    """
+    return AsyncConnectionPool(
+        url, open=False, min_size=min_size, max_size=max_size, timeout=timeout,
+        kwargs={"autocommit": autocommit, **connection_options(purpose)}, **pool_options,
+    )
 
 
 class DatabaseNotConfigured(RuntimeError):
