@@ -17,15 +17,24 @@ class IngestMetrics:
     def __init__(self) -> None:
         self.registry = CollectorRegistry()
         r = self.registry
-        self.messages = Counter("smartcity_ingest_messages", "MQTT messages stored (acked)",
-                                ["channel"], registry=r)
+        self.messages = Counter(
+            "smartcity_ingest_messages",
+            "MQTT messages handled and acked, by channel: telemetry, status, commands (ignored),"
+            " invalid (topic quarantined)", ["channel"], registry=r)
         self.readings_stored = Counter("smartcity_ingest_readings_stored",
                                        "Readings inserted into the readings table", registry=r)
         self.readings_duplicate = Counter(
             "smartcity_ingest_readings_duplicate",
             "Readings skipped because the same (device, metric, time) was stored before", registry=r)
         self.quarantined = Counter("smartcity_ingest_quarantined",
-                                   "Message parts sent to quarantine", ["reason"], registry=r)
+                                   "Rejected message parts, by reason", ["reason"], registry=r)
+        self.quarantined_messages = Counter(
+            "smartcity_ingest_quarantined_messages",
+            "Messages quarantined (one row each), by the reason of their first rejected part",
+            ["reason"], registry=r)
+        self.quarantined_bytes = Counter(
+            "smartcity_ingest_quarantined_bytes",
+            "Payload bytes kept in quarantine (each payload cut to the 64 KiB limit)", registry=r)
         self.batch_messages = Histogram("smartcity_ingest_batch_messages", "Messages per batch",
                                         buckets=_SIZE_BUCKETS, registry=r)
         self.batch_readings = Histogram("smartcity_ingest_batch_readings", "Readings per batch",

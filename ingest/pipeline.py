@@ -1,7 +1,9 @@
 """The ingest worker: subscriber → bounded queue → batches → writer → acks, wired together.
 
-The MQTT network thread only enqueues. One writer thread owns the database connection, routes
-and stores each batch, and acks its messages after commit. The queue is bounded by the broker's
+The MQTT network thread only enqueues. One writer thread owns the database connection: it routes
+each batch once (topics classified, devices resolved in one query, payloads decoded and
+validated), hands the rows to the writer, and acks every message of the batch after commit —
+stored, quarantined or ignored alike. The queue is bounded by the broker's
 inflight window (Receive Maximum), so a slow database pushes back onto the broker, not memory.
 """
 
@@ -11,18 +13,29 @@ import logging
 import queue
 import threading
 import time
+from collections import Counter
 from dataclasses import dataclass
 
 from ingest.batch import InboundMessage, MessageBatch
 from ingest.metrics import IngestMetrics
+from ingest.rows import Rows, device_id_of, route_messages
 from ingest.subscribe import Subscriber
 from ingest.validate import TimeWindow
 from ingest.write import Writer, WriteResult
 from smartcity.settings import IngestSettings
 
-__all__ = ["IngestCounters", "IngestWorker"]
+__all__ = ["IngestCounters", "IngestWorker", "route_batch"]
 
 log = logging.getLogger(__name__)
+
+
+def route_batch(writer: Writer, messages: list[InboundMessage], window: TimeWindow,
+                stop: threading.Event) -> Rows | None:
+    """Route messages once: resolve their devices in one query (retrying through outages), decode
+    and validate; None if stopped before the devices could be looked up."""
+    devices = writer.resolve_devices(
+        {d for m in messages if (d := device_id_of(m.topic)) is not None}, stop)
+    return None if devices is None else route_messages(messages, devices.get, window)
 
 
 @dataclass
@@ -42,9 +55,9 @@ class IngestWorker:
     def __init__(self, database_url: str, mqtt_host: str, mqtt_port: int,
                  settings: IngestSettings) -> None:
         self.settings = settings
-        window = TimeWindow(settings.future_window_s, settings.past_window_days * 86400.0)
+        self.window = TimeWindow(settings.future_window_s, settings.past_window_days * 86400.0)
         self.metrics = IngestMetrics()
-        self.writer = Writer(database_url, window, on_retry=self.metrics.write_retries.inc)
+        self.writer = Writer(database_url, on_retry=self.metrics.write_retries.inc)
         # Up to one inflight window can be waiting while a full batch is being written.
         self._queue: queue.Queue[InboundMessage] = queue.Queue(maxsize=2 * settings.receive_maximum)
         self.subscriber = Subscriber(
@@ -106,16 +119,17 @@ class IngestWorker:
 
     def _store(self, batch: MessageBatch) -> None:
         started = time.monotonic()
-        result = self.writer.write_until_stored(batch, self._stop)
-        if result is None:
+        rows = route_batch(self.writer, batch.messages, self.window, self._stop)
+        result = None if rows is None else self.writer.store(rows, self._stop)
+        if rows is None or result is None:
             return  # stopped during an outage: unacked, the broker redelivers
         stale = sum(not self.subscriber.ack(mid, qos, session) for mid, qos, session in batch.acks())
         if stale:
             log.info("%d stored messages came from a previous connection; the broker redelivers "
                      "them and they are stored again as no-ops", stale)
-        self._count(batch, result, time.monotonic() - started)
+        self._count(batch, rows, result, time.monotonic() - started)
 
-    def _count(self, batch: MessageBatch, result: WriteResult, seconds: float) -> None:
+    def _count(self, batch: MessageBatch, rows: Rows, result: WriteResult, seconds: float) -> None:
         c = self.counters
         c.messages += len(batch)
         c.batches += 1
@@ -123,13 +137,15 @@ class IngestWorker:
         c.readings_duplicate += result.readings_duplicate
         c.quarantined += sum(result.quarantined.values())
         m = self.metrics
-        status = sum(message.topic.endswith("/status") for message in batch.messages)
-        m.messages.labels("telemetry").inc(len(batch) - status)
-        m.messages.labels("status").inc(status)
+        for channel, count in Counter(part.channel.value for part in rows.parts).items():
+            m.messages.labels(channel).inc(count)
         m.readings_stored.inc(result.readings_stored)
         m.readings_duplicate.inc(result.readings_duplicate)
         for reason, count in result.quarantined.items():
             m.quarantined.labels(reason).inc(count)
+        for reason, count in result.quarantined_messages.items():
+            m.quarantined_messages.labels(reason).inc(count)
+        m.quarantined_bytes.inc(result.quarantined_bytes)
         m.batch_messages.observe(len(batch))
         m.batch_readings.observe(result.readings_stored + result.readings_duplicate)
         m.commit_seconds.observe(seconds)

@@ -1,8 +1,9 @@
 """The quarantine, read back: list rejected input, and replay readings of devices registered since.
 
-Replay rebuilds each quarantined message and sends it down the ingest path again (``route_messages``
+Replay rebuilds each quarantined message and sends it down the ingest path again (``route_message``
 then ``Writer.write_rows``), so it gets the same validation, dedupe and latest-value handling as live
-telemetry, and whatever is still invalid is quarantined anew with its own reason.
+telemetry. Whatever is still invalid gets a new quarantine row with its own reasons that points at
+the replayed row (``replay_of``) instead of storing the payload a second time.
 """
 
 from __future__ import annotations
@@ -17,10 +18,11 @@ from psycopg.conninfo import make_conninfo
 from psycopg.rows import dict_row
 
 from ingest.batch import InboundMessage
-from ingest.route import route_messages
+from ingest.rows import Rows, device_id_of, route_message
 from ingest.validate import TimeWindow
 from ingest.write import Writer
 from smartcity.contract import Reason
+from smartcity.db.queries import quarantine as quarantine_sql
 
 __all__ = [
     "QuarantineRecord", "ReplayResult", "list_quarantine", "preview_payload", "replay_unknown_devices",
@@ -29,54 +31,39 @@ __all__ = [
 PREVIEW_CHARS = 200
 DEFAULT_CHUNK = 500
 
-_LIST = (
-    "SELECT id, received_at, topic, device_id, reason, detail, length(payload) AS payload_size,"
-    " substring(payload FROM 1 FOR %(head)s) AS head, replayed_at FROM quarantine"
-    " WHERE (%(reason)s::text IS NULL OR reason = %(reason)s)"
-    " AND (%(device)s::text IS NULL OR device_id = %(device)s)"
-    " AND (NOT %(pending)s OR replayed_at IS NULL)"
-    " ORDER BY id DESC LIMIT %(limit)s"
-)
-# Only rows whose device exists now: the others would just be quarantined again. SKIP LOCKED lets
-# a concurrent replay take other rows instead of waiting for, and then re-taking, these.
-_TAKE = (
-    "SELECT q.id, q.topic, q.payload, extract(epoch FROM q.received_at)::float8, q.content_type"
-    " FROM quarantine q"
-    " WHERE q.replayed_at IS NULL AND q.reason = 'unknown_device'"
-    " AND (%(device)s::text IS NULL OR q.device_id = %(device)s)"
-    " AND EXISTS (SELECT 1 FROM devices d WHERE d.device_id = q.device_id)"
-    " ORDER BY q.id LIMIT %(limit)s FOR UPDATE OF q SKIP LOCKED"
-)
-_MARK = "UPDATE quarantine SET replayed_at = now() WHERE id = ANY(%s)"
-_STILL_UNKNOWN = (
-    "SELECT count(*) FROM quarantine q"
-    " WHERE q.replayed_at IS NULL AND q.reason = 'unknown_device'"
-    " AND (%(device)s::text IS NULL OR q.device_id = %(device)s)"
-    " AND NOT EXISTS (SELECT 1 FROM devices d WHERE d.device_id = q.device_id)"
-)
-
 
 @dataclass(frozen=True, slots=True)
 class QuarantineRecord:
-    """One quarantined item as operators see it: the payload as its size and a printable preview."""
+    """One quarantined message as operators see it: its reasons, the payload as sizes and a preview.
+
+    ``reason`` is the first rejected part's code; ``reasons`` counts the parts of each code;
+    ``parts`` details the first parts (at most ``ingest.rows.MAX_STORED_PARTS``).
+    ``payload_size`` is the size as received, ``payload_kept`` what quarantine holds of it.
+    """
 
     id: int
     received_at: datetime
     topic: str
     device_id: str | None
     reason: str
+    reasons: dict[str, int]
     detail: str
+    parts: list[dict[str, str]]
     payload_size: int
+    payload_kept: int
     payload_preview: str
     replayed_at: datetime | None
+    replay_of: int | None
 
     def to_dict(self) -> dict[str, Any]:
         """Return a JSON-friendly dict (times as RFC 3339 text)."""
         return {
             "id": self.id, "received_at": self.received_at.isoformat(), "topic": self.topic,
-            "device_id": self.device_id, "reason": self.reason, "detail": self.detail,
-            "payload_size": self.payload_size, "payload_preview": self.payload_preview,
+            "device_id": self.device_id, "reason": self.reason, "reasons": self.reasons,
+            "detail": self.detail, "parts": self.parts, "payload_size": self.payload_size,
+            "payload_kept": self.payload_kept, "payload_preview": self.payload_preview,
             "replayed_at": self.replayed_at.isoformat() if self.replayed_at else None,
+            "replay_of": self.replay_of,
         }
 
 
@@ -114,7 +101,7 @@ def preview_payload(head: bytes, size: int, chars: int = PREVIEW_CHARS) -> str:
 def list_quarantine(conn: psycopg.Connection, *, reason: Reason | str | None = None,
                     device_id: str | None = None, pending_only: bool = True,
                     limit: int = 100) -> list[QuarantineRecord]:
-    """Return quarantined items, newest first, optionally of one reason and/or device.
+    """Return quarantined messages, newest first, optionally with a part of one reason and/or of one device.
 
     Raises:
         ValueError: ``reason`` is not a reason code.
@@ -123,14 +110,15 @@ def list_quarantine(conn: psycopg.Connection, *, reason: Reason | str | None = N
     # Four bytes per character at most, so the preview never needs the whole (≤ 64 KiB) payload.
     head = PREVIEW_CHARS * 4
     with conn.cursor(row_factory=dict_row) as cur:
-        rows = cur.execute(_LIST, {"head": head, "reason": code, "device": device_id,
-                                   "pending": pending_only, "limit": limit}).fetchall()
+        rows = cur.execute(quarantine_sql.LIST, {"head": head, "reason": code, "device": device_id,
+                                                 "pending": pending_only, "limit": limit}).fetchall()
     return [
         QuarantineRecord(
             id=r["id"], received_at=r["received_at"], topic=r["topic"], device_id=r["device_id"],
-            reason=r["reason"], detail=r["detail"], payload_size=r["payload_size"],
+            reason=r["reason"], reasons=r["parts"]["by_reason"], detail=r["detail"],
+            parts=r["parts"]["first"], payload_size=r["payload_size"], payload_kept=r["payload_kept"],
             payload_preview=preview_payload(bytes(r["head"]), r["payload_size"]),
-            replayed_at=r["replayed_at"],
+            replayed_at=r["replayed_at"], replay_of=r["replay_of"],
         )
         for r in rows
     ]
@@ -152,14 +140,15 @@ def replay_unknown_devices(url_or_conn: str | psycopg.Connection, window: TimeWi
     url = url_or_conn if isinstance(url_or_conn, str) else make_conninfo(
         url_or_conn.info.dsn, password=url_or_conn.info.password)
     result = ReplayResult()
-    writer = Writer(url, window)
+    writer = Writer(url)
     try:
         conn = writer.connection
         while limit is None or result.messages_replayed < limit:
             take = chunk_size if limit is None else min(chunk_size, limit - result.messages_replayed)
             if not _replay_chunk(conn, writer, window, device_id, take, result):
                 break
-        result.still_unknown = conn.execute(_STILL_UNKNOWN, {"device": device_id}).fetchone()[0]
+        result.still_unknown = conn.execute(quarantine_sql.STILL_UNKNOWN,
+                                            {"device": device_id}).fetchone()[0]
     finally:
         writer.close()
     return result
@@ -169,16 +158,24 @@ def _replay_chunk(conn: psycopg.Connection, writer: Writer, window: TimeWindow,
                   device_id: str | None, take: int, result: ReplayResult) -> int:
     """Replay up to ``take`` messages in one transaction; return how many were taken."""
     with conn.transaction():
-        taken = conn.execute(_TAKE, {"device": device_id, "limit": take}).fetchall()
+        taken = conn.execute(quarantine_sql.TAKE_UNKNOWN_DEVICE,
+                             {"device": device_id, "limit": take}).fetchall()
         if not taken:
             return 0
-        messages = [InboundMessage(topic, bytes(payload), received_at, content_type=content_type)
-                    for _, topic, payload, received_at, content_type in taken]
-        rows = route_messages(messages, lambda d: writer.directory.lookup(conn, d), window)
+        messages = [(source, InboundMessage(topic, bytes(payload), received_at, content_type=content_type))
+                    for _, source, topic, payload, received_at, content_type in taken]
+        devices = writer.directory.resolve(
+            conn, {d for _, m in messages if (d := device_id_of(m.topic)) is not None})
+        parts = []
+        for source, message in messages:
+            part = route_message(message, devices.get, window)
+            if part.quarantine is not None:  # still invalid: point at the payload, do not copy it
+                part.quarantine = part.quarantine.replaying(source)
+            parts.append(part)
         # Inside our transaction write_rows' own becomes a savepoint: its rows and the mark below
         # commit together. Once per transaction only, as its staging table empties on commit.
-        written = writer.write_rows(rows)
-        conn.execute(_MARK, ([row[0] for row in taken],))
+        written = writer.write_rows(Rows.merge(parts))
+        conn.execute(quarantine_sql.MARK_REPLAYED, ([row[0] for row in taken],))
     result.messages_replayed += len(taken)
     result.readings_stored += written.readings_stored
     result.readings_duplicate += written.readings_duplicate

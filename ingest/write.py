@@ -1,8 +1,16 @@
-"""The writer: one connection that stores a batch in one transaction, or retries until it can.
+"""The writer: one connection that stores routed rows in one transaction, retrying or isolating failures.
 
 Readings go in with binary COPY into a session-local staging table and one
 ``INSERT … ON CONFLICT DO NOTHING``, so a redelivered reading is a no-op; the latest-value table,
 device last-seen and status, and the quarantine are updated in the same transaction.
+
+Failures are told apart by SQLSTATE class (``classify_error``): a transient one (connection lost,
+deadlock, out of resources, operator intervention) is retried with capped backoff; a refusal of
+the data (a constraint, a trigger, a bad value) is narrowed down by bisecting the batch by message
+until the refused messages stand alone, and those go to quarantine as ``storage_rejected``; any
+other error (a missing privilege or table, an internal error) says nothing about the data, so
+quarantining the batch would bury good telemetry: it is retried like a transient one, logged as
+an error, and holds the acks until someone fixes the database.
 """
 
 from __future__ import annotations
@@ -11,82 +19,109 @@ import logging
 import threading
 import time
 from collections import Counter
-from collections.abc import Callable
-from dataclasses import dataclass
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
+from enum import Enum
+from itertools import islice
 
 import psycopg
+from psycopg.types.json import Jsonb
 
-from ingest.batch import MessageBatch
 from ingest.directory import DeviceDirectory
-from ingest.route import Rows, route_messages
-from ingest.validate import TimeWindow
+from ingest.rows import MessageRows, QuarantineItem, Rows
+from ingest.validate import DeviceRef
+from smartcity.db.connect import connect
+from smartcity.db.queries import quarantine as quarantine_sql
+from smartcity.db.queries import readings as readings_sql
 
-__all__ = ["WriteResult", "Writer"]
+__all__ = ["Failure", "WriteResult", "Writer", "classify_error"]
 
 log = logging.getLogger(__name__)
 
-# Times travel as epoch seconds (float8) and become timestamptz in the server: converting each
-# reading to a datetime in Python costs more than the rest of its trip through COPY.
-_STAGING = (
-    "CREATE TEMP TABLE IF NOT EXISTS readings_staging"
-    " (epoch double precision NOT NULL, device integer NOT NULL, metric smallint NOT NULL,"
-    " value double precision NOT NULL) ON COMMIT DELETE ROWS"
-)
-_COPY = "COPY readings_staging (epoch, device, metric, value) FROM STDIN (FORMAT BINARY)"
-_INSERT = (
-    "INSERT INTO readings (time, device, metric, value)"
-    " SELECT to_timestamp(epoch), device, metric, value FROM readings_staging"
-)
-_INSERT_SKIPPING_DUPLICATES = _INSERT + " ON CONFLICT DO NOTHING"
-_LATEST = (
-    "INSERT INTO latest_readings (device, metric, time, value)"
-    " SELECT DISTINCT ON (device, metric) device, metric, to_timestamp(epoch), value"
-    " FROM readings_staging ORDER BY device, metric, epoch DESC"
-    " ON CONFLICT (device, metric) DO UPDATE SET time = excluded.time, value = excluded.value"
-    " WHERE excluded.time > latest_readings.time"
-)
-_LAST_SEEN = (
-    "UPDATE devices d SET last_seen = v.seen"
-    " FROM unnest(%s::integer[], %s::timestamptz[]) AS v(id, seen)"
-    # A second's precision is plenty, and skipping smaller moves spares a row version per
-    # device per batch.
-    " WHERE d.id = v.id AND (d.last_seen IS NULL OR d.last_seen < v.seen - interval '1 second')"
-)
-_STATUS = (
-    "UPDATE devices SET status = %s, status_changed_at = %s"
-    " WHERE id = %s AND (status_changed_at IS NULL OR status_changed_at <= %s)"
-)
-_QUARANTINE = (
-    "INSERT INTO quarantine (received_at, topic, device_id, reason, detail, payload, content_type)"
-    " VALUES (%s, %s, %s, %s, %s, %s, %s)"
-)
-_TYPES = ["float8", "int4", "int2", "float8"]
+
+class Failure(Enum):
+    """What a failed write means for the batch."""
+
+    TRANSIENT = "transient"  # the database is away or busy: retry the same batch
+    DATA = "data"  # the database refuses something in the batch: find it, quarantine it
+    SERVER = "server"  # the database is misconfigured or broken: retry, loudly
 
 
-def _utc(epoch: float) -> datetime:
-    return datetime.fromtimestamp(epoch, UTC)
+# SQLSTATE classes (PostgreSQL, Appendix A). Transient: 08 connection exception, 40 transaction
+# rollback (deadlock, serialization), 53 insufficient resources, 57 operator intervention (admin
+# shutdown, cancel). Data: 22 data exception, 23 integrity constraint violation, 27 triggered data
+# change violation, 38/39 external routine (trigger function) exceptions, 44 WITH CHECK OPTION,
+# P0 PL/pgSQL RAISE (a trigger refusing a row).
+_TRANSIENT_CLASSES = frozenset({"08", "40", "53", "57"})
+_DATA_CLASSES = frozenset({"22", "23", "27", "38", "39", "44", "P0"})
+_MAX_DETAIL = 300
+
+
+def classify_error(err: psycopg.Error) -> Failure:
+    """Tell a transient failure from a refusal of the data and from a broken database."""
+    state = err.sqlstate
+    if state is None:
+        # No answer from the server: the connection broke, or a value could not be sent.
+        if isinstance(err, psycopg.OperationalError):
+            return Failure.TRANSIENT
+        return Failure.DATA if isinstance(err, psycopg.DataError) else Failure.SERVER
+    if state[:2] in _TRANSIENT_CLASSES:
+        return Failure.TRANSIENT
+    return Failure.DATA if state[:2] in _DATA_CLASSES else Failure.SERVER
+
+
+def _refusal(err: psycopg.Error) -> str:
+    """Return the database's own words for a refusal, as a quarantine detail."""
+    diag = err.diag
+    text = diag.message_primary or (str(err).strip().splitlines() or [""])[0]
+    if diag.message_detail:
+        text = f"{text} ({diag.message_detail})"
+    return f"the database refused it: {err.sqlstate or type(err).__name__}: {text}"[:_MAX_DETAIL]
 
 
 @dataclass(frozen=True, slots=True)
 class WriteResult:
-    """What one committed batch did."""
+    """What one or more committed transactions did."""
 
-    readings_stored: int
-    readings_duplicate: int
-    quarantined: Counter[str]
-    message_times: list[float]
-    committed_at: float
+    readings_stored: int = 0
+    readings_duplicate: int = 0
+    quarantined: Counter[str] = field(default_factory=Counter)  # rejected parts, by reason
+    quarantined_messages: Counter[str] = field(default_factory=Counter)  # rows, by their reason
+    quarantined_bytes: int = 0  # payload bytes kept in quarantine
+    message_times: list[float] = field(default_factory=list)
+    committed_at: float = 0.0
+
+    def plus(self, other: WriteResult) -> WriteResult:
+        """Return the sum of two results (the later commit time)."""
+        return WriteResult(
+            self.readings_stored + other.readings_stored,
+            self.readings_duplicate + other.readings_duplicate,
+            self.quarantined + other.quarantined,
+            self.quarantined_messages + other.quarantined_messages,
+            self.quarantined_bytes + other.quarantined_bytes,
+            self.message_times + other.message_times,
+            max(self.committed_at, other.committed_at),
+        )
+
+
+def _quarantine_params(items: Iterable[QuarantineItem]) -> list[tuple[object, ...]]:
+    params = []
+    for q in items:
+        counts = q.reason_counts()
+        parts = {"total": len(q.rejections), "by_reason": dict(counts), "first": q.stored_parts()}
+        params.append((q.received_at, q.topic, q.device_id, q.reason.value, list(counts), q.summary(),
+                       Jsonb(parts), q.stored_payload(), len(q.payload), q.content_type, q.replay_of))
+    return params
 
 
 class Writer:
-    """Owns one database connection; writes batches, reconnecting with capped backoff."""
+    """Owns one database connection; stores rows, reconnecting with capped backoff."""
 
-    def __init__(self, url: str, window: TimeWindow, *, max_backoff_s: float = 30.0,
+    def __init__(self, url: str, *, max_backoff_s: float = 30.0,
                  on_retry: Callable[[], None] = lambda: None) -> None:
         self._url = url
         self._on_retry = on_retry
-        self._window = window
         self._conn: psycopg.Connection | None = None
         self._max_backoff_s = max_backoff_s
         self.directory = DeviceDirectory()
@@ -95,9 +130,8 @@ class Writer:
     def connection(self) -> psycopg.Connection:
         """Return the open connection, connecting first if needed."""
         if self._conn is None or self._conn.closed:
-            conn = psycopg.connect(self._url, autocommit=True, application_name="smartcity-ingest",
-                                   connect_timeout=10)
-            conn.execute(_STAGING)
+            conn = connect(self._url, purpose="ingest", autocommit=True)
+            conn.execute(readings_sql.CREATE_STAGING)
             self._conn = conn
         return self._conn
 
@@ -107,20 +141,22 @@ class Writer:
             self._conn.close()
             self._conn = None
 
-    def write(self, batch: MessageBatch) -> WriteResult:
-        """Route ``batch`` into rows and store them in one transaction.
-
-        Raises:
-            psycopg.Error: the transaction failed and was rolled back.
-        """
-        conn = self.connection
-        rows = route_messages(
-            batch.messages, lambda device_id: self.directory.lookup(conn, device_id), self._window
-        )
-        return self.write_rows(rows)
+    def resolve_devices(self, device_ids: Iterable[str], stop: threading.Event
+                        ) -> dict[str, DeviceRef] | None:
+        """Look up registered devices, retrying through outages; None if stopped first."""
+        wanted = set(device_ids)
+        backoff = 0.5
+        while True:
+            try:
+                return self.directory.resolve(self.connection, wanted)
+            except psycopg.Error as err:
+                self._failed(err, f"device lookup of {len(wanted)} ids", backoff)
+            if stop.wait(backoff):
+                return None
+            backoff = min(backoff * 2, self._max_backoff_s)
 
     def write_rows(self, rows: Rows) -> WriteResult:
-        """Store ``rows`` in one transaction.
+        """Store ``rows`` in one transaction (a savepoint inside a caller's transaction).
 
         Raises:
             psycopg.Error: the transaction failed and was rolled back.
@@ -129,62 +165,97 @@ class Writer:
         stored = 0
         with conn.transaction(), conn.cursor() as cur:
             if rows.readings:
-                with cur.copy(_COPY) as copy:
-                    copy.set_types(_TYPES)
-                    for reading in rows.readings:
-                        copy.write_row(reading)
-                stored = self._insert_staged(conn, cur)
-                cur.execute(_LATEST)
+                with cur.copy(readings_sql.COPY_STAGING) as copy:
+                    copy.set_types(readings_sql.STAGING_TYPES)
+                    _copy_readings(copy.write_row, rows)
+                cur.execute(readings_sql.INSERT_READINGS)
+                stored = cur.rowcount
+                cur.execute(readings_sql.UPSERT_LATEST)
             if rows.last_seen:
                 ids = list(rows.last_seen)
-                cur.execute(_LAST_SEEN, (ids, [_utc(rows.last_seen[i]) for i in ids]))
+                cur.execute(readings_sql.UPDATE_LAST_SEEN,
+                            (ids, [_utc(rows.last_seen[i]) for i in ids]))
             for change in rows.statuses:
                 at = _utc(change.at)
-                cur.execute(_STATUS, (change.status, at, change.device, at))
+                cur.execute(readings_sql.UPDATE_STATUS, (change.status, at, change.device, at))
             if rows.quarantine:
-                cur.executemany(_QUARANTINE, [
-                    (_utc(q.received_at), q.topic, q.device_id, q.reason.value, q.detail, q.payload,
-                     q.content_type)
-                    for q in rows.quarantine
-                ])
-        return WriteResult(stored, len(rows.readings) - stored,
-                           Counter(q.reason.value for q in rows.quarantine), rows.message_times,
-                           time.time())
+                cur.executemany(quarantine_sql.INSERT, _quarantine_params(rows.quarantine))
+        quarantined: Counter[str] = Counter()
+        for q in rows.quarantine:
+            quarantined.update(q.reason_counts())
+        return WriteResult(
+            stored, len(rows.readings) - stored, quarantined,
+            Counter(q.reason.value for q in rows.quarantine),
+            sum(len(q.stored_payload() or b"") for q in rows.quarantine),
+            rows.message_times, time.time(),
+        )
 
-    @staticmethod
-    def _insert_staged(conn: psycopg.Connection, cur: psycopg.Cursor) -> int:
-        """Move the staged readings into ``readings``; return how many were new.
+    def store(self, rows: Rows, stop: threading.Event) -> WriteResult | None:
+        """Store routed ``rows``: retry through outages, quarantine what the database refuses.
 
-        A plain INSERT costs the server less than ``ON CONFLICT`` (no speculative insertion per
-        row), and duplicates only come with redeliveries, so try it first and fall back to the
-        duplicate-skipping form for the rare batch that holds one.
+        Returns None if stopped before everything was committed; nothing may be acked then, and
+        the broker redelivers the batch (readings already committed are stored again as no-ops).
         """
-        try:
-            with conn.transaction():
-                cur.execute(_INSERT)
-                return cur.rowcount
-        except psycopg.errors.UniqueViolation:
-            cur.execute(_INSERT_SKIPPING_DUPLICATES)
-            return cur.rowcount
-
-    def write_until_stored(self, batch: MessageBatch, stop: threading.Event) -> WriteResult | None:
-        """Write ``batch``, retrying with backoff through outages; None if stopped before success.
-
-        Nothing is acked until this returns a result, so a batch that never commits is
-        redelivered by the broker to whoever connects next.
-        """
+        # Groups of messages still to write, the next on top. A group the database refuses is
+        # split in two until each refused message stands alone; each group commits on its own,
+        # so what was committed is never written twice by a later retry.
+        stack: list[list[MessageRows]] = [rows.parts]
+        refused: set[int] = set()  # id()s of messages already reduced to their quarantine row
+        total = WriteResult()
         backoff = 0.5
-        while True:
+        while stack:
+            group = stack[-1]
             try:
-                return self.write(batch)
+                written = self.write_rows(rows if group is rows.parts else Rows.merge(group))
             except psycopg.Error as err:
-                self._on_retry()
-                log.warning("batch of %d messages not stored (%s: %s); retrying in %.1f s",
-                            len(batch), type(err).__name__, str(err).strip()[:200], backoff)
-                if self._conn is not None and self._conn.broken:
-                    self.close()
-                if not isinstance(err, psycopg.OperationalError):
-                    self.close()  # start the retry from a clean session
-            if stop.wait(backoff):
-                return None
-            backoff = min(backoff * 2, self._max_backoff_s)
+                failure = classify_error(err)
+                if failure is Failure.DATA and not (len(group) == 1 and id(group[0]) in refused):
+                    stack.pop()
+                    if len(group) > 1:
+                        middle = len(group) // 2
+                        stack += [group[middle:], group[:middle]]
+                    else:
+                        alone = group[0].refused(_refusal(err))
+                        log.warning("database refused the message on %.120s: %s", alone.message.topic,
+                                    alone.quarantine.summary() if alone.quarantine else "")
+                        refused.add(id(alone))
+                        stack.append([alone])
+                    continue
+                self._failed(err, f"batch of {len(group)} messages", backoff)
+                if stop.wait(backoff):
+                    return None
+                backoff = min(backoff * 2, self._max_backoff_s)
+                continue
+            stack.pop()
+            total = total.plus(written)
+            backoff = 0.5
+        return total
+
+    def _failed(self, err: psycopg.Error, what: str, backoff: float) -> None:
+        """Count and log a failure that will be retried, and make the next try start clean."""
+        self._on_retry()
+        failure = classify_error(err)
+        level = logging.WARNING if failure is Failure.TRANSIENT else logging.ERROR
+        log.log(level, "%s not stored (%s %s: %s); retrying in %.1f s", what, failure.value,
+                err.sqlstate or type(err).__name__, str(err).strip()[:200], backoff)
+        if failure is not Failure.TRANSIENT or (self._conn is not None and self._conn.broken):
+            self.close()
+
+
+def _utc(epoch: float) -> datetime:
+    return datetime.fromtimestamp(epoch, UTC)
+
+
+def _copy_readings(write_row: Callable[[tuple[object, ...]], None], rows: Rows) -> None:
+    """Write each reading with the receive time of its message (None for rows without messages)."""
+    readings = rows.readings
+    if not rows.received:
+        for reading in readings:
+            write_row((*reading, None))
+        return
+    start = 0
+    for end, received in rows.received:
+        for reading in islice(readings, start, end):
+            write_row((*reading, received))
+        start = end
+

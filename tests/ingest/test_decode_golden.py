@@ -72,5 +72,7 @@ def test_golden_cases_reach_every_decoder_reason() -> None:
     reasons = {line.split(" ", 1)[0] for path in CASES.glob("*/*/expected.err")
                for line in path.read_text(encoding="utf-8").splitlines()}
     decoder_reasons = set(Reason) - {Reason.UNKNOWN_DEVICE, Reason.UNKNOWN_METRIC, Reason.NON_FINITE,
-                                     Reason.PAYLOAD_TOO_LARGE}  # routing, validation, size: elsewhere
+                                     Reason.PAYLOAD_TOO_LARGE,  # routing, validation, size: elsewhere
+                                     Reason.INVALID_TOPIC,  # the topic, before any payload: ingest.rows
+                                     Reason.STORAGE_REJECTED}  # the database's refusal: ingest.write
     assert {Reason(r) for r in reasons} == decoder_reasons

@@ -20,11 +20,12 @@ from paho.mqtt.properties import Properties
 
 from ingest.batch import InboundMessage
 from ingest.pipeline import IngestWorker
-from ingest.route import route_messages
+from ingest.rows import route_messages
 from ingest.validate import DeviceRef, TimeWindow
 from smartcity.contract import MAX_PAYLOAD_BYTES, Reason, status_topic, telemetry_topic
 from smartcity.devices import register_device
 from smartcity.services import EmbeddedMosquitto
+from tests.ingest.refusal import REFUSED_VALUE, readings_refusing
 from tests.ingest.test_worker import _wait_for_messages
 from tests.mqtt import mqtt_publisher
 
@@ -45,6 +46,7 @@ class Case:
     kind: str = "air_quality_station"
     content_type: str | None = None
     topic: str | None = None  # a topic of its own instead of the case device's telemetry topic
+    refused: bool = False  # valid, but the database refuses it (a test trigger): storage_rejected
 
     @property
     def device_id(self) -> str:
@@ -183,13 +185,21 @@ def build_cases(now: float) -> list[Case]:
              (_R.INVALID_SCHEMA,), {"lamp_on": 1.0, "lamp_power": 80.0}, kind="street_light"),
         Case("senml_gases_in_ppm", _j([{"bu": "ppm", "n": "co", "v": 1}, {"n": "no2", "u": "ppb", "v": 50}]),
              (), {"co": 28.01 * 1000 / 24.45, "no2": 50 * 46.0055 / 24.45}),
-        # Topics the worker subscribes to, with ids or payloads it must refuse.
-        Case("topic_upper_case_id", _obs(now, pm25=1), (_R.INVALID_SCHEMA,),
+        # Topics the worker subscribes to, with ids or payloads it must refuse. A topic that names
+        # no valid device id is no channel of the contract: the payload is not even looked at.
+        Case("topic_upper_case_id", _obs(now, pm25=1), (_R.INVALID_TOPIC,),
              topic="smartcity/v1/devices/UPPER/telemetry"),
-        Case("topic_too_short_id", _obs(now, pm25=1), (_R.INVALID_SCHEMA,),
+        Case("topic_too_short_id", _obs(now, pm25=1), (_R.INVALID_TOPIC,),
              topic="smartcity/v1/devices/x/telemetry"),
-        Case("topic_non_ascii_id", _obs(now, pm25=1), (_R.INVALID_SCHEMA,),
+        Case("topic_non_ascii_id", _obs(now, pm25=1), (_R.INVALID_TOPIC,),
              topic="smartcity/v1/devices/sensör-01/telemetry"),
+        Case("topic_empty_id", _obs(now, pm25=1), (_R.INVALID_TOPIC,),
+             topic="smartcity/v1/devices//telemetry"),
+        Case("topic_id_too_long_status", b"online", (_R.INVALID_TOPIC,),
+             topic="smartcity/v1/devices/" + "a" * 65 + "/status"),
+        # Valid to ingest, refused by the database (a trigger on readings): quarantined alone.
+        Case("refused_by_database", _obs(now, pm10=REFUSED_VALUE, pm25=1), (_R.STORAGE_REJECTED,),
+             refused=True),
         Case("unknown_device", _obs(now, pm25=1), (_R.UNKNOWN_DEVICE,),
              topic="smartcity/v1/devices/bad-never-registered/telemetry"),
         Case("status_payload", b"maybe", (_R.INVALID_SCHEMA,), topic=status_topic("bad-status-payload")),
@@ -210,9 +220,11 @@ def test_case_routes_to_its_reasons(case: Case) -> None:
     devices = _lookup([case])
     message = InboundMessage(case.target, case.payload, now, content_type=case.content_type)
     rows = route_messages([message], devices.get, WINDOW)
-    assert Counter(q.reason for q in rows.quarantine) == Counter(case.reasons)
-    assert all(q.detail and q.payload == case.payload for q in rows.quarantine)
-    assert len(rows.readings) == len(case.stored or {})
+    routed = Counter(r for r in case.reasons if r is not Reason.STORAGE_REJECTED)
+    assert len(rows.quarantine) == (1 if routed else 0)  # one item per message, all parts in it
+    assert Counter(r.reason for q in rows.quarantine for r in q.rejections) == routed
+    assert all(q.summary() and q.payload == case.payload for q in rows.quarantine)
+    assert len(rows.readings) == (2 if case.refused else len(case.stored or {}))
 
 
 def test_battery_is_large_and_reaches_every_reason() -> None:
@@ -223,19 +235,28 @@ def test_battery_is_large_and_reaches_every_reason() -> None:
 
 @pytest.mark.parametrize("topic", [
     "smartcity/v1/devices/bad-extra-level/telemetry/extra",
+    "smartcity/v1/devices/bad-dot-dot/../telemetry",
+    "smartcity/v1/devices/bad-trailing/telemetry/",
+    "smartcity/v1/devices/bad-case/Telemetry",
     "smartcity/v1/devices//telemetry",
-    "smartcity/v1/devices/bad-commands/commands",
+    "smartcity/v1/devices/bad-no-channel",
     "smartcity/v2/devices/bad-version/telemetry",
     "smartcity/v1/devices/UPPER/telemetry",
     "smartcity/v1/devices/x/telemetry",
     "smartcity/v1/devices/" + "a" * 65 + "/telemetry",
     "devices/bad-prefix/telemetry",
 ])
-def test_topic_shapes_the_worker_never_subscribes_to_are_refused_by_routing(topic: str) -> None:
+def test_topics_that_are_no_channel_are_quarantined_as_invalid_topic(topic: str) -> None:
     message = InboundMessage(topic, b'{"metrics": {"pm25": 1}}', time.time())
     rows = route_messages([message], lambda _: DeviceRef(1, "bad-extra-level", "air_quality_station"), WINDOW)
-    assert [q.reason for q in rows.quarantine] == [Reason.INVALID_SCHEMA]
-    assert rows.quarantine[0].device_id is None and rows.readings == []
+    assert [q.reason for q in rows.quarantine] == [Reason.INVALID_TOPIC]
+    assert rows.quarantine[0].device_id is None and rows.readings == [] and rows.last_seen == {}
+
+
+def test_the_platforms_commands_channel_is_ignored_not_quarantined() -> None:
+    message = InboundMessage("smartcity/v1/devices/bad-commands/commands", b'{"lamp_on": 1}', time.time())
+    rows = route_messages([message], lambda _: DeviceRef(1, "bad-commands", "street_light"), WINDOW)
+    assert (rows.quarantine, rows.readings, rows.statuses, rows.last_seen) == ([], [], [], {})
 
 
 @pytest.mark.slow
@@ -247,7 +268,7 @@ def test_worker_survives_the_battery_and_quarantines_each_case(
             register_device(db, case.device_id, case.kind, "tanah-grogot")
     register_device(db, "bad-final-valid", "air_quality_station", "kuaro")
 
-    with mqtt_publisher(mosquitto) as client:
+    with readings_refusing(db) as refusal, mqtt_publisher(mosquitto) as client:
         for case in cases:
             properties = None
             if case.content_type is not None:
@@ -257,16 +278,19 @@ def test_worker_survives_the_battery_and_quarantines_each_case(
                            properties=properties).wait_for_publish(timeout=5)
         client.publish(telemetry_topic("bad-final-valid"), b'{"metrics": {"pm25": 9}}',
                        qos=1).wait_for_publish(timeout=5)
-    _wait_for_messages(worker, len(cases) + 1)
+        _wait_for_messages(worker, len(cases) + 1)
 
     assert worker._thread.is_alive()
     final = db.execute("SELECT r.value FROM readings r JOIN devices d ON d.id = r.device"
                        " WHERE d.device_id = 'bad-final-valid'").fetchall()
     assert final == [(9.0,)]
     quarantined: dict[str, Counter[str]] = {}
-    for topic, reason, detail in db.execute("SELECT topic, reason, detail FROM quarantine").fetchall():
-        assert detail
-        quarantined.setdefault(topic, Counter())[reason] += 1
+    for topic, detail, by_reason in db.execute(
+            "SELECT topic, detail, parts->'by_reason' FROM quarantine").fetchall():
+        assert detail and topic not in quarantined  # one row per message
+        quarantined[topic] = Counter(by_reason)
+    refused = db.execute("SELECT detail FROM quarantine WHERE reason = 'storage_rejected'").fetchone()
+    assert refused is not None and refusal in refused[0]
     stored: dict[str, dict[str, float]] = {}
     for device_id, metric, value in db.execute(
             "SELECT d.device_id, m.name, r.value FROM readings r JOIN devices d ON d.id = r.device"

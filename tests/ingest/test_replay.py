@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import threading
 import time
 from collections.abc import Iterator
 from datetime import UTC, datetime
@@ -10,7 +11,8 @@ import orjson
 import psycopg
 import pytest
 
-from ingest.batch import InboundMessage, MessageBatch
+from ingest.batch import InboundMessage
+from ingest.pipeline import route_batch
 from ingest.replay import list_quarantine, preview_payload, replay_unknown_devices
 from ingest.validate import TimeWindow
 from ingest.write import Writer
@@ -26,16 +28,15 @@ WEEK = 7 * 86400
 @pytest.fixture
 def writer(database_url: str) -> Iterator[Writer]:
     """The ingest writer, standing in for a worker that received the messages."""
-    writer = Writer(database_url, WINDOW)
+    writer = Writer(database_url)
     yield writer
     writer.close()
 
 
 def _receive(writer: Writer, *messages: InboundMessage) -> None:
-    batch = MessageBatch(max_messages=1000, max_age_s=1.0)
-    for message in messages:
-        batch.add(message)
-    writer.write(batch)
+    """Route and store ``messages`` as one batch, as a worker does."""
+    rows = route_batch(writer, list(messages), WINDOW, threading.Event())
+    assert rows is not None and writer.store(rows, threading.Event()) is not None
 
 
 def _telemetry(device_id: str, received_at: float, payload: object) -> InboundMessage:
@@ -132,10 +133,16 @@ def test_a_still_invalid_part_is_quarantined_anew_while_the_valid_part_is_stored
 
     assert result.readings_stored == 1 and dict(result.quarantined) == {"out_of_range": 1}
     assert [(r[1], r[3]) for r in _readings(db)] == [("pm25", 12.0)]
-    rows = db.execute("SELECT id, reason, device_id, payload, replayed_at IS NOT NULL FROM quarantine"
-                      " ORDER BY id").fetchall()
+    rows = db.execute("SELECT id, reason, device_id, payload, replayed_at IS NOT NULL, replay_of,"
+                      " payload_size FROM quarantine ORDER BY id").fetchall()
     assert rows[0][0] == original_id and rows[0][1:3] == ("unknown_device", AQ) and rows[0][4]
-    assert rows[1][1:] == ("out_of_range", AQ, orjson.dumps(payload), False)
+    assert rows[0][3] == orjson.dumps(payload)
+    # The new row points at the replayed one instead of storing the payload a second time.
+    assert rows[1][1:] == ("out_of_range", AQ, None, False, original_id, len(orjson.dumps(payload)))
+    [listed, _] = list_quarantine(db, pending_only=False)
+    assert (listed.reason, listed.replay_of, listed.payload_kept) == (
+        "out_of_range", original_id, len(orjson.dumps(payload)))
+    assert listed.payload_preview == orjson.dumps(payload).decode()
     # The new row is not an unknown device: another replay leaves it alone.
     assert replay_unknown_devices(database_url, WINDOW).messages_replayed == 0
 
@@ -262,8 +269,9 @@ def test_list_filters_by_reason_device_and_pending(
     assert [r.reason for r in list_quarantine(db, reason="unknown_device")] == []
     replayed = list_quarantine(db, reason="unknown_device", pending_only=False)
     assert len(replayed) == 1 and replayed[0].replayed_at is not None
-    assert set(replayed[0].to_dict()) == {"id", "received_at", "topic", "device_id", "reason",
-                                          "detail", "payload_size", "payload_preview", "replayed_at"}
+    assert set(replayed[0].to_dict()) == {
+        "id", "received_at", "topic", "device_id", "reason", "reasons", "detail", "parts",
+        "payload_size", "payload_kept", "payload_preview", "replayed_at", "replay_of"}
     with pytest.raises(ValueError, match="no_such_reason"):
         list_quarantine(db, reason="no_such_reason")
 

@@ -85,20 +85,30 @@ def test_bad_parts_go_to_quarantine_while_valid_readings_are_stored(
         aq_station: str) -> None:
     mixed = (b'{"metrics": {"pm25": 12, "pm10": NaN, "co": -5, "radon": 3, "no2": Infinity,'
              b' "o3": 40}}')
+    unknown, future = b'{"metrics": {"pm25": 1}}', b'{"ts": 4102444800, "metrics": {"so2": 1}}'
     with mqtt_publisher(mosquitto) as client:
         publish(client, telemetry_topic(aq_station), mixed)
         publish(client, telemetry_topic(aq_station), b"{not json")
-        publish(client, telemetry_topic("aq-unregistered-01"), b'{"metrics": {"pm25": 1}}')
-        publish(client, telemetry_topic(aq_station), b'{"ts": 4102444800, "metrics": {"so2": 1}}')
+        publish(client, telemetry_topic("aq-unregistered-01"), unknown)
+        publish(client, telemetry_topic(aq_station), future)
     _wait_for_messages(worker, 4)
     stored = {r[0] for r in db.execute(
         "SELECT m.name FROM readings r JOIN metrics m ON m.metric_id = r.metric").fetchall()}
     assert stored == {"pm25", "o3"}
-    reasons = sorted(r[0] for r in db.execute("SELECT reason FROM quarantine").fetchall())
-    assert worker.metrics.registry.get_sample_value(
-        "smartcity_ingest_quarantined_total", {"reason": "non_finite"}) == 2
-    assert reasons == ["invalid_json", "non_finite", "non_finite", "out_of_range",
-                       "timestamp_out_of_window", "unknown_device", "unknown_metric"]
+    # One row per message; a message's rejected parts are counted by reason in ``parts``.
+    rows = db.execute("SELECT reason, reasons, parts->'by_reason', parts->'total' FROM quarantine"
+                      " ORDER BY id").fetchall()
+    assert rows == [
+        ("non_finite", ["non_finite", "out_of_range", "unknown_metric"],
+         {"non_finite": 2, "out_of_range": 1, "unknown_metric": 1}, 4),
+        ("invalid_json", ["invalid_json"], {"invalid_json": 1}, 1),
+        ("unknown_device", ["unknown_device"], {"unknown_device": 1}, 1),
+        ("timestamp_out_of_window", ["timestamp_out_of_window"], {"timestamp_out_of_window": 1}, 1),
+    ]
+    sample = worker.metrics.registry.get_sample_value
+    assert sample("smartcity_ingest_quarantined_total", {"reason": "non_finite"}) == 2
+    assert sample("smartcity_ingest_quarantined_messages_total", {"reason": "non_finite"}) == 1
+    assert sample("smartcity_ingest_quarantined_bytes_total") == len(mixed + b"{not json" + unknown + future)
     raw = db.execute("SELECT payload, topic, device_id FROM quarantine WHERE reason = 'invalid_json'"
                      ).fetchone()
     assert raw == (b"{not json", telemetry_topic(aq_station), aq_station)

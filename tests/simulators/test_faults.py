@@ -12,7 +12,7 @@ import pytest
 
 from ingest.batch import InboundMessage
 from ingest.decode import decode_payload
-from ingest.route import route_messages
+from ingest.rows import route_messages
 from ingest.validate import DeviceRef, TimeWindow
 from simulators.encode import FORMATS, Format, encode_payload
 from simulators.faults import (
@@ -71,7 +71,7 @@ def _ingest(inbound: list[InboundMessage], fleet: list[DeviceSpec] = FLEET
         rows = route_messages([message], refs.get, WINDOW)
         for time, device, metric, value in rows.readings:
             stored.setdefault((by_key[device], metric_names[metric], round(time * 1000)), value)
-        reasons.update(item.reason.value for item in rows.quarantine)
+        reasons.update(r.reason.value for item in rows.quarantine for r in item.rejections)
     return stored, reasons
 
 

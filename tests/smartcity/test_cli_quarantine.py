@@ -2,13 +2,15 @@
 
 from __future__ import annotations
 
+import threading
 import time
 
 import orjson
 import psycopg
 from click.testing import CliRunner
 
-from ingest.batch import InboundMessage, MessageBatch
+from ingest.batch import InboundMessage
+from ingest.pipeline import route_batch
 from ingest.validate import TimeWindow
 from ingest.write import Writer
 from smartcity.cli import main
@@ -28,12 +30,12 @@ def _run(database_url: str, *args: str):  # noqa: ANN202 - click's Result
 def _receive(database_url: str, *messages: tuple[str, bytes]) -> float:
     """Store messages as an ingest worker would, received an hour ago; return that time."""
     received = float(int(time.time()) - 3600)  # whole seconds: exact through timestamptz
-    batch = MessageBatch(max_messages=100, max_age_s=1.0)
-    for device_id, payload in messages:
-        batch.add(InboundMessage(telemetry_topic(device_id), payload, received))
-    writer = Writer(database_url, TimeWindow(300, 400 * 86400))
+    inbound = [InboundMessage(telemetry_topic(device_id), payload, received)
+               for device_id, payload in messages]
+    writer = Writer(database_url)
     try:
-        writer.write(batch)
+        rows = route_batch(writer, inbound, TimeWindow(300, 400 * 86400), threading.Event())
+        assert rows is not None and writer.store(rows, threading.Event()) is not None
     finally:
         writer.close()
     return received
@@ -49,8 +51,11 @@ def test_list_json_prints_pending_items_newest_first(database_url: str, db: psyc
     items = orjson.loads(result.output)
     assert [(i["reason"], i["device_id"]) for i in items] == [("out_of_range", NOISE),
                                                               ("unknown_device", AQ)]
-    assert set(items[1]) == {"id", "received_at", "topic", "device_id", "reason", "detail",
-                             "payload_size", "payload_preview", "replayed_at"}
+    assert set(items[1]) == {"id", "received_at", "topic", "device_id", "reason", "reasons", "detail",
+                             "parts", "payload_size", "payload_kept", "payload_preview", "replayed_at",
+                             "replay_of"}
+    assert items[1]["reasons"] == {"unknown_device": 1} and items[1]["replay_of"] is None
+    assert items[1]["parts"] == [{"reason": "unknown_device", "detail": f"device {AQ} is not registered"}]
     assert items[1]["topic"] == telemetry_topic(AQ) and items[1]["replayed_at"] is None
     assert items[1]["payload_preview"] == '{"metrics": {"pm25": 1}}' and items[1]["payload_size"] == 24
     only_aq = orjson.loads(_run(database_url, "quarantine", "list", "--device", AQ, "--json").output)

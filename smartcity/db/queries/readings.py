@@ -1,0 +1,60 @@
+"""SQL of ingest's write path: staging, COPY, readings, latest values, device last-seen and status.
+
+Times travel as epoch seconds (float8) and become timestamptz in the server: converting each
+reading to a datetime in Python costs more than the rest of its trip through COPY.
+"""
+
+from __future__ import annotations
+
+__all__ = [
+    "COPY_STAGING", "CREATE_STAGING", "INSERT_READINGS", "SELECT_DEVICE_KEYS", "STAGING_TYPES",
+    "UPDATE_LAST_SEEN", "UPDATE_STATUS", "UPSERT_LATEST",
+]
+
+# Session-local, emptied by every commit or rollback: a batch never sees another's rows.
+CREATE_STAGING = (
+    "CREATE TEMP TABLE IF NOT EXISTS readings_staging"
+    " (epoch double precision NOT NULL, device integer NOT NULL, metric smallint NOT NULL,"
+    " value double precision NOT NULL, received double precision) ON COMMIT DELETE ROWS"
+)
+COPY_STAGING = (
+    "COPY readings_staging (epoch, device, metric, value, received) FROM STDIN (FORMAT BINARY)"
+)
+STAGING_TYPES = ["float8", "int4", "int2", "float8", "float8"]
+
+# ON CONFLICT on every batch, not only after a unique violation: a failed plain INSERT writes an
+# ERROR and its STATEMENT to the server log, and redeliveries are normal under at-least-once.
+INSERT_READINGS = (
+    "INSERT INTO readings (time, device, metric, value)"
+    " SELECT to_timestamp(epoch), device, metric, value FROM readings_staging"
+    " ON CONFLICT DO NOTHING"
+)
+
+# A reading's place in the latest values is its time, but never later than its arrival
+# (least() skips a NULL arrival: rows stored without one, e.g. backfill). So a reading stamped
+# ahead of the receive time by a fast device clock cannot hide readings that arrive after it.
+UPSERT_LATEST = (
+    "INSERT INTO latest_readings (device, metric, time, value, received_at)"
+    " SELECT DISTINCT ON (device, metric) device, metric, to_timestamp(epoch), value,"
+    " to_timestamp(received) FROM readings_staging"
+    " ORDER BY device, metric, least(epoch, received) DESC, epoch DESC"
+    " ON CONFLICT (device, metric) DO UPDATE"
+    " SET time = excluded.time, value = excluded.value, received_at = excluded.received_at"
+    " WHERE least(excluded.time, excluded.received_at)"
+    " > least(latest_readings.time, latest_readings.received_at)"
+)
+
+UPDATE_LAST_SEEN = (
+    "UPDATE devices d SET last_seen = v.seen"
+    " FROM unnest(%s::integer[], %s::timestamptz[]) AS v(id, seen)"
+    # A second's precision is plenty, and skipping smaller moves spares a row version per
+    # device per batch.
+    " WHERE d.id = v.id AND (d.last_seen IS NULL OR d.last_seen < v.seen - interval '1 second')"
+)
+UPDATE_STATUS = (
+    "UPDATE devices SET status = %s, status_changed_at = %s"
+    " WHERE id = %s AND (status_changed_at IS NULL OR status_changed_at <= %s)"
+)
+
+# The registry as ingest needs it: compact key and kind of each public id asked for.
+SELECT_DEVICE_KEYS = "SELECT device_id, id, kind FROM devices WHERE device_id = ANY(%s)"
