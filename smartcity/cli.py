@@ -315,7 +315,8 @@ def quarantine() -> None:
 
 
 @quarantine.command("list")
-@click.option("--reason", type=click.Choice([r.value for r in Reason]), help="Only this reason code.")
+@click.option("--reason", type=click.Choice([r.value for r in Reason]),
+              help="Only messages with a part rejected for this reason.")
 @click.option("--device", "device_id", help="Only this device id.")
 @click.option("--all", "show_all", is_flag=True, help="Include items already replayed.")
 @click.option("--limit", type=click.IntRange(min=1), default=100, show_default=True,
@@ -324,7 +325,10 @@ def quarantine() -> None:
 @click.pass_obj
 def quarantine_list(settings: Settings, reason: str | None, device_id: str | None, show_all: bool,
                     limit: int, as_json: bool) -> None:
-    """List quarantined items (pending ones unless --all), newest first."""
+    """List quarantined messages (pending ones unless --all), newest first.
+
+    --reason matches a message with any part rejected for that reason.
+    """
     from ingest.replay import list_quarantine
 
     with _connect(settings) as conn:
@@ -334,9 +338,17 @@ def quarantine_list(settings: Settings, reason: str | None, device_id: str | Non
         _echo_json([r.to_dict() for r in records])
         return
     for r in records:
-        replayed = f" replayed {r.replayed_at.isoformat(timespec='seconds')}" if r.replayed_at else ""
-        click.echo(f"{r.id:>8} {r.received_at.isoformat(timespec='seconds')} {r.reason:24}"
-                   f" {r.device_id or '-':32} {r.payload_size:>6} B  {r.detail}{replayed}")
+        # One line per message: its reasons with part counts when there is more than one part,
+        # the size as received (and what was kept, when cut), then the first part's detail.
+        reasons = r.reason if r.reasons == {r.reason: 1} else ",".join(
+            f"{code}×{count}" for code, count in r.reasons.items())
+        size = f"{r.payload_size:>6} B"
+        if r.payload_kept < r.payload_size:
+            size += f" (kept {r.payload_kept})"
+        notes = (f" replay of #{r.replay_of}" if r.replay_of else "") + (
+            f" replayed {r.replayed_at.isoformat(timespec='seconds')}" if r.replayed_at else "")
+        click.echo(f"{r.id:>8} {r.received_at.isoformat(timespec='seconds')} {reasons:24}"
+                   f" {r.device_id or '-':32} {size}  {r.detail}{notes}")
 
 
 @quarantine.command("replay")

@@ -123,3 +123,30 @@ def test_replay_without_a_reachable_database_is_a_one_line_error() -> None:
     result = _run("postgresql://smartcity@127.0.0.1:1/smartcity?connect_timeout=2",
                   "quarantine", "replay")
     assert result.exit_code == 1 and "replay stopped" in result.output
+
+
+def test_a_message_with_parts_of_several_reasons_is_one_item_found_by_each_reason(
+        database_url: str, db: psycopg.Connection) -> None:
+    register_device(db, AQ, "air_quality_station", "tanah-grogot")
+    _receive(database_url, (AQ, b'{"metrics": {"pm25": 12, "co": -5, "radon": 1, "thoron": 2}}'))
+
+    for reason in ("unknown_metric", "out_of_range"):
+        items = orjson.loads(_run(database_url, "quarantine", "list", "--reason", reason, "--json").output)
+        assert len(items) == 1
+    [item] = items
+    assert (item["reason"], item["reasons"]) == ("out_of_range", {"out_of_range": 1, "unknown_metric": 2})
+    assert [p["reason"] for p in item["parts"]] == ["out_of_range", "unknown_metric", "unknown_metric"]
+    assert item["detail"].endswith("(and 2 more rejected parts)")
+    assert orjson.loads(_run(database_url, "quarantine", "list", "--reason", "invalid_json",
+                             "--json").output) == []
+    [line] = _run(database_url, "quarantine", "list").output.splitlines()
+    assert "out_of_range×1,unknown_metric×2" in line
+
+
+def test_list_text_shows_the_size_received_and_what_was_kept(database_url: str) -> None:
+    big = b'{"metrics": {"pm25": 1}, "pad": "' + b"x" * 70_000 + b'"}'
+    _receive(database_url, (AQ, big))
+    [line] = _run(database_url, "quarantine", "list").output.splitlines()
+    assert "payload_too_large" in line and f"{len(big)} B (kept 65536)" in line
+    [item] = orjson.loads(_run(database_url, "quarantine", "list", "--json").output)
+    assert (item["payload_size"], item["payload_kept"]) == (len(big), 65536)
