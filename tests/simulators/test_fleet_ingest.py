@@ -30,7 +30,9 @@ _STORED = (
     "SELECT d.device_id, m.name, round(extract(epoch FROM r.time) * 1000)::bigint, r.value"
     " FROM readings r JOIN devices d ON d.id = r.device JOIN metrics m ON m.metric_id = r.metric"
 )
-_QUARANTINED = "SELECT reason, count(*) FROM quarantine WHERE device_id = ANY(%s) GROUP BY reason"
+# Rejected parts by reason: one quarantine row per message counts its parts in parts->'by_reason'.
+_QUARANTINED = ("SELECT p.key, sum(p.value::int) FROM quarantine q, jsonb_each_text(q.parts->'by_reason') p"
+                " WHERE q.device_id = ANY(%s) GROUP BY p.key")
 
 
 def _registered_fleet(database_url: str, mosquitto: EmbeddedMosquitto, specs: list[DeviceSpec]
