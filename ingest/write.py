@@ -200,7 +200,7 @@ class Writer:
         # split in two until each refused message stands alone; each group commits on its own,
         # so what was committed is never written twice by a later retry.
         stack: list[list[MessageRows]] = [rows.parts]
-        refused: set[int] = set()  # id()s of messages already reduced to their quarantine row
+        refused: list[MessageRows] = []  # messages already reduced to their quarantine row
         total = WriteResult()
         backoff = 0.5
         while stack:
@@ -209,7 +209,7 @@ class Writer:
                 written = self.write_rows(rows if group is rows.parts else Rows.merge(group))
             except psycopg.Error as err:
                 failure = classify_error(err)
-                if failure is Failure.DATA and not (len(group) == 1 and id(group[0]) in refused):
+                if failure is Failure.DATA and not (len(group) == 1 and any(group[0] is r for r in refused)):
                     stack.pop()
                     if len(group) > 1:
                         middle = len(group) // 2
@@ -218,7 +218,7 @@ class Writer:
                         alone = group[0].refused(_refusal(err))
                         log.warning("database refused the message on %.120s: %s", alone.message.topic,
                                     alone.quarantine.summary() if alone.quarantine else "")
-                        refused.add(id(alone))
+                        refused.append(alone)
                         stack.append([alone])
                     continue
                 self._failed(err, f"batch of {len(group)} messages", backoff)

@@ -172,6 +172,30 @@ def test_an_error_that_is_not_the_datas_fault_is_retried_not_quarantined(
     assert _count(db, "SELECT count(*) FROM quarantine") == 0
 
 
+def test_when_even_the_quarantine_row_is_refused_the_batch_is_retried_not_lost(
+        database_url: str, db: psycopg.Connection, aq: str) -> None:
+    db.execute("CREATE FUNCTION test_refuse_all() RETURNS trigger LANGUAGE plpgsql AS $$"
+               " BEGIN RAISE EXCEPTION 'quarantine refused by test'; END $$")
+    db.execute("CREATE TRIGGER test_refuse_all BEFORE INSERT ON quarantine"
+               " FOR EACH ROW EXECUTE FUNCTION test_refuse_all()")
+    stop, retries = threading.Event(), []
+    writer = Writer(database_url, max_backoff_s=0.1,
+                    on_retry=lambda: (retries.append(1), len(retries) >= 2 and stop.set()))
+    try:
+        with readings_refusing(db):
+            message = InboundMessage(telemetry_topic(aq), orjson.dumps(
+                {"metrics": {"pm10": REFUSED_VALUE}}), time.time())
+            rows = route_batch(writer, [message], WINDOW, stop)
+            assert rows is not None
+            assert writer.store(rows, stop) is None  # unacked: the broker keeps it
+    finally:
+        writer.close()
+        db.execute("DROP TRIGGER test_refuse_all ON quarantine")
+        db.execute("DROP FUNCTION test_refuse_all()")
+    assert len(retries) == 2
+    assert _count(db, "SELECT count(*) FROM readings") + _count(db, "SELECT count(*) FROM quarantine") == 0
+
+
 # The message of issue #7: a 65 KB payload of 4,367 unknown metric names once became 4,367
 # quarantine rows (+200 MB table, +204 MB WAL) and held ingest for 7.7 s.
 UNKNOWN_NAMES = 4367
