@@ -147,8 +147,8 @@ def replay_unknown_devices(url_or_conn: str | psycopg.Connection, window: TimeWi
             take = chunk_size if limit is None else min(chunk_size, limit - result.messages_replayed)
             if not _replay_chunk(conn, writer, window, device_id, take, result):
                 break
-        result.still_unknown = conn.execute(quarantine_sql.STILL_UNKNOWN,
-                                            {"device": device_id}).fetchone()[0]
+        row = conn.execute(quarantine_sql.STILL_UNKNOWN, {"device": device_id}).fetchone()
+        result.still_unknown = row[0] if row else 0
     finally:
         writer.close()
     return result

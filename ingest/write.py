@@ -106,11 +106,11 @@ class WriteResult:
 
 
 def _quarantine_params(items: Iterable[QuarantineItem]) -> list[tuple[object, ...]]:
-    params = []
+    params: list[tuple[object, ...]] = []
     for q in items:
         counts = q.reason_counts()
         parts = {"total": len(q.rejections), "by_reason": dict(counts), "first": q.stored_parts()}
-        params.append((q.received_at, q.topic, q.device_id, q.reason.value, list(counts), q.summary(),
+        params.append((_utc(q.received_at), q.topic, q.device_id, q.reason.value, list(counts), q.summary(),
                        Jsonb(parts), q.stored_payload(), len(q.payload), q.content_type, q.replay_of))
     return params
 

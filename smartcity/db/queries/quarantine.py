@@ -13,7 +13,7 @@ __all__ = ["INSERT", "LIST", "MARK_REPLAYED", "STILL_UNKNOWN", "TAKE_UNKNOWN_DEV
 INSERT = (
     "INSERT INTO quarantine (received_at, topic, device_id, reason, reasons, detail, parts, payload,"
     " payload_size, content_type, replay_of)"
-    " VALUES (to_timestamp(%s), %s, %s, %s, %s, %s, %s, %s, %s, %s, %s)"
+    " VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s)"
 )
 
 # The payload of a replay's row is its source's; only ``head`` bytes of it leave the server.
