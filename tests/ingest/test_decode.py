@@ -184,3 +184,39 @@ def test_malformed_payloads_become_rejections(payload: bytes, reason: Reason) ->
     assert [r.reason for r in out.rejections] == [reason]
     assert out.rejections[0].detail
 
+
+# Duplicate member names: orjson would keep the last silently, so the whole payload is refused.
+@pytest.mark.parametrize(("payload", "key"), [
+    (b'{"metrics": {"pm25": 1, "pm25": 2}}', "pm25"),
+    (b'{"metrics": {"pm25": 1, "pm25": 1}}', "pm25"),  # even the same value: the sender is confused
+    (b'{"metrics": {"pm25": 1}, "metrics": {"pm10": 2}}', "metrics"),
+    (b'{"ts": 1795744800, "ts": "2026-11-27T02:00:00Z", "metrics": {"pm25": 1}}', "ts"),
+    (b'{"metrics": {"pm25": 1}, "meta": {"a": {"b": 1, "b": 1}}}', "b"),  # anywhere in the document
+    (b'[{"metrics": {"pm25": 1}}, {"ts": 1, "metrics": {"pm10": 1, "pm10": 2}}]', "pm10"),
+    (b'[{"n": "pm25", "v": 1, "v": 2}]', "v"),
+    (b'[{"bn": "a/", "bn": "b/", "n": "pm25", "v": 1}]', "bn"),
+    (b'{"metrics": {"pm25": 1, "pm\\u0032\\u0035": 2}}', "pm25"),  # the same name once unescaped
+    (b'{"metrics": {"pm25": 1, "pm25": 2}, "x": "\\u003a"}', "pm25"),  # an escaped colon offsets the count
+    (b'{"metrics": {"pm25": 1, "pm25": 2}, "pad": "::"}', "pm25"),
+    (b'{"metrics": {"pm25": NaN, "pm25": 1}}', "pm25"),  # the stdlib fallback path
+    (b'{"metrics": {"pm25": 1, "pm25": 18446744073709551616}}', "pm25"),  # beyond orjson's writer
+])
+def test_duplicate_members_are_refused_naming_the_key(payload: bytes, key: str) -> None:
+    out = decode_payload(payload)
+    assert out.observations == []
+    assert [r.reason for r in out.rejections] == [Reason.INVALID_JSON]
+    assert f"duplicate member {key!r}" in out.rejections[0].detail
+
+
+@pytest.mark.parametrize("payload", [
+    b'{"ts": "2026-11-27T10:00:00+08:00", "fw": "a:b:c", "metrics": {"pm25": 1}}',
+    b'{"note": "a\\u003ab", "metrics": {"pm25": 1}}',
+    b'{"note": "a\\"b:", "metrics": {"pm25": 1}}',
+    b'{"metrics": {"pm25": 1}, "meta": {"metrics": {"pm25": 2}}}',  # one name in two objects
+    b'[{"metrics": {"pm25": 1}}, {"metrics": {"pm25": 2}}]',
+    b'{"metrics" : {"pm25" :1}}',
+])
+def test_colons_and_escapes_without_duplicates_still_decode(payload: bytes) -> None:
+    out = decode_payload(payload)
+    assert out.rejections == [] and out.observations
+    assert out.observations[0] == Observation(out.observations[0].time, "pm25", 1)
