@@ -21,7 +21,7 @@ from typing import Any
 import ciso8601
 import orjson
 
-from ingest.senml import is_senml_content_type, iter_senml, looks_like_senml
+from ingest.senml import has_senml_fields, is_senml_content_type, iter_senml, looks_like_senml
 from smartcity.contract import MAX_BATCH, MAX_PAYLOAD_BYTES, Reason, Rejection
 
 __all__ = ["Decoded", "Observation", "decode_payload", "parse_ts"]
@@ -182,8 +182,10 @@ def _decode_observation(element: Any, where: str, out: Decoded) -> None:
         return
     metrics = element.get("metrics")
     if not isinstance(metrics, dict) or not metrics:
+        hint = " (it has SenML fields, but a batch cannot hold SenML records)" \
+            if "metrics" not in element and has_senml_fields(element) else ""
         out.rejections.append(
-            Rejection(Reason.INVALID_SCHEMA, f"{where}needs a non-empty object 'metrics'")
+            Rejection(Reason.INVALID_SCHEMA, f"{where}needs a non-empty object 'metrics'{hint}")
         )
         return
     time: float | None = None
@@ -198,7 +200,7 @@ def _decode_observation(element: Any, where: str, out: Decoded) -> None:
 
 def _decode_list(document: list[Any], content_type: str | None, received_at: float | None,
                  out: Decoded) -> None:
-    # A declared content type wins; without one the first element decides (one look, batch or pack).
+    # A declared content type wins; without one the shape decides (see looks_like_senml).
     senml = (content_type is not None and is_senml_content_type(content_type)) \
         or (bool(document) and looks_like_senml(document))
     what, part = ("SenML pack", "records") if senml else ("batch", "elements")
