@@ -69,12 +69,10 @@ def parse_ts(raw: Any) -> float:
     Raises:
         ValueError: (a ``_TimestampError``) the value is not a timestamp the contract allows.
     """
-    if type(raw) is str:  # the simulators' and most devices' form first
+    if isinstance(raw, str):
         seconds = _parse_rfc3339(raw)
-    elif isinstance(raw, bool) or not isinstance(raw, (int, float, str)):
+    elif isinstance(raw, bool) or not isinstance(raw, (int, float)):
         raise _TimestampError(Reason.INVALID_SCHEMA, f"ts must be RFC 3339 text or a number, got {raw!r:.40}")
-    elif isinstance(raw, str):
-        seconds = _parse_rfc3339(raw)
     elif isinstance(raw, float) and not math.isfinite(raw):
         raise _TimestampError(Reason.INVALID_SCHEMA, f"ts {raw!r} is not finite")
     else:
@@ -89,14 +87,14 @@ def parse_ts(raw: Any) -> float:
 
 
 def _parse_rfc3339(raw: str) -> float:
-    # ciso8601's RFC 3339 mode is strict about everything but the separator (it takes a space)
-    # and leap seconds (datetime has no :60), so those two are settled here.
+    # ciso8601's RFC 3339 mode is strict but for three things settled here: it takes a space as
+    # separator and an ordinal date (YYYY-DDD), and refuses leap seconds (datetime has no :60).
     try:
         parsed = ciso8601.parse_rfc3339(raw)
     except ValueError as err:
         return _parse_unusual_rfc3339(raw, err)
-    # What ciso8601 parsed has a 4-digit year, so the date's second hyphen and the separator sit
-    # at 7 and 10, unless it took an ordinal date (YYYY-DDD), which it does in RFC 3339 mode too.
+    # What ciso8601 parsed starts with a 4-digit year, so a full date has its second hyphen at 7
+    # and the separator at 10.
     if raw[7] != "-":
         raise _not_rfc3339(raw, "the date must be YYYY-MM-DD")
     if raw[10] == " ":
