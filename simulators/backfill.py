@@ -14,7 +14,6 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 import numpy as np
-import psycopg
 from tqdm import tqdm
 
 from ingest.rows import Rows
@@ -22,6 +21,8 @@ from ingest.write import Writer
 from simulators.fleet import DeviceSpec, SimulatedDevice
 from simulators.scenarios import Scenario
 from smartcity.catalog import METRICS
+from smartcity.db.connect import connect
+from smartcity.db.queries import devices as device_sql
 
 __all__ = ["BackfillResult", "backfill", "parse_duration"]
 
@@ -109,10 +110,8 @@ def _rows(device: int, times: np.ndarray, samples: dict[str, np.ndarray]) -> Row
 
 
 def _device_keys(url: str, device_ids: list[str]) -> dict[str, int]:
-    with psycopg.connect(url) as conn:
-        found = dict(conn.execute(
-            "SELECT device_id, id FROM devices WHERE device_id = ANY(%s)", (device_ids,)
-        ).fetchall())
+    with connect(url, purpose="backfill") as conn:
+        found: dict[str, int] = dict(conn.execute(device_sql.SELECT_DEVICE_KEYS, (device_ids,)).fetchall())
     missing = sorted(set(device_ids) - set(found))
     if missing:
         raise ValueError(f"{len(missing)} devices are not registered, e.g. {missing[:3]}; "

@@ -122,7 +122,8 @@ def build_cases(now: float) -> list[Case]:
         Case("unknown_metrics", _obs(now, radon=3, water_level=1, **ok), (_R.UNKNOWN_METRIC,) * 2, ok),
         Case("lone_surrogate_name", b'{"metrics": {"\\ud800": 1, "pm10": 5}}', (_R.UNKNOWN_METRIC,), ok),
         Case("nul_in_name", b'{"metrics": {"pm\\u0000": 1, "pm10": 5}}', (_R.UNKNOWN_METRIC,), ok),
-        Case("duplicate_keys_last_wins", b'{"metrics": {"pm10": 1, "pm10": 2}}', (), {"pm10": 2.0}),
+        # A repeated member name: which value was meant is unknown, so the whole payload is refused.
+        Case("duplicate_keys_refused", b'{"metrics": {"pm10": 1, "pm10": 2}}', (_R.INVALID_JSON,)),
         # Timestamps (window: 300 s ahead, 400 days back).
         Case("future_1h", _obs(now + 3600, pm25=1), (_R.TIMESTAMP_OUT_OF_WINDOW,)),
         Case("future_6min", _obs(now + 360, pm25=1), (_R.TIMESTAMP_OUT_OF_WINDOW,)),
