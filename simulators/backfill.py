@@ -14,7 +14,6 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 import numpy as np
-import psycopg
 from tqdm import tqdm
 
 from ingest.route import Rows
@@ -23,6 +22,7 @@ from ingest.write import Writer
 from simulators.fleet import DeviceSpec, SimulatedDevice
 from simulators.scenarios import Scenario
 from smartcity.catalog import METRICS
+from smartcity.db.connect import connect
 
 __all__ = ["BackfillResult", "backfill", "parse_duration"]
 
@@ -111,7 +111,7 @@ def _rows(device: int, times: np.ndarray, samples: dict[str, np.ndarray]) -> Row
 
 
 def _device_keys(url: str, device_ids: list[str]) -> dict[str, int]:
-    with psycopg.connect(url) as conn:
+    with connect(url, purpose="backfill") as conn:
         found = dict(conn.execute(
             "SELECT device_id, id FROM devices WHERE device_id = ANY(%s)", (device_ids,)
         ).fetchall())

@@ -17,10 +17,8 @@ from collections.abc import Iterator
 from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass
 
-import psycopg
-
 from smartcity.db import apply_migrations, seed_catalog
-from smartcity.db.connect import database_url, embedded_postgres_dir
+from smartcity.db.connect import connect, database_url, embedded_postgres_dir
 from smartcity.devices import DeviceExists, register_device
 from smartcity.services import EmbeddedMosquitto, EmbeddedPostgres
 from smartcity.settings import Settings
@@ -32,7 +30,7 @@ log = logging.getLogger(__name__)
 
 def migrate_database(url: str) -> list[int]:
     """Apply pending migrations and seed the catalogue; return the versions applied now."""
-    with psycopg.connect(url) as conn:
+    with connect(url, purpose="migrate") as conn:
         applied = apply_migrations(conn)
         seed_catalog(conn)
     return applied
@@ -41,7 +39,7 @@ def migrate_database(url: str) -> list[int]:
 def register_fleet(url: str, specs: list) -> int:  # list[simulators.fleet.DeviceSpec]
     """Register each device of ``specs`` that is not registered yet; return how many were new."""
     added = 0
-    with psycopg.connect(url, autocommit=True) as conn:
+    with connect(url, purpose="register", autocommit=True) as conn:
         for spec in specs:
             try:
                 register_device(conn, spec.device_id, spec.kind, spec.site_id,
