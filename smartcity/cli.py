@@ -18,7 +18,7 @@ from pydantic import ValidationError
 
 from smartcity.catalog import DEVICE_KINDS, SITES
 from smartcity.contract import Reason
-from smartcity.db.connect import DatabaseNotConfigured, database_url
+from smartcity.db.connect import DatabaseNotConfigured, connect, database_url
 from smartcity.devices import DeviceError, get_device, list_devices, register_device
 from smartcity.logs import configure_logging
 from smartcity.services import ServiceError
@@ -46,7 +46,7 @@ def _echo_json(data: Any) -> None:
 
 def _connect(settings: Settings) -> psycopg.Connection:
     try:
-        return psycopg.connect(database_url(settings), autocommit=True)
+        return connect(database_url(settings), purpose="cli", autocommit=True)
     except psycopg.OperationalError as err:
         raise click.ClickException(f"cannot connect to the database: {err}") from None
 
@@ -163,8 +163,7 @@ def simulate(settings: Settings, use_demo: bool, size: int | None, kind_mix: dic
     url = database_url(settings) if (register or backfill) else None
     if url is not None:
         register_fleet(url, specs)
-    host, port = settings.mqtt_address
-    result = run_plan(plan, specs, host, port, url, _stop_event())
+    result = run_plan(plan, specs, settings.broker, url, _stop_event())
     if as_json:
         _echo_json(dataclasses.asdict(result))
     else:
