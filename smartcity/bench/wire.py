@@ -102,16 +102,21 @@ class RawPublisher:
     """One MQTT v5 connection that publishes and counts acknowledgements."""
 
     def __init__(self, address: BrokerAddress, client_id: str) -> None:
-        sock = socket.create_connection((address.host, address.port), timeout=15)
-        sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
-        if address.tls:
-            sock = tls_context(address).wrap_socket(sock, server_hostname=address.host)
-        self._sock = sock
         self._buffer = bytearray()
         self._next_id = 0
         self.acked = 0
         self.refused = 0
-        self.receive_maximum = self._connect(encode_connect(client_id, address.username, address.password))
+        sock = socket.create_connection((address.host, address.port), timeout=15)
+        try:
+            sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+            if address.tls:
+                sock = tls_context(address).wrap_socket(sock, server_hostname=address.host)
+            self._sock = sock
+            self.receive_maximum = self._connect(encode_connect(client_id, address.username,
+                                                                address.password))
+        except BaseException:  # refused, or the TLS handshake failed: do not leak the socket
+            sock.close()
+            raise
         self._sock.setblocking(False)
 
     def _connect(self, connect_packet: bytes) -> int:
