@@ -37,12 +37,31 @@ from ingest.batch import InboundMessage
 from smartcity.broker_url import BrokerAddress, apply_address
 from smartcity.contract import COMMANDS_FILTER, DEVICES_FILTER, STATUS_FILTER
 
-__all__ = ["DEVICES_SUBSCRIPTION", "STATUS_SUBSCRIPTION", "Subscriber"]
+__all__ = ["DEVICES_SUBSCRIPTION", "STATUS_SUBSCRIPTION", "Subscriber", "skip_reason"]
 
 log = logging.getLogger(__name__)
 
 # Subscription identifiers (MQTT v5 §3.8.2.1.2): which subscription a delivered copy came through.
 DEVICES_SUBSCRIPTION, STATUS_SUBSCRIPTION = 1, 2
+
+
+def skip_reason(message: mqtt.MQTTMessage) -> str | None:
+    """Tell why a delivered copy is acked without being handed on, or None to hand it on."""
+    is_status = mqtt.topic_matches_sub(STATUS_FILTER, message.topic)
+    ids = getattr(message.properties, "SubscriptionIdentifier", None)
+    if ids:  # absent only from a broker that ignores identifiers: then take every copy
+        wanted = STATUS_SUBSCRIPTION if is_status else DEVICES_SUBSCRIPTION
+        if wanted not in ids:
+            return "duplicate"
+    if is_status:
+        return None  # retained by design: the current status, read on subscribe
+    if message.retain:
+        # Only a retained message sent on subscribe has the flag (retain-as-published is off);
+        # it was stored when first published, or predates this worker's session.
+        return "retained"
+    if mqtt.topic_matches_sub(COMMANDS_FILTER, message.topic):
+        return "commands"  # the platform's own commands to actuators, not device input
+    return None
 
 
 class Subscriber:
@@ -90,6 +109,10 @@ class Subscriber:
         self.connected = False  # an expected disconnect: not worth a warning
         self._client.disconnect()
         self._client.loop_stop()
+        # paho closes loop_start's wake-up socket pair only in Client.__del__; when the garbage
+        # collector frees a worker (a reference cycle), the sockets may be finalised first and
+        # warn as unclosed. Close them now; a later start() opens a new pair.
+        self._client._reset_sockets(sockpair_only=True)
 
     def ack(self, mid: int, qos: int, session: int) -> bool:
         """Acknowledge a stored message to the broker; return False if its connection is gone.
@@ -135,26 +158,8 @@ class Subscriber:
             log.warning("disconnected from broker %s: %s", self._broker, reason_code)
         self.connected = False
 
-    def _skip_reason(self, message: mqtt.MQTTMessage) -> str | None:
-        """Tell why this delivered copy is not handed on, or None to hand it on."""
-        is_status = mqtt.topic_matches_sub(STATUS_FILTER, message.topic)
-        ids = getattr(message.properties, "SubscriptionIdentifier", None)
-        if ids:  # absent only from a broker that ignores identifiers: then take every copy
-            wanted = STATUS_SUBSCRIPTION if is_status else DEVICES_SUBSCRIPTION
-            if wanted not in ids:
-                return "duplicate"
-        if is_status:
-            return None  # retained by design: the current status, read on subscribe
-        if message.retain:
-            # Only a retained message sent on subscribe has the flag (retain-as-published is
-            # off); it was stored when first published, or predates this worker's session.
-            return "retained"
-        if mqtt.topic_matches_sub(COMMANDS_FILTER, message.topic):
-            return "commands"  # the platform's own commands to actuators, not device input
-        return None
-
     def _on_message(self, client: mqtt.Client, userdata: object, message: mqtt.MQTTMessage) -> None:
-        skip = self._skip_reason(message)
+        skip = skip_reason(message)
         if skip is not None:
             self.skipped[skip] += 1
             if skip == "retained" and self._retained_logged != self.session:
