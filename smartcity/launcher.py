@@ -112,16 +112,19 @@ def run_platform(settings: Settings, stop: threading.Event) -> int:
         log.info("database ready (migrations applied now: %s)", applied or "none")
         fleet = demo_fleet()
         log.info("demo fleet: %d devices (%d newly registered)", len(fleet), register_fleet(url, fleet))
-        host, port = settings.mqtt_address
-        env = {**os.environ, "SMARTCITY_DATABASE_URL": url, "SMARTCITY_MQTT_URL": f"mqtt://{host}:{port}"}
+        # The URL as given (login included), not rebuilt from host and port: children log in too.
+        env = {**os.environ, "SMARTCITY_DATABASE_URL": url,
+               "SMARTCITY_MQTT_URL": settings.mqtt_url or settings.broker.url}
+        if settings.mqtt_ca_file is not None:
+            env["SMARTCITY_MQTT_CA_FILE"] = str(settings.mqtt_ca_file)
         ingest = ChildProcess("ingest", ["ingest"])
         api = ChildProcess("api", ["api"])
         simulator = ChildProcess("simulator", ["simulate", "--demo"])
         children = [ingest, api, simulator]
         for child in children:
             child.start(env)
-        log.info("platform up: API http://%s:%d/api/v1 · MQTT mqtt://%s:%d · database %s",
-                 settings.api.host, settings.api.port, host, port, _redact(url))
+        log.info("platform up: API http://%s:%d/api/v1 · MQTT %s · database %s",
+                 settings.api.host, settings.api.port, settings.broker, _redact(url))
         status = 0
         while not stop.wait(0.5):
             dead = [(c.name, c.exited()) for c in children if c.exited() is not None]
