@@ -193,9 +193,10 @@ def _check_alive(workers: list[_Worker]) -> None:
 def _wait_subscribed(workers: list[_Worker], services: _Stack, probe_device: str) -> None:
     """Wait until every worker is connected and its subscriptions are live.
 
-    Status topics are not shared, and each worker subscribes to them in the same SUBSCRIBE as to
-    telemetry, so once every worker has stored an ``online`` status, none of the run's telemetry
-    can reach the broker before the share group exists (it would be dropped unseen).
+    Status topics are not shared, and each worker subscribes to them right after the (shared)
+    device topics on the same connection, which the broker handles in order, so once every worker
+    has stored an ``online`` status, none of the run's telemetry can reach the broker before the
+    share group exists (it would be dropped unseen).
     """
     deadline = time.monotonic() + _STARTUP_TIMEOUT_S
     next_probe = 0.0

@@ -17,7 +17,7 @@ from paho.mqtt.properties import Properties
 from paho.mqtt.subscribeoptions import SubscribeOptions
 
 from ingest.pipeline import IngestWorker
-from ingest.subscribe import DEVICES_SUBSCRIPTION, STATUS_SUBSCRIPTION, skip_reason
+from ingest.subscribe import DEVICES_SUBSCRIPTION, STATUS_SUBSCRIPTION, _is_channel, skip_reason
 from smartcity.broker_url import parse_broker_url
 from smartcity.contract import DEVICES_FILTER, STATUS_FILTER, commands_topic, status_topic, telemetry_topic
 from smartcity.devices import register_device
@@ -53,6 +53,17 @@ def _message(topic: str, *, retain: bool = False, ids: list[int] | None = None) 
 def test_which_copies_are_handed_on(topic: str, retain: bool, ids: list[int] | None,
                                     expected: str | None) -> None:
     assert skip_reason(_message(topic, retain=retain, ids=ids)) == expected
+
+
+@pytest.mark.parametrize("topic", [
+    "smartcity/v1/devices/a/status", "smartcity/v1/devices//status", "smartcity/v1/devices/a/b/status",
+    "smartcity/v1/devices/status", "smartcity/v1/devices/astatus", "smartcity/v1/devices/a/xstatus",
+    "smartcity/v1/devices/a/status/x", "smartcity/v1/devices/a/commands", "x/smartcity/v1/devices/a/status",
+    "smartcity/v1/devices/a/telemetry", "smartcity/v1/devices/a/", "smartcity/v1/devices/a/commandsx",
+])
+@pytest.mark.parametrize("channel", ["status", "commands"])
+def test_the_fast_channel_test_matches_like_the_broker(topic: str, channel: str) -> None:
+    assert _is_channel(topic, channel) == mqtt.topic_matches_sub(f"smartcity/v1/devices/+/{channel}", topic)
 
 
 @contextmanager
