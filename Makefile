@@ -4,7 +4,7 @@ PYTHON ?= python3
 VENV   := .venv
 STAMP  := $(VENV)/.installed-$(shell cat requirements.lock pyproject.toml | sha1sum | cut -c1-12)
 
-.PHONY: setup system venv run test lint lock clean
+.PHONY: setup system venv run test lint layers typecheck lock clean
 
 setup: system venv
 
@@ -21,15 +21,25 @@ $(STAMP): pyproject.toml requirements.lock
 run: setup
 	$(VENV)/bin/smartcity up
 
-test: setup
+# The layer and type checks run first: they take seconds, the suite takes minutes.
+test: setup layers typecheck
 	$(VENV)/bin/pytest
 
-lint: venv
+lint: venv layers
 	$(VENV)/bin/ruff check .
+
+# Import contracts in .importlinter: roof (cli, launcher, bench) over middle (ingest, api,
+# simulators, dashboards) over the ground floor (the rest of smartcity).
+layers: venv
+	$(VENV)/bin/lint-imports --no-cache --no-logo
+
+# mypy, configured in pyproject.toml: strict on smartcity and ingest, checked on the rest.
+typecheck: venv
+	$(VENV)/bin/mypy
 
 # Re-pin every dependency after changing pyproject.toml (then commit requirements.lock).
 lock: venv
 	$(VENV)/bin/pip freeze --exclude-editable > requirements.lock
 
 clean:
-	rm -rf $(VENV) .pytest_cache
+	rm -rf $(VENV) .pytest_cache .mypy_cache

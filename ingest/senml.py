@@ -4,7 +4,9 @@ Base fields (``bn``, ``bt``, ``bu``, ``bv``, ``bver``) apply to their own record
 until changed (§4.1). The metric is the record name ``n`` — the part after the base name, which
 names the device and is already known from the topic. Times are seconds; a resolved time below
 2**28 is relative to the moment the message was received (§4.5.3). Only numeric (``v``) and
-boolean (``vb``) values are stored; units go through ``ingest.units``.
+boolean (``vb``) values are stored, a boolean only for a switch metric (catalogue unit ``0/1``,
+e.g. ``lamp_on``: true → 1, false → 0); units go through ``ingest.units``. Packs of any version up
+to 10 are read (§4.4: a receiver must not use a pack of a version newer than it knows).
 """
 
 from __future__ import annotations
@@ -19,12 +21,18 @@ from ingest.units import to_catalogue_unit
 from smartcity.catalog import METRICS
 from smartcity.contract import SENML_CONTENT_TYPE, Reason, Rejection
 
-__all__ = ["SenmlValue", "is_senml_content_type", "iter_senml", "looks_like_senml"]
+__all__ = ["SenmlValue", "has_senml_fields", "is_senml_content_type", "iter_senml", "looks_like_senml"]
 
 _RELATIVE_BELOW = 2**28  # RFC 8428 §4.5.3: smaller resolved times count from "now"
-_VERSION = 10  # the only version this decoder implements; a pack's records all share one (§4.4)
+# The version this decoder implements (RFC 8428's 10); older ones (e.g. the 5 that early SenML
+# drafts and libraries write) use a subset of its fields, so they are read the same way.
+_VERSION = 10
 _BASE_FIELDS = ("bn", "bt", "bu", "bv", "bver")
 _VALUE_FIELDS = ("v", "vb", "vs", "vd")
+# Every label of RFC 8428 §4.1–4.2 (JSON names); one of them marks an object as a SenML record.
+_LABELS = frozenset(("bn", "bt", "bu", "bv", "bs", "bver", "n", "u", "v", "vs", "vb", "vd", "s", "t", "ut"))
+# A boolean is a value only of a switch: metrics whose catalogue unit is 0/1 (lamp_on).
+_BOOLEAN_METRICS = frozenset(name for name, metric in METRICS.items() if metric.unit == "0/1")
 _NAME_SEPARATORS = re.compile(r"[/:;.]")
 
 
@@ -56,14 +64,25 @@ def is_senml_content_type(content_type: str) -> bool:
     return content_type.partition(";")[0].strip().lower() == SENML_CONTENT_TYPE
 
 
-def looks_like_senml(document: list[Any]) -> bool:
-    """Tell whether a non-empty JSON array is a SenML pack, judging by its first record only.
+def has_senml_fields(element: dict[str, Any]) -> bool:
+    """Tell whether a JSON object carries any SenML label (``n``, ``bn``, ``v``, ``vb``, ``bt`` …)."""
+    return not _LABELS.isdisjoint(element)
 
-    The first record of a pack names something (``n`` or ``bn``), while every element of a batch
-    carries ``metrics``; one look keeps detection O(1) on the batch path.
+
+def looks_like_senml(document: list[Any]) -> bool:
+    """Tell whether a non-empty JSON array is a SenML pack rather than a batch.
+
+    A pack when some element is an object with SenML labels and no element is a batch
+    observation (an object with ``metrics``). A pack's first record need not have a name, so any
+    record counts; a batch usually shows ``metrics`` in its first element, which ends the look.
     """
-    first = document[0]
-    return isinstance(first, dict) and "metrics" not in first and ("n" in first or "bn" in first)
+    senml = False
+    for element in document:
+        if isinstance(element, dict):
+            if "metrics" in element:
+                return False
+            senml = senml or has_senml_fields(element)
+    return senml
 
 
 def iter_senml(pack: list[Any], received_at: float | None = None) -> Iterator[SenmlValue | Rejection]:
@@ -89,7 +108,7 @@ def _resolve(record: dict[str, Any], index: int, base: dict[str, Any],
         if key.endswith("_"):  # RFC 8428: a label ending in "_" must be understood, or it is an error
             raise _RecordError(Reason.INVALID_SCHEMA, f"field {key!r:.40} is not supported")
     metric = _metric(record, _inherit(base, "bn", ""))
-    value, numeric = _value(record, base)
+    value, numeric = _value(record, base, metric)
     unit = record.get("u")
     if unit is None and numeric:  # a boolean has no unit, so a pack-wide bu does not apply to it
         unit = _inherit(base, "bu", None)
@@ -108,8 +127,9 @@ def _update_base(record: dict[str, Any], index: int, base: dict[str, Any]) -> No
             continue
         raw = record[key]
         if key == "bver":
-            ok = raw == _VERSION and type(raw) is int
-            detail = f"bver {raw!r:.20} is not supported (only {_VERSION})"
+            # A positive integer (§4.1); 10.0 is the same JSON number as 10 to most encoders.
+            ok = (type(raw) is int or (type(raw) is float and raw.is_integer())) and 0 < raw <= _VERSION
+            detail = f"bver {raw!r:.20} is not supported (versions 1 to {_VERSION})"
         elif key in ("bn", "bu"):
             ok = isinstance(raw, str)
             detail = f"{key} must be a string, got {raw!r:.40}"
@@ -144,7 +164,7 @@ def _metric(record: dict[str, Any], base_name: str) -> str:
     raise _RecordError(Reason.INVALID_SCHEMA, "has no name n naming a metric")
 
 
-def _value(record: dict[str, Any], base: dict[str, Any]) -> tuple[float, bool]:
+def _value(record: dict[str, Any], base: dict[str, Any], metric: str) -> tuple[float, bool]:
     fields = [key for key in _VALUE_FIELDS if key in record]
     if len(fields) != 1:
         found = " and ".join(fields) if fields else "none"
@@ -158,6 +178,10 @@ def _value(record: dict[str, Any], base: dict[str, Any]) -> tuple[float, bool]:
     if key == "vb":
         if not isinstance(raw, bool):
             raise _RecordError(Reason.INVALID_SCHEMA, f"vb must be true or false, got {raw!r:.40}")
+        if metric in METRICS and metric not in _BOOLEAN_METRICS:  # unknown ones: the validator's
+            switches = ", ".join(sorted(_BOOLEAN_METRICS))
+            raise _RecordError(Reason.INVALID_SCHEMA,
+                               f"{metric} is a number, not a boolean (vb); booleans are for {switches}")
         return (1.0 if raw else 0.0), False
     if not _is_number(raw):
         raise _RecordError(Reason.INVALID_SCHEMA, f"v must be a number, got {raw!r:.40}")

@@ -97,7 +97,7 @@ class Subscriber:
         apply_address(client, broker)
         # Come back fast after a broker restart: until we resubscribe, a shared subscription
         # (not restored by Mosquitto) has no member to queue for.
-        client.reconnect_delay_set(min_delay=0.25, max_delay=30)
+        client.reconnect_delay_set(min_delay=0.25, max_delay=30)  # type: ignore[arg-type] # paho says int; floats work
         client.on_connect = self._on_connect
         client.on_disconnect = self._on_disconnect
         client.on_message = self._on_message
@@ -179,6 +179,6 @@ class Subscriber:
             return
         content_type = getattr(message.properties, "ContentType", None)
         self._deliver(InboundMessage(
-            message.topic, message.payload, time.time(), message.mid, message.qos, content_type,
+            message.topic, bytes(message.payload), time.time(), message.mid, message.qos, content_type,
             self.session,
         ))

@@ -1,14 +1,24 @@
-"""Observations → readings ready to store, or rejections with the contract's reason codes."""
+"""Observations → readings ready to store, or rejections with the contract's reason codes.
+
+One message holds at most one value per metric and instant (the database keeps microseconds). A
+repeat with the same value is stored once and not reported: nothing is lost, as with a message
+delivered twice. Different values for one metric and instant contradict each other, and the
+database would keep whichever came first: none is stored, and each such metric and instant is
+quarantined once as ``invalid_schema``, naming metric, time and values. That code, because the
+message breaks the shape all formats share (one value per metric and time), not a value's range
+or a time's window, and nothing was refused by storage.
+"""
 
 from __future__ import annotations
 
 import math
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from functools import cache
 from typing import TypeAlias
 
 from ingest.decode import Observation
-from smartcity.catalog import DEVICE_KINDS, METRICS
+from smartcity.catalog import DEVICE_KINDS, METRICS, METRICS_BY_ID
 from smartcity.contract import Reason, Rejection
 
 __all__ = ["DeviceRef", "Reading", "TimeWindow", "Validated", "validate_observations"]
@@ -66,7 +76,42 @@ def validate_observations(device: DeviceRef, observations: list[Observation],
             out.readings.append((time, device.id, spec[0], float(value)))
         else:
             out.rejections.append(_reject(obs, device.kind, received_at))
+    readings = out.readings
+    # Distinct metrics cannot collide, which settles every single observation in one cheap look.
+    if len(readings) > 1 and len({reading[2] for reading in readings}) != len(readings):
+        out.readings = _settle_repeats(readings, out.rejections)
     return out
+
+
+def _instant(time: float) -> int:
+    """Return the microsecond ``time`` is stored as: to_timestamp() keeps no more."""
+    return round(time * 1e6)
+
+
+def _settle_repeats(readings: list[Reading], rejections: list[Rejection]) -> list[Reading]:
+    """Keep one of each identical repeat; drop and reject every metric-instant with two values."""
+    if len({(_instant(time), metric) for time, _, metric, _ in readings}) == len(readings):
+        return readings  # a batch of distinct times: the usual case, one set and no copy
+    values: dict[tuple[int, int], list[float]] = {}
+    for time, _, metric, value in readings:
+        values.setdefault((_instant(time), metric), []).append(value)
+    kept: list[Reading] = []
+    for reading in readings:
+        key = (_instant(reading[0]), reading[2])
+        found = values.get(key)
+        if found is None:
+            continue  # already kept, or already rejected
+        del values[key]
+        distinct = list(dict.fromkeys(found))
+        if len(distinct) == 1:
+            kept.append(reading)
+        else:
+            name = METRICS_BY_ID[reading[2]].name
+            stamp = datetime.fromtimestamp(reading[0], UTC).isoformat().replace("+00:00", "Z")
+            rejections.append(Rejection(Reason.INVALID_SCHEMA, (
+                f"{name} at {stamp} has {len(distinct)} different values in one message "
+                f"({', '.join(repr(v) for v in distinct[:5])}); none stored")))
+    return kept
 
 
 def _reject(obs: Observation, kind: str, received_at: float) -> Rejection:

@@ -22,6 +22,7 @@ from collections.abc import Sequence
 
 import numpy as np
 
+from simulators.encode import Format
 from simulators.faults import FAULT_NAMES, Ledger
 from simulators.fleet import DeviceSpec, SimulatedDevice, build_fleet, demo_fleet
 from simulators.publish import FleetPublisher, PublisherStats, run_simulator
@@ -43,7 +44,7 @@ def expected_readings(spec: DeviceSpec, seed: int, times: Sequence[float] | np.n
 
 
 def run_scenario(specs: Sequence[DeviceSpec], broker: BrokerAddress, *, scenario: str = "normal",
-                 rounds: int = 1, seed: int = 0, fmt: str = "json", qos: int = 1,
+                 rounds: int = 1, seed: int = 0, fmt: Format = "json", qos: int = 1,
                  timeout: float = 60.0) -> Ledger:
     """Publish ``rounds`` reports per device of ``scenario`` (faults included) and return the ledger.
 
@@ -57,7 +58,7 @@ def run_scenario(specs: Sequence[DeviceSpec], broker: BrokerAddress, *, scenario
     anchor = time.time()
     ledger = Ledger()
     publisher = FleetPublisher(
-        specs, broker, seed=seed, qos=qos, fmt=fmt, faults=dict(chosen.faults),  # type: ignore[arg-type]
+        specs, broker, seed=seed, qos=qos, fmt=fmt, faults=dict(chosen.faults),
         ledger=ledger, make_device=lambda spec, s: SimulatedDevice.create(spec, s, chosen, anchor),
     )
     with publisher:

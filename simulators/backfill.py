@@ -23,6 +23,7 @@ from simulators.fleet import DeviceSpec, SimulatedDevice
 from simulators.scenarios import Scenario
 from smartcity.catalog import METRICS
 from smartcity.db.connect import connect
+from smartcity.db.queries import devices as device_sql
 
 __all__ = ["BackfillResult", "backfill", "parse_duration"]
 
@@ -112,9 +113,7 @@ def _rows(device: int, times: np.ndarray, samples: dict[str, np.ndarray]) -> Row
 
 def _device_keys(url: str, device_ids: list[str]) -> dict[str, int]:
     with connect(url, purpose="backfill") as conn:
-        found = dict(conn.execute(
-            "SELECT device_id, id FROM devices WHERE device_id = ANY(%s)", (device_ids,)
-        ).fetchall())
+        found: dict[str, int] = dict(conn.execute(device_sql.SELECT_DEVICE_KEYS, (device_ids,)).fetchall())
     missing = sorted(set(device_ids) - set(found))
     if missing:
         raise ValueError(f"{len(missing)} devices are not registered, e.g. {missing[:3]}; "

@@ -32,6 +32,8 @@ from smartcity.broker_url import BrokerAddress, apply_address
 if TYPE_CHECKING:
     from paho.mqtt.client import SocketLike
 
+    from simulators.faults import Message
+
 __all__ = ["MIN_BACKOFF_S", "NetworkDevice", "NetworkLoop"]
 
 log = logging.getLogger(__name__)
@@ -67,7 +69,7 @@ class NetworkDevice:
         self.dropout = False  # the publisher put it in a dropout (set and read by the publisher)
         self.held = False  # cut off for a dropout: stay offline until released
         self.unacked = 0  # QoS 1 messages the broker has not acknowledged yet
-        self.pending: list[object] | None = None  # what to send once back from a dropout
+        self.pending: list[Message] | None = None  # what to send once back from a dropout
 
     @property
     def device_id(self) -> str:
@@ -260,11 +262,11 @@ class NetworkLoop:
     def _cut(self, device: NetworkDevice) -> None:
         del self._dropping[device]
         device.held = True
-        if device.sock is not None:
+        if isinstance(device.sock, socket.socket):  # paho's plain TCP socket, as the devices use
             # shutdown, not close: paho reads end-of-file on its next read and cleans up as
             # for any lost connection; the broker sees no DISCONNECT and sends the Last Will.
             with suppress(OSError):
-                device.sock.shutdown(socket.SHUT_RDWR)  # type: ignore[union-attr]
+                device.sock.shutdown(socket.SHUT_RDWR)
 
     def _guarded(self, device: NetworkDevice, step: Callable[[], object]) -> None:
         try:

@@ -298,7 +298,7 @@ class FleetPublisher:
             pending, device.pending = device.pending or [], None
         topic = telemetry_topic(device.device_id)
         for message in pending:
-            self._send(device, topic, message)  # type: ignore[arg-type]
+            self._send(device, topic, message)
             with self._cond:  # counted as waiting until _publish counted it as unacknowledged
                 self._waiting -= 1
                 self._cond.notify_all()

@@ -9,6 +9,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 
 from simulators.backfill import BackfillResult, backfill
+from simulators.encode import Format
 from simulators.faults import check_faults
 from simulators.fleet import DeviceSpec, SimulatedDevice, build_fleet, demo_fleet
 from simulators.publish import PublisherStats, run_simulator
@@ -31,7 +32,7 @@ class SimulationPlan:
     sites: Mapping[str, float] | None = None
     scenario: str = "normal"
     qos: int = 1
-    fmt: str = "json"
+    fmt: Format = "json"
     faults: Mapping[str, float] = field(default_factory=dict)  # on top of the scenario's
     duration_s: float | None = None
     backfill_s: float | None = None  # set: store this much history in bulk instead of going live
@@ -75,7 +76,7 @@ def run_plan(plan: SimulationPlan, specs: list[DeviceSpec], broker: BrokerAddres
     anchor = time.time()
     stats = run_simulator(
         specs, broker, plan.interval_s, plan.seed, duration_s=plan.duration_s,
-        stop_event=stop, qos=plan.qos, fmt=plan.fmt, faults=faults,  # type: ignore[arg-type]
+        stop_event=stop, qos=plan.qos, fmt=plan.fmt, faults=faults,
         make_device=lambda spec, seed: SimulatedDevice.create(spec, seed, scenario, anchor),
     )
     injected = {name: count for name, count in stats.faults.items() if count}

@@ -9,13 +9,16 @@ import dataclasses
 import logging
 import signal
 import threading
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import click
 import orjson
 import psycopg
 from pydantic import ValidationError
 
+from simulators.encode import FORMATS, Format
+from simulators.faults import FAULT_NAMES
+from simulators.scenarios import SCENARIOS
 from smartcity.catalog import DEVICE_KINDS, SITES
 from smartcity.contract import Reason
 from smartcity.db.connect import DatabaseNotConfigured, connect, database_url
@@ -23,6 +26,9 @@ from smartcity.devices import DeviceError, get_device, list_devices, register_de
 from smartcity.logs import configure_logging
 from smartcity.services import ServiceError
 from smartcity.settings import Settings, UnknownSettingError, load_settings
+
+if TYPE_CHECKING:  # the bench itself is imported only when `bench` runs
+    from smartcity.bench.publisher import Client
 
 __all__ = ["main"]
 
@@ -44,7 +50,7 @@ def _echo_json(data: Any) -> None:
     click.echo(orjson.dumps(data, option=orjson.OPT_INDENT_2).decode())
 
 
-def _connect(settings: Settings) -> psycopg.Connection:
+def _connect(settings: Settings) -> psycopg.Connection[Any]:
     try:
         return connect(database_url(settings), purpose="cli", autocommit=True)
     except psycopg.OperationalError as err:
@@ -106,7 +112,7 @@ def api(settings: Settings) -> None:
 
 def _pairs(ctx: click.Context, param: click.Parameter, values: tuple[str, ...]) -> dict[str, float]:
     """Parse repeated ``NAME=NUMBER`` options (``NAME`` alone means 1)."""
-    pairs = {}
+    pairs: dict[str, float] = {}
     for value in values:
         name, _, number = value.partition("=")
         try:
@@ -123,14 +129,15 @@ def _pairs(ctx: click.Context, param: click.Parameter, values: tuple[str, ...]) 
               help="Weight of a device kind in a generated fleet (repeat; default: all kinds evenly).")
 @click.option("--site", "sites", multiple=True, callback=_pairs, metavar="SITE[=WEIGHT]",
               help="Place a generated fleet in these districts (repeat; default: all ten).")
-@click.option("--scenario", type=click.Choice(["normal", "haze", "flood", "sensor-faults"]),
-              default="normal", show_default=True, help="What the days look like (see README).")
+# Scenario, fault and format names come from the simulators' own tables, so an option never
+# offers what the simulators cannot play, nor hides what they can.
+@click.option("--scenario", type=click.Choice(list(SCENARIOS)), default="normal", show_default=True,
+              help="What the days look like (see README).")
 @click.option("--fault", "faults", multiple=True, callback=_pairs, metavar="NAME=P",
-              help="Inject a fault with probability P per report (repeat): dropout, stuck, spike,"
-                   " clock_skew, duplicate, malformed, unknown_metric.")
+              help=f"Inject a fault with probability P per report (repeat): {', '.join(FAULT_NAMES)}.")
 @click.option("--qos", type=click.Choice(["0", "1"]), default="1", show_default=True)
-@click.option("--format", "fmt", type=click.Choice(["json", "batch", "senml"]), default="json",
-              show_default=True, help="Telemetry payload format.")
+@click.option("--format", "fmt", type=click.Choice(FORMATS), default="json", show_default=True,
+              help="Telemetry payload format.")
 @click.option("--interval", type=click.FloatRange(min=0.01), help="Seconds between reports.")
 @click.option("--duration", type=click.FloatRange(min=0), help="Stop after this many seconds.")
 @click.option("--backfill", metavar="DURATION",
@@ -140,7 +147,7 @@ def _pairs(ctx: click.Context, param: click.Parameter, values: tuple[str, ...]) 
 @click.option("--json", "as_json", is_flag=True, help="Print the result as JSON.")
 @click.pass_obj
 def simulate(settings: Settings, use_demo: bool, size: int | None, kind_mix: dict[str, float],
-             sites: dict[str, float], scenario: str, faults: dict[str, float], qos: str, fmt: str,
+             sites: dict[str, float], scenario: str, faults: dict[str, float], qos: str, fmt: Format,
              interval: float | None, duration: float | None, backfill: str | None,
              seed: int | None, register: bool, as_json: bool) -> None:
     """Publish simulated sensor readings over MQTT like real devices, or backfill history."""
@@ -196,7 +203,7 @@ def bench() -> None:
 @click.option("--json", "as_json", is_flag=True, help="Print the result as JSON.")
 @click.pass_obj
 def bench_ingest(settings: Settings, messages: int, rate: float, publishers: int, workers: int,
-                 devices: int, qos: int, timeout: float, client: str, as_json: bool) -> None:
+                 devices: int, qos: int, timeout: float, client: Client, as_json: bool) -> None:
     """Publish weather telemetry through MQTT into ingest workers; report throughput and latency.
 
     Runs a private PostgreSQL and Mosquitto in a temporary directory unless SMARTCITY_DATABASE_URL /
@@ -207,7 +214,7 @@ def bench_ingest(settings: Settings, messages: int, rate: float, publishers: int
 
     try:
         config = IngestBenchConfig(messages, rate, publishers, workers, devices, qos, timeout,
-                                   client=client)  # type: ignore[arg-type]
+                                   client=client)
     except ValueError as err:
         raise click.UsageError(str(err)) from None
 

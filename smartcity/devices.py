@@ -11,14 +11,13 @@ from psycopg.rows import dict_row
 
 from smartcity.catalog import DEVICE_KINDS, SITES, is_valid_device_id
 from smartcity.credentials import generate_password, hash_password
+from smartcity.db.queries import devices as device_sql
 
 __all__ = [
     "DeviceError",
     "DeviceExists",
     "DeviceRecord",
     "DeviceRegistration",
-    "SELECT_DEVICE",
-    "SELECT_DEVICES",
     "get_device",
     "list_devices",
     "register_device",
@@ -95,9 +94,7 @@ def register_device(conn: psycopg.Connection, device_id: str, kind: str, site_id
     password = generate_password()
     with conn.transaction():
         row = conn.execute(
-            "INSERT INTO devices (device_id, kind, site_id, latitude, longitude, mqtt_username,"
-            " mqtt_password_hash) VALUES (%s, %s, %s, %s, %s, %s, %s)"
-            " ON CONFLICT (device_id) DO NOTHING RETURNING id",
+            device_sql.INSERT_DEVICE,
             (device_id, kind, site_id, latitude, longitude, device_id, hash_password(password)),
         ).fetchone()
     if row is None:
@@ -105,22 +102,10 @@ def register_device(conn: psycopg.Connection, device_id: str, kind: str, site_id
     return DeviceRegistration(device_id, kind, site_id, device_id, password)
 
 
-# The registry's reads, shared with the API's async queries so both say the same thing.
-_SELECT = (
-    "SELECT device_id, kind, site_id, latitude, longitude, status, last_seen, created_at"
-    " FROM devices"
-)
-SELECT_DEVICE = _SELECT + " WHERE device_id = %s"
-SELECT_DEVICES = (
-    _SELECT + " WHERE (%(site)s::text IS NULL OR site_id = %(site)s)"
-    " AND (%(kind)s::text IS NULL OR kind = %(kind)s) ORDER BY device_id"
-)
-
-
 def get_device(conn: psycopg.Connection, device_id: str) -> DeviceRecord | None:
     """Return the device called ``device_id``, or None."""
     with conn.cursor(row_factory=dict_row) as cur:
-        row = cur.execute(SELECT_DEVICE, (device_id,)).fetchone()
+        row = cur.execute(device_sql.SELECT_DEVICE, (device_id,)).fetchone()
     return DeviceRecord(**row) if row else None
 
 
@@ -128,5 +113,5 @@ def list_devices(conn: psycopg.Connection, site_id: str | None = None,
                  kind: str | None = None) -> list[DeviceRecord]:
     """Return the registered devices, optionally of one site and/or kind, ordered by id."""
     with conn.cursor(row_factory=dict_row) as cur:
-        rows = cur.execute(SELECT_DEVICES, {"site": site_id, "kind": kind}).fetchall()
+        rows = cur.execute(device_sql.SELECT_DEVICES, {"site": site_id, "kind": kind}).fetchall()
     return [DeviceRecord(**row) for row in rows]

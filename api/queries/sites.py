@@ -1,4 +1,4 @@
-"""SQL behind /sites."""
+"""Sites for /sites."""
 
 from __future__ import annotations
 
@@ -7,13 +7,13 @@ from typing import Any
 from psycopg import AsyncConnection
 from psycopg.rows import dict_row
 
+from smartcity.db.queries import sites as site_sql
+
 __all__ = ["list_sites"]
 
 
-async def list_sites(conn: AsyncConnection) -> list[dict[str, Any]]:
+async def list_sites(conn: AsyncConnection[Any]) -> list[dict[str, Any]]:
     """Return every site, ordered by id."""
     async with conn.cursor(row_factory=dict_row) as cur:
-        await cur.execute(
-            "SELECT site_id, name, latitude, longitude, timezone FROM sites ORDER BY site_id"
-        )
+        await cur.execute(site_sql.SELECT_SITES)
         return await cur.fetchall()

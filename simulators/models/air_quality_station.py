@@ -58,7 +58,8 @@ def _smoke(conditions: Conditions, seed: int, t: FloatArray, hour: FloatArray) -
     (swing,) = slow_noise(t, periods, phases)
     day_to_day = np.exp(_SMOKE_SWING * swing - 0.5 * _SMOKE_SWING**2)  # mean 1
     layer = 1.0 + 0.45 * daily_wave(hour, 5.0)  # trapped under the night inversion
-    return haze.peak_pm25 * haze_envelope(haze, conditions.anchor, t) * day_to_day * layer
+    smoke: FloatArray = haze.peak_pm25 * haze_envelope(haze, conditions.anchor, t) * day_to_day * layer
+    return smoke
 
 
 def sample(rng: np.random.Generator, times: TimesLike, state: ModelState | None = None,

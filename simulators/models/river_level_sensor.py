@@ -87,7 +87,8 @@ def river_flow(conditions: Conditions, seed: int, times: FloatArray) -> FloatArr
     periods, phases = shared_slow(seed, 1, 1, 72.0, 720.0)
     (wetness,) = slow_noise(times, periods, phases)
     base = 0.12 * np.exp(0.25 * wetness + 0.3 * wet_season(times))
-    return quick + base
+    flow: FloatArray = quick + base
+    return flow
 
 
 def _draw(rng: np.random.Generator) -> Params:

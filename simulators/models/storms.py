@@ -59,7 +59,7 @@ _SLOTS = (
 @lru_cache(maxsize=1024)
 def _block_storms(seed: int, block: int, haze: HazeEpisode | None, anchor: float) -> Storms:
     days = np.arange(block * _BLOCK_DAYS, (block + 1) * _BLOCK_DAYS, dtype=np.int64)
-    midnight = days * DAY_S - UTC_OFFSET_S
+    midnight = days.astype(np.float64) * DAY_S - UTC_OFFSET_S
     noon = midnight + 12.0 * _HOUR_S
     season = 1.0 + 0.3 * wet_season(noon)
     dryness = haze_envelope(haze, anchor, noon)

@@ -36,6 +36,7 @@ from smartcity.broker_url import BrokerAddress, parse_broker_url
 from smartcity.catalog import DEVICE_KINDS, SITES
 from smartcity.contract import status_topic
 from smartcity.db.connect import connect, database_url
+from smartcity.db.queries import bench as bench_sql
 from smartcity.launcher import ChildProcess, migrate_database, register_fleet
 from smartcity.services import EmbeddedMosquitto, EmbeddedPostgres, free_port
 from smartcity.settings import Settings
@@ -215,10 +216,7 @@ def _wait_subscribed(workers: list[_Worker], services: _Stack, probe_device: str
 
 def _count_stored(url: str, device_ids: list[str], since: datetime) -> int:
     with connect(url, purpose="bench") as conn:
-        row = conn.execute(
-            "SELECT count(*) FROM readings r JOIN devices d ON d.id = r.device"
-            " WHERE d.device_id = ANY(%s) AND r.time >= %s", (device_ids, since),
-        ).fetchone()
+        row = conn.execute(bench_sql.COUNT_STORED_READINGS, (device_ids, since)).fetchone()
     return int(row[0]) if row else 0
 
 

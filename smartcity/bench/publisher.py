@@ -252,7 +252,8 @@ def publish_once(broker: BrokerAddress, topic: str, payload: bytes, qos: int = 1
         session.close()
 
 
-def run_publisher(job: PublisherJob, go: Event, halt: Event, reports: Queue) -> None:  # type: ignore[type-arg]
+def run_publisher(job: PublisherJob, go: Event, halt: Event,
+                  reports: Queue[tuple[str, int | PublisherReport]]) -> None:
     """Connect, report ready, wait for ``go``, publish the job (or until ``halt``), wait for acks, report."""
     # Ctrl-C reaches the whole process group; the parent decides when publishers stop.
     signal.signal(signal.SIGINT, signal.SIG_IGN)

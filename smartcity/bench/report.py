@@ -58,16 +58,17 @@ class IngestBenchResult:
     @property
     def throughput_judged(self) -> bool:
         """Tell whether the run could reach the throughput target (not throttled below it)."""
-        rate = self.config["rate"]
+        rate = float(self.config["rate"])
         return rate == 0 or rate * self.readings_per_message >= TARGET_READINGS_PER_S
 
     @property
     def latency_judged(self) -> bool:
         """Tell whether the run is the one the latency target is defined for."""
-        return self.config["rate"] == TARGET_P99_RATE
+        return float(self.config["rate"]) == TARGET_P99_RATE
 
     @property
     def readings_per_message(self) -> int:
+        """Return the readings each message carried (6 for the bench's weather stations)."""
         return self.readings_published // self.messages_published if self.messages_published else 6
 
     @property

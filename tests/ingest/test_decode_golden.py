@@ -3,7 +3,8 @@
 A case holds ``input`` (the raw payload) and optionally ``content_type`` and ``received_at``
 (epoch seconds). ``expected`` is a JSON list of ``[time, metric, value]`` observations (time null
 for the receive time); ``expected.err`` has one line per rejection, ``<reason> <detail substring>``,
-in order. A missing file means none of that kind. Numbers compare to within 1e-9 relative.
+in order. A missing file means none of that kind. Numbers compare to within 1e-9 relative. A
+``source`` file, where present, tells how the input was made (e.g. the SenML library and version).
 """
 
 from __future__ import annotations

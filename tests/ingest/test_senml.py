@@ -30,10 +30,16 @@ def test_content_type(content_type: str, expected: bool) -> None:
     ([{"n": "pm25", "v": 1}], True),
     ([{"bn": "aq-01/", "n": "pm25", "v": 1}], True),
     ([{"bn": "aq-01/pm25", "v": 1}], True),
+    ([{"v": 1}], True),  # no name, but a value: a (bad) SenML record, not a batch element
+    ([{"bt": 1795744800, "bver": 10}, {"n": "pm25", "v": 1}], True),  # a first record without a name
+    ([{"t": -5, "vb": True}, {"n": "lamp_on", "vb": False}], True),
+    (["x", {"n": "pm25", "v": 1}], True),  # non-objects do not decide
     ([{"metrics": {"pm25": 1}}], False),
     ([{"n": "pm25", "metrics": {"pm25": 1}}], False),  # a batch element with a stray field
-    ([{"ts": 1, "metrics": {}}, {"n": "pm25", "v": 1}], False),  # only the first element counts
-    ([{"v": 1}], False),
+    ([{"ts": 1, "metrics": {}}, {"n": "pm25", "v": 1}], False),  # one batch element makes a batch
+    ([{"n": "pm25", "v": 1}, {"metrics": {"pm25": 1}}], False),  # wherever it stands
+    ([{"ts": 1}], False),
+    ([{}], False),
     ([1, 2], False),
     ([[{"n": "pm25"}]], False),
 ])
@@ -41,12 +47,66 @@ def test_shape(document: list[Any], expected: bool) -> None:
     assert looks_like_senml(document) is expected
 
 
+@pytest.mark.parametrize(("payload", "details"), [
+    # Each says what is wrong with the record rather than asking a SenML record for 'metrics'.
+    (b'[{"v": 3}]', ["record 0: has no name n naming a metric"]),
+    (b'[{"bt": 1795744800, "u": "ug/m3", "v": 3}, {"n": "pm10", "v": 4}]',
+     ["record 0: has no name n naming a metric"]),
+    (b'[{"bn": "urn:dev:ow:10e2073a01080063", "bver": 10}, {"n": "pm10", "v": 4}]',
+     ["record 0: has no name n naming a metric"]),
+    # A batch with a SenML record among its elements says the two do not mix.
+    (b'[{"metrics": {"pm25": 3}}, {"n": "pm10", "v": 4}]',
+     ["element 1: needs a non-empty object 'metrics' (it has SenML fields, but a batch cannot hold "
+      "SenML records)"]),
+])
+def test_packs_without_a_first_name_get_a_reason_that_says_what_is_wrong(
+        payload: bytes, details: list[str]) -> None:
+    assert [r.detail for r in decode_payload(payload, received_at=1_795_744_800.0).rejections] == details
+
+
 def test_shape_detection_routes_packs_and_batches_apart() -> None:
     senml = decode_payload(b'[{"n": "pm25", "v": 3}]')
     batch = decode_payload(b'[{"metrics": {"pm25": 3}}]')
     assert senml.observations == batch.observations == [Observation(None, "pm25", 3)]
-    not_senml = decode_payload(b'[{"v": 3}]')  # neither n nor bn: read as a batch element
-    assert [r.detail for r in not_senml.rejections] == ["element 0: needs a non-empty object 'metrics'"]
+    unnamed_first = decode_payload(b'[{"bt": 1795744800, "v": 3}, {"n": "pm10", "v": 4}]')
+    assert unnamed_first.observations == [Observation(1795744800.0, "pm10", 4)]
+
+
+@pytest.mark.parametrize(("bver", "reads"), [
+    (1, True), (5, True), (9, True), (10, True), (10.0, True),  # RFC 8428 §4.4: up to the known one
+    (11, False), (12, False), (2**64, False), (0, False), (-10, False), (10.5, False),
+    ("10", False), (True, False), (None, False),
+])
+def test_versions_up_to_10_are_read_newer_ones_refused(bver: object, reads: bool) -> None:
+    results = list(iter_senml([{"bver": bver, "n": "pm25", "v": 1}, {"n": "pm10", "v": 2}], 0.0))
+    if reads:
+        assert results == [SenmlValue(None, "pm25", 1), SenmlValue(None, "pm10", 2)]
+    else:
+        refused = f"record 0: bver {bver!r:.20} is not supported (versions 1 to 10)"
+        assert results == [
+            Rejection(Reason.INVALID_SCHEMA, refused),
+            Rejection(Reason.INVALID_SCHEMA, "record 1: inherits the invalid bver of record 0"),
+        ]
+
+
+@pytest.mark.parametrize(("record", "expected"), [
+    ({"n": "lamp_on", "vb": True}, 1.0),  # lamp_on is the catalogue's one switch (unit 0/1)
+    ({"n": "lamp_on", "vb": False}, 0.0),
+    ({"n": "lamp_on", "v": 1}, 1),  # a switch may also send its number
+    ({"n": "radon", "vb": True}, 1.0),  # not in the catalogue: the validator's unknown_metric
+    ({"n": "pm25", "vb": True}, "pm25 is a number, not a boolean (vb); booleans are for lamp_on"),
+    ({"n": "pm25", "vb": False}, "pm25 is a number"),
+    ({"n": "lamp_power", "vb": True}, "lamp_power is a number"),
+    ({"n": "temperature", "u": "Cel", "vb": True}, "temperature is a number"),
+    ({"n": "energy", "vb": True}, "energy is a number"),
+])
+def test_booleans_only_for_switches(record: dict[str, Any], expected: float | str) -> None:
+    [result] = iter_senml([record], 0.0)
+    if isinstance(expected, str):
+        assert isinstance(result, Rejection) and result.reason is Reason.INVALID_SCHEMA
+        assert result.detail.startswith(f"record 0: {expected}")
+    else:
+        assert result == SenmlValue(None, record["n"], expected)
 
 
 def test_relative_times_default_to_now() -> None:

@@ -6,7 +6,10 @@ import orjson
 import psycopg
 from click.testing import CliRunner
 
-from smartcity.cli import main
+from simulators.encode import FORMATS
+from simulators.faults import FAULT_NAMES
+from simulators.scenarios import SCENARIOS
+from smartcity.cli import main, simulate
 from smartcity.services import EmbeddedMosquitto
 
 
@@ -44,3 +47,14 @@ def test_bad_options_are_refused_before_anything_starts() -> None:
     assert bad_pair.exit_code == 2 and "NAME=NUMBER" in bad_pair.output
     bad_kind = _simulate({}, "--size", "2", "--kind-mix", "toaster=1")
     assert bad_kind.exit_code == 2 and "toaster" in bad_kind.output
+
+
+def test_options_offer_exactly_the_simulators_own_names() -> None:
+    choices = {param.name: getattr(param.type, "choices", None) for param in simulate.params}
+    assert list(choices["scenario"]) == list(SCENARIOS)
+    assert list(choices["fmt"]) == list(FORMATS)
+    usage = CliRunner().invoke(main, ["simulate", "--help"], terminal_width=200).output
+    assert all(name in usage for name in FAULT_NAMES), usage
+    # A name the simulators lack is refused by click before anything starts.
+    unknown = _simulate({}, "--size", "2", "--scenario", "volcano")
+    assert unknown.exit_code == 2 and "volcano" in unknown.output
