@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
-from typing import Annotated, Literal
+from typing import Annotated, Any, Literal
 from urllib.parse import urlsplit
 
 from dotenv import dotenv_values
@@ -176,7 +176,7 @@ def setting_keys(model: type[BaseModel] = Settings, prefix: str = "SMARTCITY_") 
     return keys
 
 
-def load_settings(**overrides: object) -> Settings:
+def load_settings(**overrides: Any) -> Settings:
     """Read settings from the environment and the optional settings file.
 
     Raises:
@@ -191,4 +191,4 @@ def load_settings(**overrides: object) -> Settings:
     unknown = sorted(k for k in given if k.upper().startswith("SMARTCITY_") and k.upper() not in known)
     if unknown:
         raise UnknownSettingError(f"unknown setting(s) {', '.join(unknown)}; .env.example lists them all")
-    return Settings(_env_file=env_file, **overrides)  # type: ignore[call-arg]
+    return Settings(_env_file=env_file, **overrides)
