@@ -12,7 +12,6 @@ from contextlib import asynccontextmanager
 from typing import Any
 
 from fastapi import FastAPI
-from psycopg import AsyncConnection
 from psycopg_pool import AsyncConnectionPool
 
 from api.broker import Broker
@@ -20,6 +19,7 @@ from api.deps import Pool
 from api.errors import install_error_handlers
 from api.routes import build_router
 from smartcity.db import database_url
+from smartcity.db.connect import async_pool
 from smartcity.settings import Settings
 
 __all__ = ["DB_TIMEOUT_S", "create_app"]
@@ -28,21 +28,16 @@ __all__ = ["DB_TIMEOUT_S", "create_app"]
 DB_TIMEOUT_S = 5.0
 
 
-async def _configure_connection(conn: AsyncConnection[Any]) -> None:
-    # UTC on every connection, so times come out the same whatever the server's TimeZone is.
-    await conn.execute("SET TimeZone TO 'UTC'")
-
-
 def _build_pool(settings: Settings) -> Pool:
-    return AsyncConnectionPool(
+    # Every connection opens in UTC (async_pool's session options), so times come out the same
+    # whatever the server's TimeZone is; read-only single statements run in autocommit.
+    return async_pool(
         database_url(settings),
-        open=False,
+        purpose="api",
         min_size=1,
         max_size=settings.api.pool_max_size,
         timeout=DB_TIMEOUT_S,
-        # Read-only single statements: autocommit saves the BEGIN/COMMIT round trips.
-        kwargs={"autocommit": True},
-        configure=_configure_connection,
+        autocommit=True,
         # A cheap check on checkout replaces connections a database restart has broken,
         # instead of failing the first request after it.
         check=AsyncConnectionPool.check_connection,

@@ -8,11 +8,11 @@ from __future__ import annotations
 
 import logging
 import secrets
-from urllib.parse import unquote, urlsplit
 
 import paho.mqtt.client as mqtt
 from paho.mqtt.properties import Properties
 
+from smartcity.broker_url import BrokerAddress, apply_address
 from smartcity.settings import Settings
 
 __all__ = ["Broker", "BrokerUnavailable"]
@@ -27,17 +27,15 @@ class BrokerUnavailable(RuntimeError):
 class Broker:
     """An MQTT v5 client that connects in the background and keeps reconnecting."""
 
-    def __init__(self, host: str, port: int, *, client_id: str,
-                 username: str | None = None, password: str | None = None,
-                 keepalive_s: int = 30) -> None:
-        self.host, self.port = host, port
+    def __init__(self, address: BrokerAddress, *, client_id: str, keepalive_s: int = 30) -> None:
+        self.address = address
+        self.host, self.port = address.host, address.port
         self._keepalive_s = keepalive_s
         self._failing = False
         client = mqtt.Client(
             mqtt.CallbackAPIVersion.VERSION2, client_id=client_id, protocol=mqtt.MQTTv5,
         )
-        if username is not None:
-            client.username_pw_set(username, password)
+        apply_address(client, address)
         client.reconnect_delay_set(min_delay=1, max_delay=30)
         client.on_connect = self._on_connect
         client.on_disconnect = self._on_disconnect
@@ -46,17 +44,11 @@ class Broker:
 
     @classmethod
     def from_settings(cls, settings: Settings, client_id_prefix: str = "smartcity-api") -> Broker:
-        """Build a client for the configured broker, credentials taken from the MQTT URL."""
-        host, port = settings.mqtt_address
-        username = password = None
-        if settings.mqtt_url is not None:
-            parts = urlsplit(settings.mqtt_url)
-            username = unquote(parts.username) if parts.username else None
-            password = unquote(parts.password) if parts.password else None
+        """Build a client for the configured broker (login and TLS from the MQTT URL)."""
         # A random suffix: several API processes may share one broker, and MQTT drops the
         # older of two sessions that use the same client id.
         client_id = f"{client_id_prefix}-{secrets.token_hex(4)}"
-        return cls(host, port, client_id=client_id, username=username, password=password)
+        return cls(settings.broker, client_id=client_id)
 
     @property
     def is_connected(self) -> bool:
@@ -91,20 +83,19 @@ class Broker:
     def _on_connect(self, client: mqtt.Client, userdata: object, flags: mqtt.ConnectFlags,
                     reason_code: mqtt.ReasonCode, properties: Properties | None) -> None:
         if reason_code.is_failure:
-            log.error("broker %s:%d refused the connection: %s", self.host, self.port, reason_code)
+            log.error("broker %s refused the connection: %s", self.address, reason_code)
             return
         self._failing = False
-        log.info("connected to broker %s:%d", self.host, self.port)
+        log.info("connected to broker %s", self.address)
 
     def _on_disconnect(self, client: mqtt.Client, userdata: object,
                        flags: mqtt.DisconnectFlags, reason_code: mqtt.ReasonCode,
                        properties: Properties | None) -> None:
         if reason_code.is_failure:
-            log.warning("disconnected from broker %s:%d: %s", self.host, self.port, reason_code)
+            log.warning("disconnected from broker %s: %s", self.address, reason_code)
 
     def _on_connect_fail(self, client: mqtt.Client, userdata: object) -> None:
         # Once per outage, not once per retry.
         if not self._failing:
-            log.warning("cannot reach broker %s:%d; retrying in the background",
-                        self.host, self.port)
+            log.warning("cannot reach broker %s; retrying in the background", self.address)
         self._failing = True

@@ -10,7 +10,8 @@ Exceptions the routes raise (``ApiError`` and its subclasses carry their own sta
 Others are mapped too: FastAPI's ``RequestValidationError`` → 422 naming each parameter,
 Starlette's ``HTTPException`` (unknown route, wrong method) → its status, a database that cannot
 be reached (``PoolTimeout``, ``OperationalError``) → 503, and anything else → 500 without
-internals in the body (they go to the log).
+internals in the body (they go to the log, once: `CatchUnexpected` keeps Starlette from
+re-raising them to the server, which would log the traceback a second time).
 """
 
 from __future__ import annotations
@@ -19,6 +20,7 @@ import logging
 from collections.abc import Sequence
 from http import HTTPStatus
 from typing import Any
+from urllib.parse import quote
 
 import orjson
 import psycopg
@@ -27,6 +29,7 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import Response
 from psycopg_pool import PoolTimeout
 from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from api.broker import BrokerUnavailable
 from api.models import Problem
@@ -35,6 +38,7 @@ __all__ = [
     "PROBLEM_CONTENT_TYPE",
     "PROBLEM_RESPONSES",
     "ApiError",
+    "CatchUnexpected",
     "InvalidParameter",
     "NotFound",
     "ProblemResponse",
@@ -144,18 +148,23 @@ def to_problem(exc: Exception) -> ApiError:
     return ApiError("an unexpected error occurred; it has been logged")
 
 
+def _instance(request: Request) -> str:
+    # Percent-encoded again: the decoded path may hold a NUL or a line break from the client.
+    return quote(request.url.path, safe="/:@!$&'()*+,;=-._~")
+
+
 async def handle_error(request: Request, exc: Exception) -> Response:
     """Render any exception as a problem document."""
     problem = to_problem(exc)
     if problem.status >= 500:
-        log.error("%s %s failed: %s", request.method, request.url.path, exc,
+        log.error("%s %s failed: %s", request.method, _instance(request), exc,
                   exc_info=problem.status == HTTPStatus.INTERNAL_SERVER_ERROR)
     body = {
         "type": problem.problem_type,
         "title": problem.title,
         "status": int(problem.status),
         "detail": problem.detail,
-        "instance": request.url.path,
+        "instance": _instance(request),
         **problem.extensions,
     }
     headers = getattr(exc, "headers", None) or {}
@@ -164,8 +173,35 @@ async def handle_error(request: Request, exc: Exception) -> Response:
     return ProblemResponse(body, status_code=int(problem.status), headers=headers)
 
 
+class CatchUnexpected:
+    """ASGI middleware: an exception no handler took becomes a 500 problem, logged once."""
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        started = False
+
+        async def send_tracked(message: Message) -> None:
+            nonlocal started
+            started = started or message["type"] == "http.response.start"
+            await send(message)
+
+        try:
+            await self.app(scope, receive, send_tracked)
+        except Exception as exc:
+            if started:  # too late for a problem document: let the server cut the response
+                raise
+            response = await handle_error(Request(scope, receive), exc)
+            await response(scope, receive, send)
+
+
 def install_error_handlers(app: FastAPI) -> None:
     """Route every kind of error through ``handle_error``."""
     for exc_class in (ApiError, RequestValidationError, StarletteHTTPException, PoolTimeout,
-                      psycopg.OperationalError, BrokerUnavailable, Exception):
+                      psycopg.OperationalError, BrokerUnavailable):
         app.add_exception_handler(exc_class, handle_error)
+    app.add_middleware(CatchUnexpected)

@@ -22,6 +22,7 @@ from ingest.rows import Rows, device_id_of, route_messages
 from ingest.subscribe import Subscriber
 from ingest.validate import TimeWindow
 from ingest.write import Writer, WriteResult
+from smartcity.broker_url import BrokerAddress
 from smartcity.settings import IngestSettings
 
 __all__ = ["IngestCounters", "IngestWorker", "route_batch"]
@@ -52,8 +53,7 @@ class IngestCounters:
 class IngestWorker:
     """One ingest worker process's moving parts; ``start`` then ``stop``."""
 
-    def __init__(self, database_url: str, mqtt_host: str, mqtt_port: int,
-                 settings: IngestSettings) -> None:
+    def __init__(self, database_url: str, broker: BrokerAddress, settings: IngestSettings) -> None:
         self.settings = settings
         self.window = TimeWindow(settings.future_window_s, settings.past_window_days * 86400.0)
         self.metrics = IngestMetrics()
@@ -61,7 +61,7 @@ class IngestWorker:
         # Up to one inflight window can be waiting while a full batch is being written.
         self._queue: queue.Queue[InboundMessage] = queue.Queue(maxsize=2 * settings.receive_maximum)
         self.subscriber = Subscriber(
-            mqtt_host, mqtt_port, client_id=settings.client_id, share_group=settings.share_group,
+            broker, client_id=settings.client_id, share_group=settings.share_group,
             receive_maximum=settings.receive_maximum, session_expiry_s=settings.session_expiry_s,
             deliver=self._queue.put,
         )

@@ -16,14 +16,14 @@ log = logging.getLogger(__name__)
 
 def run_ingest(settings: Settings, stop: threading.Event) -> IngestWorker:
     """Store telemetry until ``stop`` is set; then flush, ack, disconnect and return the worker."""
-    host, port = settings.mqtt_address
-    worker = IngestWorker(database_url(settings), host, port, settings.ingest)
+    broker = settings.broker
+    worker = IngestWorker(database_url(settings), broker, settings.ingest)
     worker.start()
     if settings.ingest.metrics_port:
         worker.metrics.serve(settings.ingest.metrics_host, settings.ingest.metrics_port)
         log.info("ingest metrics at http://%s:%d/metrics",
                  settings.ingest.metrics_host, settings.ingest.metrics_port)
-    log.info("ingest worker %s consuming from mqtt://%s:%d", settings.ingest.client_id, host, port)
+    log.info("ingest worker %s consuming from %s", settings.ingest.client_id, broker)
     while not stop.wait(0.5):  # slices: see simulators.publish.FleetPublisher.run
         pass
     worker.stop()

@@ -3,46 +3,101 @@
 Knows topics and delivery, not payloads. QoS 1 messages are handed on un-acked; the pipeline
 calls ``ack`` after the batch holding them is committed. With a fixed client id, a persistent
 session and manual acks, a crashed worker's unacked messages are redelivered on reconnect.
+
+Two subscriptions, told apart by their MQTT v5 subscription identifiers:
+
+- every device topic (``smartcity/v1/devices/#``, shared among workers when a share group is set),
+  *without* retained messages (retain handling 2): a device that publishes telemetry with the
+  retain flag would otherwise have it delivered again, and stored or quarantined again, at every
+  reconnect;
+- ``smartcity/v1/devices/+/status``, not shared and *with* retained messages, so a (re)started
+  worker learns every device's current status.
+
+Mosquitto 2.0 sends a client one copy of a message per matching subscription, each carrying its
+own identifier (tests/ingest/test_subscribe.py checks it), so a live status message arrives twice.
+Status is taken only from the status subscription and everything else only from the wide one:
+each message is handed on once. Copies not handed on are acked at once, as are retained messages
+from any other channel should a broker deliver one anyway (counted in ``skipped``, logged once
+per connection).
 """
 
 from __future__ import annotations
 
 import logging
 import time
+from collections import Counter
 from collections.abc import Callable
 
 import paho.mqtt.client as mqtt
 from paho.mqtt.packettypes import PacketTypes
 from paho.mqtt.properties import Properties
+from paho.mqtt.subscribeoptions import SubscribeOptions
 
 from ingest.batch import InboundMessage
-from smartcity.contract import STATUS_FILTER, TELEMETRY_FILTER
+from smartcity.broker_url import BrokerAddress, apply_address
+from smartcity.contract import DEVICE_PREFIX, DEVICES_FILTER, STATUS_FILTER
 
-__all__ = ["Subscriber"]
+__all__ = ["DEVICES_SUBSCRIPTION", "STATUS_SUBSCRIPTION", "Subscriber", "skip_reason"]
 
 log = logging.getLogger(__name__)
 
+# Subscription identifiers (MQTT v5 §3.8.2.1.2): which subscription a delivered copy came through.
+DEVICES_SUBSCRIPTION, STATUS_SUBSCRIPTION = 1, 2
+
+
+def _is_channel(topic: str, channel: str) -> bool:
+    """Tell whether ``topic`` matches ``smartcity/v1/devices/+/<channel>`` (as the broker matches)."""
+    # String tests, not paho's topic_matches_sub: this runs for every message (~0.5 µs vs ~3 µs).
+    return (topic.startswith(DEVICE_PREFIX) and topic.endswith(channel)
+            and topic.count("/", len(DEVICE_PREFIX)) == 1
+            and topic[-len(channel) - 1] == "/")
+
+
+def skip_reason(message: mqtt.MQTTMessage) -> str | None:
+    """Tell why a delivered copy is acked without being handed on, or None to hand it on."""
+    topic = message.topic  # decoded on each access: once is enough
+    is_status = _is_channel(topic, "status")
+    ids = getattr(message.properties, "SubscriptionIdentifier", None)
+    if ids:  # absent only from a broker that ignores identifiers: then take every copy
+        wanted = STATUS_SUBSCRIPTION if is_status else DEVICES_SUBSCRIPTION
+        if wanted not in ids:
+            return "duplicate"
+    if is_status:
+        return None  # retained by design: the current status, read on subscribe
+    if message.retain:
+        # Only a retained message sent on subscribe has the flag (retain-as-published is off);
+        # it was stored when first published, or predates this worker's session.
+        return "retained"
+    if _is_channel(topic, "commands"):
+        return "commands"  # the platform's own commands to actuators, not device input
+    return None
+
 
 class Subscriber:
-    """Subscribe to telemetry (shared among workers) and status; pass messages to ``deliver``."""
+    """Subscribe to device topics (shared among workers) and status; pass messages to ``deliver``."""
 
-    def __init__(self, host: str, port: int, *, client_id: str, share_group: str,
+    def __init__(self, broker: BrokerAddress, *, client_id: str, share_group: str,
                  receive_maximum: int, session_expiry_s: int,
                  deliver: Callable[[InboundMessage], None]) -> None:
-        self._host, self._port = host, port
+        self._broker = broker
         self._deliver = deliver
         self._share_group = share_group
         self._session_expiry_s = session_expiry_s
         self._receive_maximum = receive_maximum
         self.connected = False
         self.session = 0  # bumped on every (re)connect
+        self.refused = 0  # CONNACKs that refused us (bad login, not authorised …)
+        # Deliveries acked without being handed on: "retained", "duplicate", "commands".
+        self.skipped: Counter[str] = Counter()
+        self._retained_logged = 0  # the session in which a skipped retained message was last logged
         client = mqtt.Client(
             mqtt.CallbackAPIVersion.VERSION2, client_id=client_id,
             protocol=mqtt.MQTTv5, manual_ack=True,
         )
+        apply_address(client, broker)
         # Come back fast after a broker restart: until we resubscribe, a shared subscription
         # (not restored by Mosquitto) has no member to queue for.
-        client.reconnect_delay_set(min_delay=0.25, max_delay=30)
+        client.reconnect_delay_set(min_delay=0.25, max_delay=30)  # type: ignore[arg-type] # paho says int; floats work
         client.on_connect = self._on_connect
         client.on_disconnect = self._on_disconnect
         client.on_message = self._on_message
@@ -54,7 +109,7 @@ class Subscriber:
         props.SessionExpiryInterval = self._session_expiry_s
         props.ReceiveMaximum = self._receive_maximum
         self._client.connect_async(
-            self._host, self._port, keepalive=30, clean_start=False, properties=props
+            self._broker.host, self._broker.port, keepalive=30, clean_start=False, properties=props
         )
         self._client.loop_start()
 
@@ -63,6 +118,10 @@ class Subscriber:
         self.connected = False  # an expected disconnect: not worth a warning
         self._client.disconnect()
         self._client.loop_stop()
+        # paho closes loop_start's wake-up socket pair only in Client.__del__; when the garbage
+        # collector frees a worker (a reference cycle), the sockets may be finalised first and
+        # warn as unclosed. Close them now; a later start() opens a new pair.
+        self._client._reset_sockets(sockpair_only=True)
 
     def ack(self, mid: int, qos: int, session: int) -> bool:
         """Acknowledge a stored message to the broker; return False if its connection is gone.
@@ -79,30 +138,47 @@ class Subscriber:
     def _on_connect(self, client: mqtt.Client, userdata: object, flags: mqtt.ConnectFlags,
                     reason_code: mqtt.ReasonCode, properties: Properties | None) -> None:
         if reason_code.is_failure:
-            log.error("broker %s:%d refused the connection: %s", self._host, self._port, reason_code)
+            # paho keeps retrying with backoff; a wrong password is logged on every refusal, so
+            # an operator watching the log sees it at once and the worker recovers once fixed.
+            self.refused += 1
+            log.error("broker %s refused the connection: %s (check the user and password in "
+                      "SMARTCITY_MQTT_URL)", self._broker, reason_code)
             return
         self.session += 1
         self.connected = True
-        log.info("connected to broker %s:%d (session present: %s)",
-                 self._host, self._port, flags.session_present)
-        # Telemetry is shared so N workers split it; status is not, because shared subscriptions
-        # get no retained messages and every worker may apply a status change (it is idempotent).
-        client.subscribe([
-            (f"$share/{self._share_group}/{TELEMETRY_FILTER}" if self._share_group
-             else TELEMETRY_FILTER, 1),
-            (STATUS_FILTER, 1),
-        ])
+        log.info("connected to broker %s (session present: %s)", self._broker, flags.session_present)
+        # Device topics are shared so N workers split them; status is not, because shared
+        # subscriptions get no retained messages and every worker may apply a status change
+        # (it is idempotent). Two SUBSCRIBE packets: an identifier belongs to a whole packet.
+        wide = f"$share/{self._share_group}/{DEVICES_FILTER}" if self._share_group else DEVICES_FILTER
+        for topic, retain_handling, identifier in (
+            (wide, SubscribeOptions.RETAIN_DO_NOT_SEND, DEVICES_SUBSCRIPTION),
+            (STATUS_FILTER, SubscribeOptions.RETAIN_SEND_ON_SUBSCRIBE, STATUS_SUBSCRIPTION),
+        ):
+            props = Properties(PacketTypes.SUBSCRIBE)
+            props.SubscriptionIdentifier = identifier
+            client.subscribe(topic, options=SubscribeOptions(qos=1, retainHandling=retain_handling),
+                             properties=props)
 
     def _on_disconnect(self, client: mqtt.Client, userdata: object,
                        flags: mqtt.DisconnectFlags, reason_code: mqtt.ReasonCode,
                        properties: Properties | None) -> None:
         if self.connected:
-            log.warning("disconnected from broker %s:%d: %s", self._host, self._port, reason_code)
+            log.warning("disconnected from broker %s: %s", self._broker, reason_code)
         self.connected = False
 
     def _on_message(self, client: mqtt.Client, userdata: object, message: mqtt.MQTTMessage) -> None:
+        skip = skip_reason(message)
+        if skip is not None:
+            self.skipped[skip] += 1
+            if skip == "retained" and self._retained_logged != self.session:
+                self._retained_logged = self.session
+                log.warning("skipping retained telemetry on %s (and any more on this connection): "
+                            "retained telemetry is stored once, when first published", message.topic)
+            client.ack(message.mid, message.qos)
+            return
         content_type = getattr(message.properties, "ContentType", None)
         self._deliver(InboundMessage(
-            message.topic, message.payload, time.time(), message.mid, message.qos, content_type,
+            message.topic, bytes(message.payload), time.time(), message.mid, message.qos, content_type,
             self.session,
         ))

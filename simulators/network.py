@@ -27,6 +27,7 @@ from typing import TYPE_CHECKING
 import paho.mqtt.client as mqtt
 
 from simulators.fleet import SimulatedDevice
+from smartcity.broker_url import BrokerAddress, apply_address
 
 if TYPE_CHECKING:
     from paho.mqtt.client import SocketLike
@@ -79,7 +80,7 @@ class NetworkDevice:
 class NetworkLoop:
     """A thread that drives the sockets of many MQTT clients with one selector."""
 
-    def __init__(self, name: str, host: str, port: int,
+    def __init__(self, name: str, broker: BrokerAddress,
                  on_resume: Callable[[NetworkDevice], None] = lambda device: None) -> None:
         self.devices: list[NetworkDevice] = []
         # Called on this thread when a dropout ends before its connection was cut: the device
@@ -87,7 +88,8 @@ class NetworkLoop:
         self._on_resume = on_resume
         self._commands: deque[tuple[bool, NetworkDevice]] = deque()  # (drop?, device)
         self._dropping: dict[NetworkDevice, float] = {}  # device → when to cut it even if busy
-        self._host, self._port = host, port
+        self._broker = broker
+        self._host, self._port = broker.host, broker.port
         self._selector = selectors.DefaultSelector()
         # The self-pipe that wakes select(); opened by start(): an unstarted loop holds no sockets.
         self._wake_r: socket.socket | None = None
@@ -115,8 +117,11 @@ class NetworkLoop:
         device = NetworkDevice(sim, client, self)
         client.user_data_set(device)
         client.will_set(will_topic, b"offline", qos=1, retain=True)
+        # A registered device logs in as itself (the broker may bind its topics to that login);
+        # one without credentials of its own uses the URL's. TLS comes from the URL either way.
         if spec.mqtt_username is not None:
             client.username_pw_set(spec.mqtt_username, spec.mqtt_password)
+        apply_address(client, self._broker, credentials=spec.mqtt_username is None)
         client.max_queued_messages_set(max_queued)
         client.connect_timeout = _CONNECT_TIMEOUT_S
         client.on_socket_open = self.socket_opened

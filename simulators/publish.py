@@ -30,6 +30,7 @@ from simulators.encode import FORMATS, Format, content_type
 from simulators.faults import FaultInjector, Ledger, Message, Report
 from simulators.fleet import DeviceSpec, SimulatedDevice
 from simulators.network import MIN_BACKOFF_S, NetworkDevice, NetworkLoop
+from smartcity.broker_url import BrokerAddress
 from smartcity.contract import status_topic, telemetry_topic
 
 __all__ = [
@@ -74,7 +75,7 @@ class FleetPublisher:
     ``make_device`` builds each device's model (default `SimulatedDevice.create`).
     """
 
-    def __init__(self, specs: Sequence[DeviceSpec], host: str, port: int, *, seed: int,
+    def __init__(self, specs: Sequence[DeviceSpec], broker: BrokerAddress, *, seed: int,
                  interval_s: float = 10.0, qos: int = 1, fmt: Format = "json",
                  faults: Mapping[str, float] | None = None, ledger: Ledger | None = None,
                  future_window_s: float = 300.0, make_device: DeviceFactory | None = None,
@@ -89,7 +90,8 @@ class FleetPublisher:
         ids = [spec.device_id for spec in specs]
         if len(set(ids)) != len(ids):
             raise ValueError("device ids in a fleet must be unique")
-        self.host, self.port = host, port
+        self.broker = broker
+        self.host, self.port = broker.host, broker.port
         self.interval_s, self.qos, self.fmt = interval_s, qos, fmt
         self.ledger = ledger
         self.injector = FaultInjector(faults, seed, fmt=fmt, expect=ledger is not None,
@@ -110,7 +112,7 @@ class FleetPublisher:
             props.ContentType = ctype
         make = SimulatedDevice.create if make_device is None else make_device
         threads = max(1, math.ceil(len(specs) / max(1, devices_per_thread)))
-        self._loops = [NetworkLoop(f"mqtt-sim-{i}", host, port, on_resume=self._send_waiting)
+        self._loops = [NetworkLoop(f"mqtt-sim-{i}", broker, on_resume=self._send_waiting)
                        for i in range(threads)]
         self._devices: list[NetworkDevice] = []
         for index, spec in enumerate(specs):
@@ -133,8 +135,8 @@ class FleetPublisher:
         if self._started:
             return
         self._started = True
-        log.info("simulating %d device(s) against mqtt://%s:%d on %d network thread(s), QoS %d, %s",
-                 len(self._devices), self.host, self.port, len(self._loops), self.qos, self.fmt)
+        log.info("simulating %d device(s) against %s on %d network thread(s), QoS %d, %s",
+                 len(self._devices), self.broker, len(self._loops), self.qos, self.fmt)
         for loop in self._loops:
             loop.start()
 
@@ -363,7 +365,7 @@ class FleetPublisher:
             self._cond.notify_all()
 
 
-def run_simulator(specs: Sequence[DeviceSpec], host: str, port: int, interval_s: float,
+def run_simulator(specs: Sequence[DeviceSpec], broker: BrokerAddress, interval_s: float,
                   seed: int, duration_s: float | None = None,
                   stop_event: threading.Event | None = None, *, qos: int = 1,
                   fmt: Format = "json", faults: Mapping[str, float] | None = None,
@@ -374,7 +376,7 @@ def run_simulator(specs: Sequence[DeviceSpec], host: str, port: int, interval_s:
     ``qos``, ``fmt``, ``faults``, ``ledger`` and ``make_device`` are `FleetPublisher`'s.
     """
     stop = threading.Event() if stop_event is None else stop_event
-    publisher = FleetPublisher(specs, host, port, seed=seed, interval_s=interval_s, qos=qos,
+    publisher = FleetPublisher(specs, broker, seed=seed, interval_s=interval_s, qos=qos,
                                fmt=fmt, faults=faults, ledger=ledger, make_device=make_device)
     publisher.start()
     try:

@@ -14,6 +14,7 @@ from simulators.faults import check_faults
 from simulators.fleet import DeviceSpec, SimulatedDevice, build_fleet, demo_fleet
 from simulators.publish import PublisherStats, run_simulator
 from simulators.scenarios import get_scenario
+from smartcity.broker_url import BrokerAddress
 
 __all__ = ["SimulationPlan", "fleet_for", "run_plan"]
 
@@ -56,7 +57,7 @@ def fleet_for(plan: SimulationPlan) -> list[DeviceSpec]:
     return build_fleet(plan.size, plan.seed, mix=plan.mix, sites=plan.sites)
 
 
-def run_plan(plan: SimulationPlan, specs: list[DeviceSpec], host: str, port: int,
+def run_plan(plan: SimulationPlan, specs: list[DeviceSpec], broker: BrokerAddress,
              database_url: str | None, stop: threading.Event) -> PublisherStats | BackfillResult:
     """Backfill history (needs ``database_url``) or publish live until ``stop`` or the duration.
 
@@ -74,7 +75,7 @@ def run_plan(plan: SimulationPlan, specs: list[DeviceSpec], host: str, port: int
                         scenario=scenario)
     anchor = time.time()
     stats = run_simulator(
-        specs, host, port, plan.interval_s, plan.seed, duration_s=plan.duration_s,
+        specs, broker, plan.interval_s, plan.seed, duration_s=plan.duration_s,
         stop_event=stop, qos=plan.qos, fmt=plan.fmt, faults=faults,
         make_device=lambda spec, seed: SimulatedDevice.create(spec, seed, scenario, anchor),
     )

@@ -170,8 +170,7 @@ def simulate(settings: Settings, use_demo: bool, size: int | None, kind_mix: dic
     url = database_url(settings) if (register or backfill) else None
     if url is not None:
         register_fleet(url, specs)
-    host, port = settings.mqtt_address
-    result = run_plan(plan, specs, host, port, url, _stop_event())
+    result = run_plan(plan, specs, settings.broker, url, _stop_event())
     if as_json:
         _echo_json(dataclasses.asdict(result))
     else:

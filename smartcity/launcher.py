@@ -17,10 +17,8 @@ from collections.abc import Iterator
 from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass
 
-import psycopg
-
 from smartcity.db import apply_migrations, seed_catalog
-from smartcity.db.connect import database_url, embedded_postgres_dir
+from smartcity.db.connect import connect, database_url, embedded_postgres_dir
 from smartcity.devices import DeviceExists, register_device
 from smartcity.services import EmbeddedMosquitto, EmbeddedPostgres
 from smartcity.settings import Settings
@@ -32,7 +30,7 @@ log = logging.getLogger(__name__)
 
 def migrate_database(url: str) -> list[int]:
     """Apply pending migrations and seed the catalogue; return the versions applied now."""
-    with psycopg.connect(url) as conn:
+    with connect(url, purpose="migrate") as conn:
         applied = apply_migrations(conn)
         seed_catalog(conn)
     return applied
@@ -41,7 +39,7 @@ def migrate_database(url: str) -> list[int]:
 def register_fleet(url: str, specs: list) -> int:  # list[simulators.fleet.DeviceSpec]
     """Register each device of ``specs`` that is not registered yet; return how many were new."""
     added = 0
-    with psycopg.connect(url, autocommit=True) as conn:
+    with connect(url, purpose="register", autocommit=True) as conn:
         for spec in specs:
             try:
                 register_device(conn, spec.device_id, spec.kind, spec.site_id,
@@ -114,16 +112,19 @@ def run_platform(settings: Settings, stop: threading.Event) -> int:
         log.info("database ready (migrations applied now: %s)", applied or "none")
         fleet = demo_fleet()
         log.info("demo fleet: %d devices (%d newly registered)", len(fleet), register_fleet(url, fleet))
-        host, port = settings.mqtt_address
-        env = {**os.environ, "SMARTCITY_DATABASE_URL": url, "SMARTCITY_MQTT_URL": f"mqtt://{host}:{port}"}
+        # The URL as given (login included), not rebuilt from host and port: children log in too.
+        env = {**os.environ, "SMARTCITY_DATABASE_URL": url,
+               "SMARTCITY_MQTT_URL": settings.mqtt_url or settings.broker.url}
+        if settings.mqtt_ca_file is not None:
+            env["SMARTCITY_MQTT_CA_FILE"] = str(settings.mqtt_ca_file)
         ingest = ChildProcess("ingest", ["ingest"])
         api = ChildProcess("api", ["api"])
         simulator = ChildProcess("simulator", ["simulate", "--demo"])
         children = [ingest, api, simulator]
         for child in children:
             child.start(env)
-        log.info("platform up: API http://%s:%d/api/v1 · MQTT mqtt://%s:%d · database %s",
-                 settings.api.host, settings.api.port, host, port, _redact(url))
+        log.info("platform up: API http://%s:%d/api/v1 · MQTT %s · database %s",
+                 settings.api.host, settings.api.port, settings.broker, _redact(url))
         status = 0
         while not stop.wait(0.5):
             dead = [(c.name, c.exited()) for c in children if c.exited() is not None]

@@ -209,10 +209,10 @@ class EmbeddedPostgres:
         log.info("postgres listening on 127.0.0.1:%d (data %s)", self.port, self.cluster_dir)
 
     def _create_database(self) -> None:
-        import psycopg
+        from smartcity.db.connect import connect  # late: smartcity.db imports this module
 
         admin_url = embedded_postgres_url(self.data_dir, self.port, "postgres")
-        with psycopg.connect(admin_url, autocommit=True) as conn:
+        with connect(admin_url, purpose="setup", autocommit=True) as conn:
             conn.execute(f'CREATE DATABASE "{self.database}"')
 
     def is_running(self) -> bool:

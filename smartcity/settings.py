@@ -9,12 +9,14 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
-from typing import Annotated, Literal
+from typing import Annotated, Any, Literal
 from urllib.parse import urlsplit
 
 from dotenv import dotenv_values
-from pydantic import BaseModel, Field, field_validator
+from pydantic import BaseModel, Field, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
+
+from smartcity.broker_url import BrokerAddress, BrokerUrlError, parse_broker_url
 
 __all__ = [
     "ApiSettings",
@@ -83,10 +85,14 @@ class Settings(BaseSettings):
         # A dotenv file may hold other tools' variables (docker compose reads it too); unknown
         # SMARTCITY_ keys are still refused, by load_settings, so a typo never goes unnoticed.
         extra="ignore",
+        # URLs carry passwords: a validation error names the key and the problem, never the value.
+        hide_input_in_errors=True,
     )
 
     database_url: str | None = None  # None: the embedded PostgreSQL
-    mqtt_url: str | None = None  # None: the embedded Mosquitto
+    # None: the embedded Mosquitto. mqtt://user:password@host:port, or mqtts:// for TLS.
+    mqtt_url: str | None = None
+    mqtt_ca_file: Path | None = None  # mqtts only: the CA that signed the broker's certificate
     log_level: str = "INFO"
     log_format: Literal["text", "json"] = "text"
     embedded: EmbeddedSettings = EmbeddedSettings()
@@ -105,10 +111,23 @@ class Settings(BaseSettings):
     @classmethod
     def _check_mqtt_url(cls, value: str | None) -> str | None:
         if value is not None:
-            parts = urlsplit(value)
-            if parts.scheme not in ("mqtt", "tcp") or not parts.hostname:
-                raise ValueError("SMARTCITY_MQTT_URL must look like mqtt://host:port")
+            try:
+                parse_broker_url(value)
+            except BrokerUrlError as err:
+                raise ValueError(f"SMARTCITY_MQTT_URL: {err}") from None
         return value
+
+    @model_validator(mode="after")
+    def _check_mqtt_ca_file(self) -> Settings:
+        # The same parser as every client uses, so settings accept exactly what will connect.
+        if self.mqtt_ca_file is not None:
+            if self.mqtt_url is None:
+                raise ValueError("SMARTCITY_MQTT_CA_FILE needs SMARTCITY_MQTT_URL=mqtts://…")
+            try:
+                parse_broker_url(self.mqtt_url, self.mqtt_ca_file)
+            except BrokerUrlError as err:
+                raise ValueError(f"SMARTCITY_MQTT_CA_FILE: {err}") from None
+        return self
 
     @field_validator("log_level")
     @classmethod
@@ -128,12 +147,17 @@ class Settings(BaseSettings):
         return self.mqtt_url is None
 
     @property
+    def broker(self) -> BrokerAddress:
+        """Return where the broker is and how to log in: the URL's, or the embedded Mosquitto's."""
+        if self.mqtt_url is None:
+            return BrokerAddress("127.0.0.1", self.embedded.mqtt_port)
+        return parse_broker_url(self.mqtt_url, self.mqtt_ca_file)
+
+    @property
     def mqtt_address(self) -> tuple[str, int]:
         """Return the broker's host and port."""
-        if self.mqtt_url is None:
-            return "127.0.0.1", self.embedded.mqtt_port
-        parts = urlsplit(self.mqtt_url)
-        return parts.hostname or "127.0.0.1", parts.port or 1883
+        broker = self.broker
+        return broker.host, broker.port
 
 
 class UnknownSettingError(ValueError):
@@ -152,7 +176,7 @@ def setting_keys(model: type[BaseModel] = Settings, prefix: str = "SMARTCITY_") 
     return keys
 
 
-def load_settings(**overrides: object) -> Settings:
+def load_settings(**overrides: Any) -> Settings:
     """Read settings from the environment and the optional settings file.
 
     Raises:
@@ -167,4 +191,4 @@ def load_settings(**overrides: object) -> Settings:
     unknown = sorted(k for k in given if k.upper().startswith("SMARTCITY_") and k.upper() not in known)
     if unknown:
         raise UnknownSettingError(f"unknown setting(s) {', '.join(unknown)}; .env.example lists them all")
-    return Settings(_env_file=env_file, **overrides)  # type: ignore[call-arg]
+    return Settings(_env_file=env_file, **overrides)

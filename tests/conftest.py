@@ -9,6 +9,7 @@ import psycopg
 import pytest
 
 from ingest.pipeline import IngestWorker
+from smartcity.broker_url import parse_broker_url
 from smartcity.db import apply_migrations, seed_catalog
 from smartcity.services import EmbeddedMosquitto, EmbeddedPostgres, free_port
 from smartcity.settings import IngestSettings
@@ -54,7 +55,7 @@ def worker(database_url: str, mosquitto: EmbeddedMosquitto) -> Iterator[IngestWo
     tag = uuid.uuid4().hex[:8]
     settings = IngestSettings(client_id=f"test-ingest-{tag}", share_group=f"g{tag}",
                               batch_max_age_ms=20)
-    worker = IngestWorker(database_url, "127.0.0.1", mosquitto.port, settings)
+    worker = IngestWorker(database_url, parse_broker_url(mosquitto.url), settings)
     worker.start()
     wait_until(lambda: worker.subscriber.connected, message="worker connected")
     yield worker

@@ -1,15 +1,21 @@
-"""Helpers the fixtures and tests share: waiting on conditions, a scratch directory postgres can use."""
+"""Helpers the fixtures and tests share: waiting on conditions, a scratch directory postgres can use,
+a Mosquitto that wants a login (and optionally TLS) with a CA made on the spot."""
 
 from __future__ import annotations
 
 import os
 import shutil
+import subprocess
 import tempfile
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
+from dataclasses import dataclass
 from pathlib import Path
 from typing import TypeVar
+from urllib.parse import quote
+
+from smartcity.services import EmbeddedMosquitto
 
 T = TypeVar("T")
 
@@ -40,3 +46,60 @@ def scratch_dir(prefix: str) -> Iterator[Path]:
         yield path
     finally:
         shutil.rmtree(path, ignore_errors=True)
+
+
+@dataclass(frozen=True)
+class TlsFiles:
+    """A throwaway CA and a server certificate it signed for 127.0.0.1 / localhost (PEM files)."""
+
+    ca_cert: Path
+    server_cert: Path
+    server_key: Path
+
+
+def make_tls_files(directory: Path) -> TlsFiles:
+    """Create a self-signed CA and a server certificate for loopback with the openssl CLI."""
+    directory.mkdir(parents=True, exist_ok=True)
+    ca_key, ca_cert = directory / "ca.key", directory / "ca.crt"
+    key, csr, cert = directory / "server.key", directory / "server.csr", directory / "server.crt"
+    ext = directory / "server.ext"
+    ext.write_text("subjectAltName=IP:127.0.0.1,DNS:localhost\n")
+
+    def openssl(*args: str | Path) -> None:
+        subprocess.run(["openssl", *map(str, args)], check=True, capture_output=True)
+
+    openssl("req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "2", "-subj", "/CN=smartcity test CA",
+            "-keyout", ca_key, "-out", ca_cert)
+    openssl("req", "-newkey", "rsa:2048", "-nodes", "-subj", "/CN=127.0.0.1", "-keyout", key, "-out", csr)
+    openssl("x509", "-req", "-in", csr, "-CA", ca_cert, "-CAkey", ca_key, "-CAcreateserial", "-days", "2",
+            "-extfile", ext, "-out", cert)
+    return TlsFiles(ca_cert, cert, key)
+
+
+class SecuredMosquitto(EmbeddedMosquitto):
+    """An embedded Mosquitto that refuses anonymous clients (password file) and may speak only TLS."""
+
+    def __init__(self, data_dir: Path, port: int, users: Mapping[str, str],
+                 tls: TlsFiles | None = None) -> None:
+        super().__init__(data_dir, port)
+        self.users, self.tls = dict(users), tls
+
+    def write_config(self) -> None:
+        super().write_config()
+        passwords = self.data_dir / "passwords"
+        passwords.unlink(missing_ok=True)
+        passwords.touch(mode=0o600)
+        for user, password in self.users.items():
+            subprocess.run(["mosquitto_passwd", "-b", str(passwords), user, password],
+                           check=True, capture_output=True)
+        lines = self.config_file.read_text().replace("allow_anonymous true", "allow_anonymous false")
+        lines += f"password_file {passwords}\n"
+        if self.tls is not None:  # listener options: they apply to the (only) listener above
+            lines += (f"cafile {self.tls.ca_cert}\ncertfile {self.tls.server_cert}\n"
+                      f"keyfile {self.tls.server_key}\n")
+        self.config_file.write_text(lines)
+
+    def login_url(self, user: str, password: str) -> str:
+        """Return the broker's URL with a login, percent-encoded as SMARTCITY_MQTT_URL wants it."""
+        scheme = "mqtts" if self.tls else "mqtt"
+        return f"{scheme}://{quote(user, safe='')}:{quote(password, safe='')}@127.0.0.1:{self.port}"

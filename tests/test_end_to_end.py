@@ -9,6 +9,7 @@ import psycopg
 
 from api import create_app
 from ingest.pipeline import IngestWorker
+from smartcity.broker_url import parse_broker_url
 from smartcity.contract import telemetry_topic
 from smartcity.devices import register_device
 from smartcity.services import EmbeddedMosquitto
@@ -25,7 +26,7 @@ def test_a_published_reading_comes_back_from_the_api(
     local_time = at.astimezone(timezone(timedelta(hours=8))).isoformat()  # WITA, as a device sends
     utc_time = at.strftime("%Y-%m-%dT%H:%M:%SZ")
     tag = uuid.uuid4().hex[:8]
-    worker = IngestWorker(database_url, "127.0.0.1", mosquitto.port,
+    worker = IngestWorker(database_url, parse_broker_url(mosquitto.url),
                           IngestSettings(client_id=f"e2e-{tag}", share_group=f"e2e{tag}"))
     worker.start()
     settings = Settings(_env_file=None, database_url=database_url,  # type: ignore[call-arg]

@@ -4,19 +4,17 @@ from __future__ import annotations
 
 from typing import Annotated
 
-from fastapi import APIRouter, Path, Query
+from fastapi import APIRouter, Query
 
 from api.deps import ConnDep
 from api.errors import PROBLEM_RESPONSES, NotFound
 from api.models import DeviceLatest, DeviceOut, LatestValue
-from api.params import KindName, SiteId
+from api.params import DeviceIdPath, KindName, SiteId
 from api.queries import devices as queries
 
 __all__ = ["router"]
 
 router = APIRouter(prefix="/devices", tags=["devices"], responses=PROBLEM_RESPONSES)
-
-DeviceIdPath = Annotated[str, Path(description="The device's public id")]
 
 
 def _unknown(device_id: str) -> NotFound:

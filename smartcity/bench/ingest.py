@@ -32,6 +32,7 @@ from smartcity.bench.cpu import find_pid, process_tree_cpu_seconds
 from smartcity.bench.prometheus import MetricsSnapshot, merge_snapshots, scrape
 from smartcity.bench.publisher import Client, PublisherJob, PublisherReport, publish_once, run_publisher
 from smartcity.bench.report import IngestBenchResult
+from smartcity.broker_url import BrokerAddress, parse_broker_url
 from smartcity.catalog import DEVICE_KINDS, SITES
 from smartcity.contract import status_topic
 from smartcity.db.connect import connect, database_url
@@ -98,8 +99,8 @@ def bench_devices(count: int) -> list[DeviceSpec]:
 @dataclass
 class _Stack:
     database_url: str
-    mqtt_host: str
-    mqtt_port: int
+    mqtt_url: str  # as given, login included: what the workers are told (SMARTCITY_MQTT_URL)
+    mqtt_ca_file: Path | None
     cpu_pids: dict[str, int] = field(default_factory=dict)  # embedded service → main pid
 
 
@@ -136,12 +137,16 @@ def _services(settings: Settings) -> Iterator[_Stack]:
             broker = EmbeddedMosquitto(directory / "mosquitto", free_port(), settings.embedded.mosquitto_bin)
             stack.callback(broker.stop)
             broker.start()
-            host, port = "127.0.0.1", broker.port
+            mqtt_url, ca_file = broker.url, None
             if (pid := find_pid(str(broker.config_file))) is not None:
                 pids["mosquitto"] = pid
         else:
-            host, port = settings.mqtt_address
-        yield _Stack(url, host, port, pids)
+            mqtt_url, ca_file = settings.mqtt_url or "", settings.mqtt_ca_file
+        yield _Stack(url, mqtt_url, ca_file, pids)
+
+
+def _broker(services: _Stack) -> BrokerAddress:
+    return parse_broker_url(services.mqtt_url, services.mqtt_ca_file)
 
 
 def _start_workers(stack: ExitStack, services: _Stack, count: int, run_id: str) -> list[_Worker]:
@@ -153,9 +158,9 @@ def _start_workers(stack: ExitStack, services: _Stack, count: int, run_id: str) 
             pass
         ports.add(port)
         env = {
-            **os.environ,
+            **{k: v for k, v in os.environ.items() if k != "SMARTCITY_MQTT_CA_FILE"},
             "SMARTCITY_DATABASE_URL": services.database_url,
-            "SMARTCITY_MQTT_URL": f"mqtt://{services.mqtt_host}:{services.mqtt_port}",
+            "SMARTCITY_MQTT_URL": services.mqtt_url,
             "SMARTCITY_INGEST__CLIENT_ID": f"bench-{run_id}-ingest-{n}",
             "SMARTCITY_INGEST__SHARE_GROUP": f"bench-{run_id}",
             "SMARTCITY_INGEST__METRICS_HOST": "127.0.0.1",
@@ -164,6 +169,8 @@ def _start_workers(stack: ExitStack, services: _Stack, count: int, run_id: str) 
             "SMARTCITY_INGEST__SESSION_EXPIRY_S": "0",
             "SMARTCITY_LOG_LEVEL": os.environ.get("SMARTCITY_LOG_LEVEL", "WARNING"),
         }
+        if services.mqtt_ca_file is not None:
+            env["SMARTCITY_MQTT_CA_FILE"] = str(services.mqtt_ca_file)
         child = ChildProcess(f"ingest-{n}", ["ingest"])
         stack.callback(child.stop)
         child.start(env)
@@ -187,9 +194,10 @@ def _check_alive(workers: list[_Worker]) -> None:
 def _wait_subscribed(workers: list[_Worker], services: _Stack, probe_device: str) -> None:
     """Wait until every worker is connected and its subscriptions are live.
 
-    Status topics are not shared, and each worker subscribes to them in the same SUBSCRIBE as to
-    telemetry, so once every worker has stored an ``online`` status, none of the run's telemetry
-    can reach the broker before the share group exists (it would be dropped unseen).
+    Status topics are not shared, and each worker subscribes to them right after the (shared)
+    device topics on the same connection, which the broker handles in order, so once every worker
+    has stored an ``online`` status, none of the run's telemetry can reach the broker before the
+    share group exists (it would be dropped unseen).
     """
     deadline = time.monotonic() + _STARTUP_TIMEOUT_S
     next_probe = 0.0
@@ -200,7 +208,7 @@ def _wait_subscribed(workers: list[_Worker], services: _Stack, probe_device: str
             if all(s is not None and s.value(_STATUS_MESSAGES, channel="status") >= 1 for s in snaps):
                 return
             if time.monotonic() >= next_probe:
-                publish_once(services.mqtt_host, services.mqtt_port, status_topic(probe_device), b"online")
+                publish_once(_broker(services), status_topic(probe_device), b"online")
                 next_probe = time.monotonic() + 1.0
         time.sleep(0.1)
     raise BenchError(f"ingest workers not subscribed within {_STARTUP_TIMEOUT_S:.0f} s")
@@ -225,8 +233,7 @@ def run_ingest_bench(config: IngestBenchConfig, settings: Settings, *,
     device_ids = [d.device_id for d in devices]
     with ExitStack() as stack:
         services = stack.enter_context(_services(settings))
-        log.info("bench %s: database and broker at mqtt://%s:%d ready; migrating", run_id,
-                 services.mqtt_host, services.mqtt_port)
+        log.info("bench %s: database and broker at %s ready; migrating", run_id, _broker(services))
         migrate_database(services.database_url)
         register_fleet(services.database_url, devices)
         workers = _start_workers(stack, services, config.workers, run_id)
@@ -236,7 +243,7 @@ def run_ingest_bench(config: IngestBenchConfig, settings: Settings, *,
         processes = []
         for n in range(config.publishers):
             share = config.messages // config.publishers + (n < config.messages % config.publishers)
-            job = PublisherJob(n, services.mqtt_host, services.mqtt_port, f"bench-{run_id}-pub-{n + 1}",
+            job = PublisherJob(n, _broker(services), f"bench-{run_id}-pub-{n + 1}",
                                tuple(device_ids[n::config.publishers]), share,
                                config.rate / config.publishers, config.qos, config.max_inflight,
                                config.client)

@@ -25,6 +25,7 @@ import paho.mqtt.client as mqtt
 from paho.mqtt.properties import Properties
 
 from smartcity.bench.wire import RawPublisher, encode_publish
+from smartcity.broker_url import BrokerAddress, apply_address
 from smartcity.contract import telemetry_topic
 
 __all__ = ["PublisherJob", "PublisherReport", "publish_once", "run_publisher", "weather_metrics"]
@@ -42,8 +43,7 @@ class PublisherJob:
     """What one publisher process sends, and where."""
 
     index: int
-    host: str
-    port: int
+    broker: BrokerAddress  # with the login and TLS the publishers use
     client_id: str
     device_ids: tuple[str, ...]
     messages: int
@@ -115,13 +115,14 @@ class _PahoSession:
         client.suppress_exceptions = False
         client.on_publish = self._on_publish
         client.on_connect = self._on_connect
+        apply_address(client, job.broker)
         self._connected = False
         self._client = client
-        client.connect(job.host, job.port, keepalive=60, clean_start=True)
+        client.connect(job.broker.host, job.broker.port, keepalive=60, clean_start=True)
         deadline = time.monotonic() + _CONNECT_TIMEOUT_S
         while not self._connected:
             if time.monotonic() > deadline:
-                raise ConnectionError(f"publisher {job.index}: no CONNACK from {job.host}:{job.port}")
+                raise ConnectionError(f"publisher {job.index}: no CONNACK from {job.broker}")
             self.poll(0.1)
 
     def _on_connect(self, client: mqtt.Client, userdata: object, flags: mqtt.ConnectFlags,
@@ -161,7 +162,7 @@ class _RawSession:
 
     def __init__(self, job: PublisherJob) -> None:
         self._job = job
-        self._conn = RawPublisher(job.host, job.port, job.client_id)
+        self._conn = RawPublisher(job.broker, job.client_id)
         self.window = max(1, min(job.max_inflight, self._conn.receive_maximum))
         self._topics: list[bytes] = []
         self._sent = 0
@@ -235,18 +236,18 @@ def _drain(session: _Session, sent: int, timeout: float) -> bool:
     return True
 
 
-def publish_once(host: str, port: int, topic: str, payload: bytes, qos: int = 1) -> None:
+def publish_once(broker: BrokerAddress, topic: str, payload: bytes, qos: int = 1) -> None:
     """Publish one message from a short-lived paho client and wait until the broker has it.
 
     Raises:
         ConnectionError: the broker did not accept the connection or the message in time.
     """
-    job = PublisherJob(0, host, port, f"bench-probe-{uuid.uuid4().hex[:8]}", (), 1, 0.0, qos, 1)
+    job = PublisherJob(0, broker, f"bench-probe-{uuid.uuid4().hex[:8]}", (), 1, 0.0, qos, 1)
     session = _PahoSession(job)
     try:
         session.send(topic, payload)
         if not _drain(session, 1, _CONNECT_TIMEOUT_S):
-            raise ConnectionError(f"broker {host}:{port} did not acknowledge a message on {topic}")
+            raise ConnectionError(f"broker {broker} did not acknowledge a message on {topic}")
     finally:
         session.close()
 

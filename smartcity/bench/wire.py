@@ -2,17 +2,22 @@
 
 Paho spends ~100 µs of CPU per QoS 1 message (one ``send`` per packet, a Python object per PUBACK),
 so on a small machine paho publishers take the cores the system under test needs. This client
-writes many PUBLISH packets with one ``sendall`` and parses PUBACKs in bulk. It knows CONNECT,
-CONNACK (for Receive Maximum), PUBLISH at QoS 0/1, PUBACK and DISCONNECT; keep-alive is off.
+writes many PUBLISH packets with one ``sendall`` and parses PUBACKs in bulk. It knows CONNECT
+(with user name and password), CONNACK (for Receive Maximum), PUBLISH at QoS 0/1, PUBACK and
+DISCONNECT; keep-alive is off. TLS (``mqtts://``) wraps the socket with the same context every other
+client uses (`smartcity.broker_url.tls_context`).
 """
 
 from __future__ import annotations
 
 import select
 import socket
+import ssl
 import struct
 
-__all__ = ["RawPublisher", "encode_publish", "encode_varint"]
+from smartcity.broker_url import BrokerAddress, tls_context
+
+__all__ = ["RawPublisher", "encode_connect", "encode_publish", "encode_varint"]
 
 _CONNACK_STRING_PROPS = {0x12, 0x1A, 0x1C, 0x1F, 0x15}  # UTF-8 strings
 _PROP_SIZES = {0x11: 4, 0x13: 2, 0x21: 2, 0x22: 2, 0x24: 1, 0x25: 1, 0x27: 4, 0x28: 1, 0x29: 1, 0x2A: 1}
@@ -71,23 +76,51 @@ def _receive_maximum(props: bytes) -> int:
     return 65535
 
 
+# Non-blocking TLS sockets raise these where plain ones raise BlockingIOError (or return nothing).
+_WOULD_BLOCK = (BlockingIOError, ssl.SSLWantReadError, ssl.SSLWantWriteError)
+
+
+def _utf8_field(value: str | bytes) -> bytes:
+    """Encode a length-prefixed string or binary field (§1.5.4, §1.5.6)."""
+    data = value.encode() if isinstance(value, str) else value
+    return struct.pack("!H", len(data)) + data
+
+
+def encode_connect(client_id: str, username: str | None = None, password: str | None = None) -> bytes:
+    """Encode a CONNECT packet: clean start, no keep-alive, no will, optional login (§3.1)."""
+    flags = 0x02 | (0x80 if username is not None else 0) | (0x40 if password is not None else 0)
+    variable = b"\x00\x04MQTT\x05" + bytes((flags,)) + struct.pack("!H", 0) + b"\x00"
+    body = variable + _utf8_field(client_id)
+    if username is not None:
+        body += _utf8_field(username)
+    if password is not None:
+        body += _utf8_field(password.encode())
+    return b"\x10" + encode_varint(len(body)) + body
+
+
 class RawPublisher:
     """One MQTT v5 connection that publishes and counts acknowledgements."""
 
-    def __init__(self, host: str, port: int, client_id: str) -> None:
-        self._sock = socket.create_connection((host, port), timeout=15)
-        self._sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+    def __init__(self, address: BrokerAddress, client_id: str) -> None:
         self._buffer = bytearray()
         self._next_id = 0
         self.acked = 0
         self.refused = 0
-        self.receive_maximum = self._connect(client_id.encode())
+        sock = socket.create_connection((address.host, address.port), timeout=15)
+        try:
+            sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+            if address.tls:
+                sock = tls_context(address).wrap_socket(sock, server_hostname=address.host)
+            self._sock = sock
+            self.receive_maximum = self._connect(encode_connect(client_id, address.username,
+                                                                address.password))
+        except BaseException:  # refused, or the TLS handshake failed: do not leak the socket
+            sock.close()
+            raise
         self._sock.setblocking(False)
 
-    def _connect(self, client_id: bytes) -> int:
-        variable = b"\x00\x04MQTT\x05\x02" + struct.pack("!H", 0) + b"\x00"  # clean start, no keep-alive
-        body = variable + struct.pack("!H", len(client_id)) + client_id
-        self._sock.sendall(b"\x10" + encode_varint(len(body)) + body)
+    def _connect(self, connect_packet: bytes) -> int:
+        self._sock.sendall(connect_packet)
         while (packet := self._next_packet()) is None:
             chunk = self._sock.recv(4096)
             if not chunk:
@@ -123,19 +156,22 @@ class RawPublisher:
         while data:
             try:
                 sent = self._sock.send(data)
-            except BlockingIOError:
+            except _WOULD_BLOCK:
                 self.poll(0.01)  # the broker is behind: read its acks while the send buffer drains
                 continue
             data = data[sent:]
 
     def poll(self, timeout: float) -> None:
         """Read whatever the broker sent within ``timeout`` and count the PUBACKs in it."""
-        readable, _, _ = select.select([self._sock], [], [], timeout)
-        if not readable:
-            return
+        # TLS may hold decrypted bytes the kernel no longer reports as readable.
+        buffered = isinstance(self._sock, ssl.SSLSocket) and self._sock.pending() > 0
+        if not buffered:
+            readable, _, _ = select.select([self._sock], [], [], timeout)
+            if not readable:
+                return
         try:
             chunk = self._sock.recv(1 << 16)
-        except BlockingIOError:
+        except _WOULD_BLOCK:
             return
         if not chunk:
             raise ConnectionError("the broker closed the connection")

@@ -18,6 +18,7 @@ from simulators.encode import Format
 from simulators.faults import FAULT_NAMES, Ledger
 from simulators.fleet import DeviceSpec, build_fleet
 from simulators.publish import FleetPublisher
+from smartcity.broker_url import parse_broker_url
 from smartcity.contract import status_topic
 from smartcity.launcher import register_fleet
 from smartcity.services import EmbeddedMosquitto
@@ -82,7 +83,7 @@ def test_a_thousand_devices_publish_and_ingest_stores_exactly_what_they_sent(
         worker: IngestWorker, db: psycopg.Connection, mosquitto: EmbeddedMosquitto,
         big_fleet: list[DeviceSpec]) -> None:
     ledger = Ledger()
-    with FleetPublisher(big_fleet, "127.0.0.1", mosquitto.port, seed=11, ledger=ledger) as publisher:
+    with FleetPublisher(big_fleet, parse_broker_url(mosquitto.url), seed=11, ledger=ledger) as publisher:
         _run_rounds(publisher, 2)
     expected = len(ledger.readings)
     assert ledger.messages == 2 * len(big_fleet) and not ledger.quarantined
@@ -101,7 +102,7 @@ def test_every_fault_ends_in_the_database_as_the_ledger_predicts(
         faulty_fleet: list[DeviceSpec], fmt: Format) -> None:
     ledger = Ledger()
     faults = dict.fromkeys(FAULT_NAMES, 0.15)
-    with FleetPublisher(faulty_fleet, "127.0.0.1", mosquitto.port, seed=12, fmt=fmt,
+    with FleetPublisher(faulty_fleet, parse_broker_url(mosquitto.url), seed=12, fmt=fmt,
                         faults=faults, ledger=ledger) as publisher:
         _run_rounds(publisher, 12)
     stats = publisher.stats()
@@ -126,7 +127,7 @@ def small_fleet(database_url: str, mosquitto: EmbeddedMosquitto) -> Iterator[lis
 def test_the_library_api_runs_a_scenario_and_returns_what_ingest_should_hold(
         worker: IngestWorker, db: psycopg.Connection, mosquitto: EmbeddedMosquitto,
         small_fleet: list[DeviceSpec], scenario: str) -> None:
-    ledger = run_scenario(small_fleet, "127.0.0.1", mosquitto.port, scenario=scenario, rounds=4,
+    ledger = run_scenario(small_fleet, parse_broker_url(mosquitto.url), scenario=scenario, rounds=4,
                           seed=13)
     wait_until(lambda: _stored(db) == ledger.readings, timeout=20, message="ledger stored")
     wait_until(lambda: _quarantined(db, small_fleet) == ledger.quarantined, timeout=10,

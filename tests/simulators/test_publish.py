@@ -21,6 +21,7 @@ from simulators.encode import Format
 from simulators.faults import Ledger
 from simulators.fleet import DeviceSpec, build_fleet
 from simulators.publish import FleetPublisher, run_simulator
+from smartcity.broker_url import BrokerAddress, parse_broker_url
 from smartcity.catalog import DEVICE_KINDS, METRICS
 from smartcity.contract import SENML_CONTENT_TYPE, STATUS_FILTER, TELEMETRY_FILTER, parse_topic, status_topic
 from smartcity.services import EmbeddedMosquitto
@@ -141,7 +142,7 @@ def test_publisher_runs_devices_with_status_and_one_observation_per_round(
     fleet[0] = replace(fleet[0], mqtt_username=fleet[0].device_id, mqtt_password="secret")
     by_id = {spec.device_id: spec for spec in fleet}
     with recording(mosquitto) as recorder:
-        publisher = FleetPublisher(fleet, "127.0.0.1", mosquitto.port, seed=11, interval_s=1.0)
+        publisher = FleetPublisher(fleet, parse_broker_url(mosquitto.url), seed=11, interval_s=1.0)
         publisher.start()
         try:
             assert publisher.wait_connected(10)
@@ -176,7 +177,7 @@ def test_publisher_runs_devices_with_status_and_one_observation_per_round(
 
 def test_publish_once_needs_a_started_publisher(mosquitto: EmbeddedMosquitto,
                                                 fleet: list[DeviceSpec]) -> None:
-    publisher = FleetPublisher(fleet, "127.0.0.1", mosquitto.port, seed=1)
+    publisher = FleetPublisher(fleet, parse_broker_url(mosquitto.url), seed=1)
     with pytest.raises(RuntimeError):
         publisher.publish_once()
     publisher.stop()  # never started: nothing to do
@@ -184,13 +185,13 @@ def test_publish_once_needs_a_started_publisher(mosquitto: EmbeddedMosquitto,
 
 def test_fleet_ids_must_be_unique(mosquitto: EmbeddedMosquitto, fleet: list[DeviceSpec]) -> None:
     with pytest.raises(ValueError):
-        FleetPublisher([fleet[0], fleet[0]], "127.0.0.1", mosquitto.port, seed=1)
+        FleetPublisher([fleet[0], fleet[0]], parse_broker_url(mosquitto.url), seed=1)
 
 
 def test_run_simulator_publishes_every_interval_until_the_duration_ends(
         mosquitto: EmbeddedMosquitto, fleet: list[DeviceSpec]) -> None:
     with recording(mosquitto) as recorder:
-        stats = run_simulator(fleet, "127.0.0.1", mosquitto.port, interval_s=0.1, seed=3,
+        stats = run_simulator(fleet, parse_broker_url(mosquitto.url), interval_s=0.1, seed=3,
                               duration_s=0.5)
         assert 3 <= stats.rounds <= 7
         assert stats.telemetry_published == stats.rounds * len(fleet)
@@ -205,7 +206,7 @@ def test_run_simulator_stops_when_the_event_is_set(mosquitto: EmbeddedMosquitto,
     stop = threading.Event()
     with recording(mosquitto) as recorder:
         runner = threading.Thread(target=run_simulator, daemon=True, kwargs=dict(
-            specs=fleet, host="127.0.0.1", port=mosquitto.port, interval_s=0.05, seed=3,
+            specs=fleet, broker=parse_broker_url(mosquitto.url), interval_s=0.05, seed=3,
             stop_event=stop))
         runner.start()
         wait_until(lambda: len(recorder.telemetry()) == len(fleet), message="telemetry flowing")
@@ -218,7 +219,7 @@ def test_run_simulator_stops_when_the_event_is_set(mosquitto: EmbeddedMosquitto,
 def test_devices_reconnect_and_deliver_what_they_queued_after_a_broker_restart(
         fresh_mosquitto: EmbeddedMosquitto) -> None:
     fleet = build_fleet(4, seed=2)
-    with FleetPublisher(fleet, "127.0.0.1", fresh_mosquitto.port, seed=5) as publisher:
+    with FleetPublisher(fleet, parse_broker_url(fresh_mosquitto.url), seed=5) as publisher:
         assert publisher.wait_connected(10)
         fresh_mosquitto.stop()
         wait_until(lambda: publisher.connected_count == 0, message="connections lost")
@@ -295,7 +296,7 @@ def test_unacknowledged_messages_are_sent_again_after_the_connection_is_lost(
     proxy = BlackholeProxy(mosquitto.port)
     try:
         with recording(mosquitto) as recorder, \
-                FleetPublisher(fleet, "127.0.0.1", proxy.port, seed=5) as publisher:
+                FleetPublisher(fleet, BrokerAddress("127.0.0.1", proxy.port), seed=5) as publisher:
             assert publisher.wait_connected(10)
             assert publisher.flush(5)
             proxy.swallow = True
@@ -319,7 +320,7 @@ def test_unacknowledged_messages_are_sent_again_after_the_connection_is_lost(
 def test_a_qos0_fleet_publishes_and_stops_without_acknowledgements(
         mosquitto: EmbeddedMosquitto, fleet: list[DeviceSpec]) -> None:
     with recording(mosquitto) as recorder:
-        with FleetPublisher(fleet, "127.0.0.1", mosquitto.port, seed=3, qos=0) as publisher:
+        with FleetPublisher(fleet, parse_broker_url(mosquitto.url), seed=3, qos=0) as publisher:
             assert publisher.wait_connected(10)
             wait_until(lambda: _has_status(recorder, fleet, "online"), message="all online")
             assert publisher.publish_once() == len(fleet)
@@ -336,7 +337,7 @@ def test_each_payload_format_arrives_as_the_ledger_says_with_the_senml_content_t
         mosquitto: EmbeddedMosquitto, fleet: list[DeviceSpec], fmt: Format) -> None:
     ledger = Ledger()
     with recording(mosquitto) as recorder, FleetPublisher(
-            fleet, "127.0.0.1", mosquitto.port, seed=3, fmt=fmt, ledger=ledger) as publisher:
+            fleet, parse_broker_url(mosquitto.url), seed=3, fmt=fmt, ledger=ledger) as publisher:
         assert publisher.wait_connected(10)
         for _ in range(2):
             publisher.publish_once()
@@ -353,7 +354,7 @@ def test_a_dropout_fires_the_last_will_then_sends_what_was_kept_in_one_batch(
         mosquitto: EmbeddedMosquitto, fleet: list[DeviceSpec]) -> None:
     ledger = Ledger()
     with recording(mosquitto) as recorder, FleetPublisher(
-            fleet, "127.0.0.1", mosquitto.port, seed=3, faults={"dropout": 1.0},
+            fleet, parse_broker_url(mosquitto.url), seed=3, faults={"dropout": 1.0},
             ledger=ledger) as publisher:
         assert publisher.wait_connected(10)
         wait_until(lambda: _has_status(recorder, fleet, "online"), message="all online")
@@ -378,14 +379,14 @@ def test_a_dropout_fires_the_last_will_then_sends_what_was_kept_in_one_batch(
 def test_publisher_options_are_checked(mosquitto: EmbeddedMosquitto, fleet: list[DeviceSpec],
                                        option: str, value: object) -> None:
     with pytest.raises(ValueError):
-        FleetPublisher(fleet, "127.0.0.1", mosquitto.port, seed=1, **{option: value})
+        FleetPublisher(fleet, parse_broker_url(mosquitto.url), seed=1, **{option: value})
 
 
 def test_run_simulator_passes_format_faults_and_ledger_on(
         mosquitto: EmbeddedMosquitto, fleet: list[DeviceSpec]) -> None:
     ledger = Ledger()
     with recording(mosquitto) as recorder:
-        stats = run_simulator(fleet, "127.0.0.1", mosquitto.port, interval_s=0.1, seed=3,
+        stats = run_simulator(fleet, parse_broker_url(mosquitto.url), interval_s=0.1, seed=3,
                               duration_s=0.3, qos=1, fmt="senml", faults={"duplicate": 1.0},
                               ledger=ledger)
         assert stats.faults["duplicate"] == stats.rounds * len(fleet) > 0
