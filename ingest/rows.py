@@ -55,7 +55,7 @@ _KNOWN = {c.value: c for c in (Channel.TELEMETRY, Channel.STATUS, Channel.COMMAN
 
 
 def classify_topic(topic: str) -> TopicRef:
-    """Classify ``topic``: exactly ``DEVICE_PREFIX{valid id}/{channel}``, else ``INVALID``.
+    """Classify ``topic``: ``{prefix}{valid id}/telemetry|status``, ``…/{id}/commands``, else ``INVALID``.
 
     A malformed or empty id, an extra or missing level, a trailing ``/`` or a channel in another
     case are all ``INVALID``: no device can publish there under the contract, so the payload is
@@ -65,6 +65,10 @@ def classify_topic(topic: str) -> TopicRef:
         return TopicRef(Channel.INVALID, None)
     levels = topic[len(DEVICE_PREFIX):].split("/")
     channel = _KNOWN.get(levels[-1]) if len(levels) == 2 else None
+    if channel is Channel.COMMANDS:
+        # Whatever the id: the platform publishes here, devices do not (and the subscriber
+        # already acks these without handing them on).
+        return TopicRef(channel, levels[0] if is_valid_device_id(levels[0]) else None)
     if channel is None or not is_valid_device_id(levels[0]):
         return TopicRef(Channel.INVALID, None)
     return TopicRef(channel, levels[0])

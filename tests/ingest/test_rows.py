@@ -66,7 +66,8 @@ def test_status_and_telemetry_of_one_batch() -> None:
     (PREFIX + "x/status", Channel.INVALID, None),
     (PREFIX + "sensör-01/telemetry", Channel.INVALID, None),
     (PREFIX + "a" * 65 + "/telemetry", Channel.INVALID, None),
-    (PREFIX + "UPPER/commands", Channel.INVALID, None),
+    (PREFIX + "UPPER/commands", Channel.COMMANDS, None),  # as the subscriber matches it
+    (PREFIX + "river-01/commands/x", Channel.INVALID, None),
     ("smartcity/v2/devices/river-01/telemetry", Channel.INVALID, None),
 ])
 def test_topics_are_classified_by_the_contract_templates(topic: str, channel: Channel,

@@ -139,3 +139,25 @@ def test_status_messages_update_the_device(
         wait_until(lambda: _count(db, "SELECT count(*) FROM devices WHERE status = 'offline'"),
                    message="device offline")
         publish(client, status_topic(aq_station), "", retain=True)  # clear the retained status
+
+
+def test_topics_that_are_no_channel_are_quarantined_and_commands_ignored(
+        worker: IngestWorker, db: psycopg.Connection, mosquitto: EmbeddedMosquitto,
+        aq_station: str) -> None:
+    prefix = f"smartcity/v1/devices/{aq_station}"
+    invalid = [f"{prefix}/telemetry/extra", f"{prefix}/../telemetry", f"{prefix}/telemetry/",
+               f"{prefix}/Telemetry", "smartcity/v1/devices//telemetry", "smartcity/v1/devices/UPPER/status"]
+    payload = b'{"metrics": {"pm25": 1}}'
+    with mqtt_publisher(mosquitto) as client:
+        for topic in invalid:
+            publish(client, topic, payload)
+        publish(client, f"{prefix}/commands", b'{"lamp_on": 1}')
+        publish(client, telemetry_topic(aq_station), b'{"metrics": {"pm25": 2}}')
+    _wait_for_messages(worker, len(invalid) + 1)
+    wait_until(lambda: worker.subscriber.skipped["commands"] == 1, message="commands acked, skipped")
+    rows = db.execute("SELECT topic, reason, device_id, payload FROM quarantine ORDER BY id").fetchall()
+    assert rows == [(topic, "invalid_topic", None, payload) for topic in invalid]
+    assert db.execute("SELECT value FROM readings").fetchall() == [(2.0,)]
+    sample = worker.metrics.registry.get_sample_value
+    assert sample("smartcity_ingest_messages_total", {"channel": "invalid"}) == len(invalid)
+    assert sample("smartcity_ingest_quarantined_total", {"reason": "invalid_topic"}) == len(invalid)

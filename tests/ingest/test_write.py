@@ -21,6 +21,7 @@ from ingest.batch import InboundMessage
 from ingest.pipeline import IngestWorker, route_batch
 from ingest.validate import TimeWindow
 from ingest.write import Failure, Writer, classify_error
+from smartcity.broker_url import parse_broker_url
 from smartcity.contract import MAX_PAYLOAD_BYTES, telemetry_topic
 from smartcity.devices import register_device
 from smartcity.services import EmbeddedMosquitto, EmbeddedPostgres
@@ -42,7 +43,7 @@ def aq(db: psycopg.Connection) -> str:
 @contextmanager
 def _worker(database_url: str, broker: EmbeddedMosquitto, settings: IngestSettings
             ) -> Iterator[IngestWorker]:
-    worker = IngestWorker(database_url, "127.0.0.1", broker.port, settings)
+    worker = IngestWorker(database_url, parse_broker_url(broker.url), settings)
     worker.start()
     try:
         wait_until(lambda: worker.subscriber.connected, message="worker connected")
