@@ -12,6 +12,7 @@ import random
 import time
 from collections import Counter
 from dataclasses import dataclass
+from datetime import UTC, datetime
 
 import psycopg
 import pytest
@@ -124,6 +125,26 @@ def build_cases(now: float) -> list[Case]:
         Case("nul_in_name", b'{"metrics": {"pm\\u0000": 1, "pm10": 5}}', (_R.UNKNOWN_METRIC,), ok),
         # A repeated member name: which value was meant is unknown, so the whole payload is refused.
         Case("duplicate_keys_refused", b'{"metrics": {"pm10": 1, "pm10": 2}}', (_R.INVALID_JSON,)),
+        Case("duplicate_metrics_member", b'{"metrics": {"pm25": 1}, "metrics": {"pm10": 2}}',
+             (_R.INVALID_JSON,)),
+        Case("batch_conflicting_values", _j([{"ts": now - 60, "metrics": {"pm25": 1, "pm10": 5}},
+                                             {"ts": now - 60, "metrics": {"pm25": 2}}]),
+             (_R.INVALID_SCHEMA,), ok),
+        Case("batch_identical_repeat", _j([{"ts": now - 60, "metrics": ok}, {"ts": now - 60, "metrics": ok}]),
+             (), ok),
+        Case("senml_conflict_without_t",
+             _j([{"n": "pm25", "v": 1}, {"n": "pm25", "v": 2}, {"n": "pm10", "v": 5}]),
+             (_R.INVALID_SCHEMA,), ok),
+        Case("senml_bver_5", _j([{"bver": 5, "n": "pm10", "v": 5}]), (), ok),
+        Case("senml_vb_for_pm25", _j([{"n": "pm25", "vb": True}, {"n": "pm10", "v": 5}]),
+             (_R.INVALID_SCHEMA,), ok),
+        Case("senml_first_record_unnamed", _j([{"bt": now - 10, "v": 1}, {"n": "pm10", "v": 5}]),
+             (_R.INVALID_SCHEMA,), ok),
+        Case("ts_space_separator", _obs("2026-11-27 02:00:00Z", pm25=1), (_R.INVALID_SCHEMA,)),
+        Case("ts_iso8601_basic", _obs("20261127T020000Z", pm25=1), (_R.INVALID_SCHEMA,)),
+        Case("ts_offset_without_colon", _obs("2026-11-27T10:00:00+0800", pm25=1), (_R.INVALID_SCHEMA,)),
+        Case("ts_lower_case",
+             _obs(datetime.fromtimestamp(now - 60, UTC).strftime("%Y-%m-%dt%H:%M:%S.%fz"), pm10=5), (), ok),
         # Timestamps (window: 300 s ahead, 400 days back).
         Case("future_1h", _obs(now + 3600, pm25=1), (_R.TIMESTAMP_OUT_OF_WINDOW,)),
         Case("future_6min", _obs(now + 360, pm25=1), (_R.TIMESTAMP_OUT_OF_WINDOW,)),
