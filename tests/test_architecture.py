@@ -77,7 +77,7 @@ _SQL = re.compile(r"^\s*(SELECT|INSERT|UPDATE|DELETE|WITH|CREATE|ALTER|DROP|TRUN
 # embedded cluster's database, before any schema (or query module) can exist. ingest/ is not
 # checked yet: its SQL moves to smartcity/db/queries/readings.py and quarantine.py.
 _SQL_HOMES = ("smartcity/db/", "smartcity/services.py")
-_CHECKED = ("smartcity", "api", "simulators", "dashboards")
+_CHECKED = ("smartcity", "ingest", "api", "simulators", "dashboards")
 
 
 def _sql_literals(path: Path) -> list[tuple[int, str]]:
