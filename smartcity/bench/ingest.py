@@ -133,7 +133,8 @@ def _services(settings: Settings) -> Iterator[_Stack]:
         else:
             url = database_url(settings)
         if directory is not None and settings.uses_embedded_broker:
-            broker = EmbeddedMosquitto(directory / "mosquitto", free_port(), settings.embedded.mosquitto_bin)
+            broker = EmbeddedMosquitto(directory / "mosquitto", free_port(), settings.embedded.mosquitto_bin,
+                                       settings.embedded.mosquitto_autosave_interval_s)
             stack.callback(broker.stop)
             broker.start()
             host, port = "127.0.0.1", broker.port
