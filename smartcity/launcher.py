@@ -209,7 +209,8 @@ def _embedded_services(settings: Settings) -> Iterator[None]:
         if settings.uses_embedded_broker:
             broker = EmbeddedMosquitto(data_dir / "mosquitto", settings.embedded.mqtt_port,
                                        settings.embedded.mosquitto_bin,
-                                       settings.embedded.mosquitto_autosave_interval_s)
+                                       settings.embedded.mosquitto_autosave_interval,
+                                       settings.embedded.mosquitto_autosave_on_changes)
             broker.start()
             stack.callback(broker.stop)
         yield

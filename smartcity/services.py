@@ -307,11 +307,13 @@ class EmbeddedMosquitto:
     """
 
     def __init__(self, data_dir: Path, port: int, binary: Path | None = None,
-                 autosave_interval_s: int | None = None) -> None:
+                 autosave_interval: int | None = None, autosave_on_changes: bool | None = None) -> None:
         self.data_dir = data_dir.resolve()
         self.port = port
         self.binary = find_mosquitto(binary)
-        self.autosave_interval_s = autosave_interval_s  # None: the base configuration's
+        # None: the base configuration's value.
+        self.autosave_interval = autosave_interval
+        self.autosave_on_changes = autosave_on_changes
         self._process: subprocess.Popen[bytes] | None = None
 
     @property
@@ -347,10 +349,13 @@ class EmbeddedMosquitto:
             "",
             mosquitto_base_config(),
         ]
-        if self.autosave_interval_s is not None:
-            # A later value of a numeric option replaces the earlier one in Mosquitto's parser.
-            lines += ["# SMARTCITY_EMBEDDED__MOSQUITTO_AUTOSAVE_INTERVAL_S",
-                      f"autosave_interval {self.autosave_interval_s}"]
+        # A later value of these options replaces the earlier one in Mosquitto's parser.
+        if self.autosave_interval is not None:
+            lines += ["# SMARTCITY_EMBEDDED__MOSQUITTO_AUTOSAVE_INTERVAL",
+                      f"autosave_interval {self.autosave_interval}"]
+        if self.autosave_on_changes is not None:
+            lines += ["# SMARTCITY_EMBEDDED__MOSQUITTO_AUTOSAVE_ON_CHANGES",
+                      f"autosave_on_changes {str(self.autosave_on_changes).lower()}"]
         self.config_file.write_text("\n".join(lines) + "\n")
 
     def start(self, timeout: float = 20) -> None:

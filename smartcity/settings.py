@@ -39,9 +39,11 @@ class EmbeddedSettings(BaseModel):
     mqtt_port: Port = 1883
     postgres_bin_dir: Path | None = None  # default: the newest major that has timescaledb
     mosquitto_bin: Path | None = None  # default: `mosquitto` on PATH or /usr/sbin/mosquitto
-    # Seconds between the broker's persistence snapshots: a broker crash loses what it PUBACKed
-    # since the last one. None: smartcity/mosquitto.conf's value (1 s; README "Broker persistence").
-    mosquitto_autosave_interval_s: int | None = Field(None, ge=0)
+    # When the embedded broker snapshots its persistence (Mosquitto's autosave_interval, in seconds,
+    # or in changes with autosave_on_changes): a broker crash loses what it PUBACKed since the last
+    # snapshot. None: smartcity/mosquitto.conf's values (README "Broker persistence").
+    mosquitto_autosave_interval: int | None = Field(None, ge=0)
+    mosquitto_autosave_on_changes: bool | None = None
 
 
 class SupervisorSettings(BaseModel):

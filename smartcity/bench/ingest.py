@@ -134,7 +134,8 @@ def _services(settings: Settings) -> Iterator[_Stack]:
             url = database_url(settings)
         if directory is not None and settings.uses_embedded_broker:
             broker = EmbeddedMosquitto(directory / "mosquitto", free_port(), settings.embedded.mosquitto_bin,
-                                       settings.embedded.mosquitto_autosave_interval_s)
+                                       settings.embedded.mosquitto_autosave_interval,
+                                       settings.embedded.mosquitto_autosave_on_changes)
             stack.callback(broker.stop)
             broker.start()
             host, port = "127.0.0.1", broker.port

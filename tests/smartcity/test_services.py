@@ -134,11 +134,11 @@ def test_embedded_broker_config_is_its_listener_and_paths_then_the_shared_base(t
     assert _options(written)["autosave_interval"] == _options(mosquitto_base_config())["autosave_interval"]
 
 
-def test_autosave_setting_overrides_the_base(tmp_path: Path) -> None:
-    broker = EmbeddedMosquitto(tmp_path, 18830, autosave_interval_s=30)
+def test_autosave_settings_override_the_base(tmp_path: Path) -> None:
+    broker = EmbeddedMosquitto(tmp_path, 18830, autosave_interval=30, autosave_on_changes=False)
     broker.write_config()
-    assert _options(broker.config_file.read_text())["autosave_interval"] == "30"
-    assert _options(mosquitto_base_config())["autosave_interval"] == "1"
+    options = _options(broker.config_file.read_text())
+    assert (options["autosave_interval"], options["autosave_on_changes"]) == ("30", "false")
 
 
 def test_compose_broker_includes_the_same_base_file() -> None:
