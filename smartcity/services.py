@@ -2,7 +2,9 @@
 
 Both run from the installed binaries in a directory of their own, listen on loopback only, and
 keep their data there across restarts. PostgreSQL refuses to run as root, so when we are root
-the cluster belongs to the ``postgres`` system user and its commands run through ``runuser``.
+the cluster belongs to the ``postgres`` system user and its commands run through ``runuser``;
+where that user cannot enter the data directory, the cluster lives under /var/lib/smartcity
+(see ``EmbeddedPostgres``). Mosquitto's settings come from the shared ``smartcity/mosquitto.conf``.
 """
 
 from __future__ import annotations
@@ -195,7 +197,9 @@ class EmbeddedPostgres:
         """Return this data directory's home under ``cluster_root``: readable name, unique hash."""
         digest = hashlib.sha256(str(self.data_dir).encode()).hexdigest()[:12]
         words = [part.lstrip(".") for part in self.data_dir.parts[-3:] if part.lstrip("./")]
-        name = re.sub(r"[^A-Za-z0-9_.-]+", "_", "-".join(words))[:48]
+        # Short: the server's Unix socket goes in the cluster directory, and socket paths are
+        # limited to 107 bytes.
+        name = re.sub(r"[^A-Za-z0-9_.-]+", "_", "-".join(words))[:20]
         return self.cluster_root / f"{name}-{digest}"
 
     def _choose_home(self) -> Path:
@@ -323,11 +327,6 @@ class EmbeddedMosquitto:
     @property
     def config_file(self) -> Path:
         return self.data_dir / "mosquitto.conf"
-
-    @property
-    def pid(self) -> int | None:
-        """Return the broker's process id while it runs."""
-        return self._process.pid if self.is_running() and self._process is not None else None
 
     def write_config(self) -> None:
         """Write the broker configuration; regenerated on every start so settings apply."""

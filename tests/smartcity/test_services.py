@@ -51,7 +51,7 @@ def test_postgres_under_a_private_parent_keeps_its_cluster_outside_and_reuses_it
                 conn.execute("INSERT INTO kept VALUES (42)")
             server.stop()
             home = server.home
-            assert home.parent == cluster_root and home.name.startswith("paser-smartcity-postgres-")
+            assert home.parent == cluster_root and home.name.startswith("paser-smartcity-post")
             assert (data_dir / "cluster-location").read_text().strip() == str(home)
             assert (home / "cluster" / "PG_VERSION").exists() and not (data_dir / "cluster").exists()
             assert (data_dir / "password").exists() and _mode(data_dir / "password") == 0o600
@@ -66,6 +66,28 @@ def test_postgres_under_a_private_parent_keeps_its_cluster_outside_and_reuses_it
         finally:
             server.stop("immediate")
     assert _mode(private_dir) == 0o700  # the user's folder was not opened up
+
+
+@pytest.mark.slow
+@pytest.mark.skipif(os.geteuid() != 0, reason="the cluster moves only when root hands it to postgres")
+def test_a_deleted_private_data_dir_starts_afresh_and_its_old_cluster_is_set_aside(
+        private_dir: Path) -> None:
+    data_dir = private_dir / ".smartcity" / "postgres"
+    with scratch_dir("smartcity-clusters-") as cluster_root:
+        first = EmbeddedPostgres(data_dir, free_port(), cluster_root=cluster_root)
+        first.initialise()
+        old_home = first.home
+        shutil.rmtree(private_dir / ".smartcity")  # the user throws the data away, password and all
+        server = EmbeddedPostgres(data_dir, free_port(), cluster_root=cluster_root)
+        server.start()  # a new password cannot open the old cluster: a new one is made
+        try:
+            with psycopg.connect(server.url) as conn:
+                assert conn.execute("SELECT 1").fetchone() == (1,)
+        finally:
+            server.stop("immediate")
+        assert server.home == old_home
+        aside = [p for p in cluster_root.iterdir() if p.name.startswith(f"{old_home.name}.orphaned-")]
+        assert len(aside) == 1 and (aside[0] / "cluster" / "PG_VERSION").exists()
 
 
 @pytest.mark.slow
