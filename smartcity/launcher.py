@@ -2,10 +2,10 @@
 
 Starts (when no URL is configured) a private PostgreSQL+TimescaleDB and Mosquitto under the data
 directory, migrates, registers the demo fleet, then runs ingest, the API and the simulated fleet
-as child processes of this one and supervises them the way systemd's ``Restart=`` and
-``StartLimitBurst=`` do: a child that dies is restarted after a backoff (doubling, capped, reset
-once it ran stably) while the broker and database stay up; a crash loop (too many crashes of one
-child within a window) stops the platform with status 1. A stop request (Ctrl-C, SIGTERM) stops
+as child processes of this one. It supervises them, and the embedded broker, the way systemd's
+``Restart=`` and ``StartLimitBurst=`` do: one that dies is restarted after a backoff (doubling,
+capped, reset once it ran stably) while the rest stays up; a crash loop (too many crashes of one
+within a window) stops the platform with status 1. A stop request (Ctrl-C, SIGTERM) stops
 everything in order: simulator, ingest (which flushes and acks), API, broker, database.
 """
 
@@ -19,22 +19,25 @@ import sys
 import threading
 import time
 from collections import deque
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass
+from typing import Protocol
 
 import psycopg
 
 from smartcity.db import apply_migrations, seed_catalog
 from smartcity.db.connect import database_url, embedded_postgres_dir
 from smartcity.devices import DeviceExists, register_device
-from smartcity.services import EmbeddedMosquitto, EmbeddedPostgres
+from smartcity.services import EmbeddedMosquitto, EmbeddedPostgres, ServiceError
 from smartcity.settings import Settings, SupervisorSettings
 
 __all__ = [
+    "BrokerProcess",
     "ChildProcess",
     "CrashLoop",
     "RestartBackoff",
+    "Supervised",
     "Supervisor",
     "migrate_database",
     "register_fleet",
@@ -81,6 +84,10 @@ class ChildProcess:
         self.started_at = time.monotonic()
         log.info("started %s (pid %d)", self.name, self.process.pid)
 
+    @property
+    def pid(self) -> int:
+        return 0 if self.process is None else self.process.pid
+
     def exited(self) -> int | None:
         """Return the exit code if the child has exited, else None."""
         return None if self.process is None else self.process.poll()
@@ -97,6 +104,44 @@ class ChildProcess:
             self.process.kill()
             self.process.wait()
         log.info("stopped %s", self.name)
+
+
+class BrokerProcess:
+    """The embedded broker as a supervised child: after a crash it restarts from its persistence."""
+
+    name = "mosquitto"
+
+    def __init__(self, broker: EmbeddedMosquitto) -> None:
+        self.broker = broker
+        self.started_at = time.monotonic()
+
+    @property
+    def pid(self) -> int:
+        return self.broker.pid or 0
+
+    def start(self, env: dict[str, str]) -> None:
+        """Start the broker unless it runs (``up`` starts it before the children)."""
+        if not self.broker.is_running():
+            self.broker.start()
+            self.started_at = time.monotonic()
+
+    def exited(self) -> int | None:
+        """Return the exit status if the broker has exited, else None."""
+        return self.broker.exit_status()
+
+
+class Supervised(Protocol):
+    """What the supervisor needs of a process it keeps running."""
+
+    name: str
+    started_at: float
+
+    @property
+    def pid(self) -> int: ...
+
+    def start(self, env: dict[str, str]) -> None: ...
+
+    def exited(self) -> int | None: ...
 
 
 class RestartBackoff:
@@ -150,7 +195,8 @@ class Supervisor:
     only end when asked to (compose's ``unless-stopped``).
     """
 
-    def __init__(self, children: list[ChildProcess], env: dict[str, str], policy: SupervisorSettings) -> None:
+    def __init__(self, children: Sequence[Supervised], env: dict[str, str],
+                 policy: SupervisorSettings) -> None:
         self.children = children
         self.env = env
         self.policy = policy
@@ -173,28 +219,39 @@ class Supervisor:
             if child.name in self.restart_at:
                 if now >= self.restart_at[child.name]:
                     del self.restart_at[child.name]
-                    child.start(self.env)
+                    try:
+                        child.start(self.env)
+                    except ServiceError as err:  # e.g. the broker's port was taken meanwhile
+                        self._crashed(child, now, f"could not be restarted ({err})")
                 continue
             status = child.exited()
-            if status is None:
-                continue
-            pid = child.process.pid if child.process else 0
-            delay = self.backoff[child.name].after_crash(now, now - child.started_at)
-            policy = self.policy
-            if delay is None:
-                raise CrashLoop(
-                    f"{child.name} (pid {pid}) {_describe_exit(status)}: more than {policy.max_restarts}"
-                    f" crashes within {policy.restart_window_s:g} s, a crash loop; stopping the platform"
-                    " (SMARTCITY_SUPERVISOR__MAX_RESTARTS, SMARTCITY_SUPERVISOR__RESTART_WINDOW_S)"
-                )
-            log.error("%s (pid %d) %s; restarting it in %.1f s (%d crash(es) within %g s; more than %d"
-                      " stop the platform)", child.name, pid, _describe_exit(status), delay,
-                      len(self.backoff[child.name].crashes), policy.restart_window_s, policy.max_restarts)
-            self.restart_at[child.name] = now + delay
+            if status is not None:
+                self._crashed(child, now, f"(pid {child.pid}) {_describe_exit(status)}")
+
+    def _crashed(self, child: Supervised, now: float, how: str) -> None:
+        """Schedule the restart of ``child``, which ``how`` describes.
+
+        Raises:
+            CrashLoop: it crashed too often.
+        """
+        backoff = self.backoff[child.name]
+        delay = backoff.after_crash(now, now - child.started_at)
+        policy = self.policy
+        if delay is None:
+            raise CrashLoop(
+                f"{child.name} {how}: more than {policy.max_restarts} crashes within"
+                f" {policy.restart_window_s:g} s, a crash loop; stopping the platform"
+                " (SMARTCITY_SUPERVISOR__MAX_RESTARTS, SMARTCITY_SUPERVISOR__RESTART_WINDOW_S)"
+            )
+        log.error("%s %s; restarting it in %.1f s (%d crash(es) within %g s; more than %d stop the"
+                  " platform)", child.name, how, delay, len(backoff.crashes), policy.restart_window_s,
+                  policy.max_restarts)
+        self.restart_at[child.name] = now + delay
 
 
 @contextmanager
-def _embedded_services(settings: Settings) -> Iterator[None]:
+def _embedded_services(settings: Settings) -> Iterator[EmbeddedMosquitto | None]:
+    """Start the embedded database and broker that are configured; yield the broker if any."""
     with ExitStack() as stack:
         data_dir = settings.embedded.data_dir
         if settings.uses_embedded_database:
@@ -213,14 +270,16 @@ def _embedded_services(settings: Settings) -> Iterator[None]:
                                        settings.embedded.mosquitto_autosave_on_changes)
             broker.start()
             stack.callback(broker.stop)
-        yield
+        else:
+            broker = None
+        yield broker
 
 
 def run_platform(settings: Settings, stop: threading.Event) -> int:
     """Run the whole platform until ``stop`` is set or a child crash-loops; return an exit status."""
     from simulators.fleet import demo_fleet  # the simulator is optional for library users
 
-    with _embedded_services(settings):
+    with _embedded_services(settings) as broker:
         url = database_url(settings)
         applied = migrate_database(url)
         log.info("database ready (migrations applied now: %s)", applied or "none")
@@ -231,7 +290,11 @@ def run_platform(settings: Settings, stop: threading.Event) -> int:
         ingest = ChildProcess("ingest", ["ingest"])
         api = ChildProcess("api", ["api"])
         simulator = ChildProcess("simulator", ["simulate", "--demo"])
-        supervisor = Supervisor([ingest, api, simulator], env, settings.supervisor)
+        watched: list[Supervised] = [ingest, api, simulator]
+        if broker is not None:
+            # Not the database: its postmaster already recovers from its backends' crashes.
+            watched.append(BrokerProcess(broker))
+        supervisor = Supervisor(watched, env, settings.supervisor)
         supervisor.start()
         log.info("platform up: API http://%s:%d/api/v1 · MQTT mqtt://%s:%d · database %s",
                  settings.api.host, settings.api.port, host, port, _redact(url))

@@ -380,11 +380,21 @@ class EmbeddedMosquitto:
             raise ServiceError(
                 f"mosquitto did not start on port {self.port}: {stderr_file.read_text()}"
             ) from None
-        log.info("mosquitto listening on 127.0.0.1:%d (data %s)", self.port, self.data_dir)
+        log.info("mosquitto listening on 127.0.0.1:%d (pid %d, data %s)",
+                 self.port, self._process.pid, self.data_dir)
 
     def is_running(self) -> bool:
         """Tell whether the broker process is alive."""
         return self._process is not None and self._process.poll() is None
+
+    @property
+    def pid(self) -> int | None:
+        """Return the process id of the broker started last, alive or not."""
+        return None if self._process is None else self._process.pid
+
+    def exit_status(self) -> int | None:
+        """Return the exit status if the broker started last has exited by itself, else None."""
+        return None if self._process is None else self._process.poll()
 
     def kill(self) -> None:
         """Crash the broker (SIGKILL): it keeps only its last persistence snapshot."""

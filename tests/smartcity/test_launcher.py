@@ -256,3 +256,29 @@ def test_up_stops_with_status_1_and_says_why_when_a_child_crash_loops(
     assert "more than 2 crashes within 60 s, a crash loop; stopping the platform" in text
     assert "stopped api" in text and "stopped simulator" in text
     assert mosquitto.is_running()  # an external broker is not ours to stop
+
+
+def test_up_restarts_its_embedded_broker_after_a_crash_and_readings_flow_again() -> None:
+    ports = {"pg": free_port(), "mqtt": free_port(), "api": free_port(), "metrics": free_port()}
+    api = f"http://127.0.0.1:{ports['api']}/api/v1"
+    with scratch_dir("smartcity-up-broker-") as root:
+        process = _start(root / ".smartcity", ports)
+        output = _Output(process)
+        try:
+            first = wait_until(lambda: _latest(api, "aq-tanah-grogot-01"), timeout=60, interval=0.5,
+                               message="simulated readings in the API")
+            pid = int(wait_until(lambda: re.search(r"mosquitto listening on \S+ \(pid (\d+)", output.text),
+                                 message="broker pid logged").group(1))
+            os.kill(pid, signal.SIGKILL)
+            wait_until(lambda: re.findall(r"mosquitto listening on \S+ \(pid (\d+)", output.text)[1:],
+                       timeout=30, message="broker restarted")
+            # The simulator and ingest reconnect by themselves: newer readings reach the API.
+            wait_until(lambda: _latest(api, "aq-tanah-grogot-01").get("pm25", {}).get("time", "")
+                       > first["pm25"]["time"], timeout=60, interval=0.5, message="readings after the crash")
+            assert process.poll() is None
+        finally:
+            process.send_signal(signal.SIGINT)
+            text = output.finish()
+        assert process.returncode == 0, text
+        assert f"mosquitto (pid {pid}) was killed by SIGKILL; restarting it in 1.0 s" in text
+        assert not any(port_is_open("127.0.0.1", port) for port in ports.values())
