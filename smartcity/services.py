@@ -2,14 +2,18 @@
 
 Both run from the installed binaries in a directory of their own, listen on loopback only, and
 keep their data there across restarts. PostgreSQL refuses to run as root, so when we are root
-the cluster belongs to the ``postgres`` system user and its commands run through ``runuser``.
+the cluster belongs to the ``postgres`` system user and its commands run through ``runuser``;
+where that user cannot enter the data directory, the cluster lives under /var/lib/smartcity
+(see ``EmbeddedPostgres``). Mosquitto's settings come from the shared ``smartcity/mosquitto.conf``.
 """
 
 from __future__ import annotations
 
+import hashlib
 import logging
 import os
 import pwd
+import re
 import secrets
 import shutil
 import signal
@@ -17,7 +21,9 @@ import socket
 import subprocess
 import time
 from collections.abc import Sequence
+from importlib import resources
 from pathlib import Path
+from typing import Any
 from urllib.parse import quote
 
 __all__ = [
@@ -28,6 +34,7 @@ __all__ = [
     "find_mosquitto",
     "find_postgres_bin_dir",
     "free_port",
+    "mosquitto_base_config",
     "port_is_open",
     "wait_for_port",
 ]
@@ -35,6 +42,8 @@ __all__ = [
 log = logging.getLogger(__name__)
 
 POSTGRES_ROOT = Path("/usr/lib/postgresql")
+# Where clusters live when we are root and the postgres user cannot enter the data directory.
+SHARED_CLUSTER_ROOT = Path("/var/lib/smartcity")
 
 
 class ServiceError(RuntimeError):
@@ -90,18 +99,20 @@ def find_postgres_bin_dir(preferred: Path | None = None) -> Path:
 
 def find_mosquitto(preferred: Path | None = None) -> Path:
     """Find the mosquitto broker binary."""
-    candidates = [preferred] if preferred else []
+    candidates = [preferred] if preferred is not None else []
     found = shutil.which("mosquitto")
     candidates += [Path(found)] if found else []
     candidates.append(Path("/usr/sbin/mosquitto"))
     for candidate in candidates:
-        if candidate and candidate.exists():
+        if candidate.exists():
             return candidate
     raise ServiceError("mosquitto not found; run `make setup` (Debian package mosquitto)")
 
 
-def _run(command: Sequence[str], **kwargs: object) -> subprocess.CompletedProcess[str]:
-    result = subprocess.run(command, capture_output=True, text=True, **kwargs)  # type: ignore[call-overload]
+def _run(command: Sequence[str], **kwargs: Any) -> subprocess.CompletedProcess[str]:
+    result: subprocess.CompletedProcess[str] = subprocess.run(
+        command, capture_output=True, text=True, **kwargs
+    )
     if result.returncode != 0:
         raise ServiceError(f"{' '.join(map(str, command))} failed:\n{result.stderr or result.stdout}")
     return result
@@ -118,24 +129,42 @@ def embedded_postgres_url(data_dir: Path, port: int, database: str = "smartcity"
 
 
 class EmbeddedPostgres:
-    """A private PostgreSQL cluster in ``data_dir`` with TimescaleDB preloaded.
+    """A private PostgreSQL cluster for ``data_dir`` with TimescaleDB preloaded.
 
     The superuser is ``smartcity`` with a generated password kept in ``data_dir/password``;
-    the database ``smartcity`` is created on first start.
+    the database ``smartcity`` is created on first start. The cluster and its log live in
+    ``data_dir`` too, except when we are root and the ``postgres`` user cannot enter
+    ``data_dir`` (a clone under /root or a ``mktemp -d`` folder has a 0700 parent): then they live
+    in ``cluster_root/<name>-<hash of data_dir>/`` and ``data_dir/cluster-location`` points there.
+    The user's folders keep their permissions.
     """
 
     user = "smartcity"
     database = "smartcity"
 
-    def __init__(self, data_dir: Path, port: int, bin_dir: Path | None = None) -> None:
+    def __init__(self, data_dir: Path, port: int, bin_dir: Path | None = None,
+                 cluster_root: Path = SHARED_CLUSTER_ROOT) -> None:
         self.data_dir = data_dir.resolve()
         self.port = port
         self.bin_dir = find_postgres_bin_dir(bin_dir)
+        self.cluster_root = cluster_root
         self._as_postgres = os.geteuid() == 0
 
     @property
+    def pointer_file(self) -> Path:
+        """The file in ``data_dir`` naming the cluster's home when it lives elsewhere."""
+        return self.data_dir / "cluster-location"
+
+    @property
+    def home(self) -> Path:
+        """Return the directory that holds the cluster and its log."""
+        if self.pointer_file.is_file():
+            return Path(self.pointer_file.read_text().strip())
+        return self.data_dir
+
+    @property
     def cluster_dir(self) -> Path:
-        return self.data_dir / "cluster"
+        return self.home / "cluster"
 
     @property
     def password_file(self) -> Path:
@@ -148,7 +177,7 @@ class EmbeddedPostgres:
 
     @property
     def log_file(self) -> Path:
-        return self.data_dir / "postgres.log"
+        return self.home / "postgres.log"
 
     def _command(self, tool: str, *args: str) -> list[str]:
         command = [str(self.bin_dir / tool), *args]
@@ -160,24 +189,65 @@ class EmbeddedPostgres:
             entry = pwd.getpwnam("postgres")
             os.chown(path, entry.pw_uid, entry.pw_gid)
 
+    def _server_can_enter(self, path: Path) -> bool:
+        # Ask the kernel as the server user rather than reading mode bits: ACLs, groups and
+        # mount options all count.
+        result = subprocess.run(["runuser", "-u", "postgres", "--", "test", "-x", str(path)],
+                                capture_output=True)
+        return result.returncode == 0
+
+    def _shared_home(self) -> Path:
+        """Return this data directory's home under ``cluster_root``: readable name, unique hash."""
+        digest = hashlib.sha256(str(self.data_dir).encode()).hexdigest()[:12]
+        words = [part.lstrip(".") for part in self.data_dir.parts[-3:] if part.lstrip("./")]
+        # Short: the server's Unix socket goes in the cluster directory, and socket paths are
+        # limited to 107 bytes.
+        name = re.sub(r"[^A-Za-z0-9_.-]+", "_", "-".join(words))[:20]
+        return self.cluster_root / f"{name}-{digest}"
+
+    def _choose_home(self) -> Path:
+        """Decide where a new cluster lives; remember a home outside ``data_dir`` by a pointer."""
+        if self.pointer_file.is_file():
+            home = self.home
+        elif not self._as_postgres or self._server_can_enter(self.data_dir):
+            return self.data_dir
+        else:
+            home = self._shared_home()
+            if home.exists():
+                # Left by an earlier data directory of this path that was deleted with its
+                # password: unusable, but data, so set aside rather than removed.
+                aside = home.with_name(f"{home.name}.orphaned-{int(time.time())}")
+                home.rename(aside)
+                log.warning("set aside an orphaned cluster for %s: %s", self.data_dir, aside)
+            log.info("the postgres user cannot enter %s (a parent folder is private); keeping "
+                     "the cluster in %s, recorded in %s", self.data_dir, home, self.pointer_file)
+        self.cluster_root.mkdir(mode=0o755, parents=True, exist_ok=True)
+        home.mkdir(mode=0o700, exist_ok=True)
+        self._hand_over(home)
+        self.pointer_file.write_text(f"{home}\n")
+        return home
+
     def initialise(self) -> bool:
         """Create the cluster if it does not exist yet; return True when it was created."""
         if (self.cluster_dir / "PG_VERSION").exists():
             return False
         self.data_dir.mkdir(parents=True, exist_ok=True)
-        # The server user must be able to reach its directory through every parent.
+        # Our own directory (never its parents): the server user may enter it where it can
+        # reach it at all; the password file in it stays 0600.
         self.data_dir.chmod(0o755)
         if not self.password_file.exists():
             self.password_file.write_text(secrets.token_urlsafe(24) + "\n")
         self.password_file.chmod(0o600)
-        pwfile = self.data_dir / ".initdb-password"
+        home = self._choose_home()
+        pwfile = home / ".initdb-password"
         pwfile.write_text(self.password_file.read_text())
         self._hand_over(pwfile)
-        self.cluster_dir.mkdir(mode=0o700, exist_ok=True)
-        self._hand_over(self.cluster_dir)
+        cluster_dir = home / "cluster"
+        cluster_dir.mkdir(mode=0o700, exist_ok=True)
+        self._hand_over(cluster_dir)
         try:
             _run(self._command(
-                "initdb", "-D", str(self.cluster_dir), "-U", self.user, f"--pwfile={pwfile}",
+                "initdb", "-D", str(cluster_dir), "-U", self.user, f"--pwfile={pwfile}",
                 "--auth-local=scram-sha-256", "--auth-host=scram-sha-256",
                 "--encoding=UTF8", "--locale=C.UTF-8", "--no-sync",
             ))
@@ -206,14 +276,17 @@ class EmbeddedPostgres:
         ))
         if created:
             self._create_database()
-        log.info("postgres listening on 127.0.0.1:%d (data %s)", self.port, self.cluster_dir)
+        log.info("postgres listening on 127.0.0.1:%d (data %s, log %s)",
+                 self.port, self.cluster_dir, self.log_file)
 
     def _create_database(self) -> None:
+        from psycopg import sql
+
         from smartcity.db.connect import connect  # late: smartcity.db imports this module
 
         admin_url = embedded_postgres_url(self.data_dir, self.port, "postgres")
         with connect(admin_url, purpose="setup", autocommit=True) as conn:
-            conn.execute(f'CREATE DATABASE "{self.database}"')
+            conn.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(self.database)))
 
     def is_running(self) -> bool:
         """Tell whether the cluster's server is up."""
@@ -230,13 +303,26 @@ class EmbeddedPostgres:
             log.info("postgres on port %d stopped", self.port)
 
 
-class EmbeddedMosquitto:
-    """A private Mosquitto broker in ``data_dir`` with persistence on, listening on loopback."""
+def mosquitto_base_config() -> str:
+    """Return the broker settings every deployment shares (``smartcity/mosquitto.conf``)."""
+    return resources.files("smartcity").joinpath("mosquitto.conf").read_text()
 
-    def __init__(self, data_dir: Path, port: int, binary: Path | None = None) -> None:
+
+class EmbeddedMosquitto:
+    """A private Mosquitto broker in ``data_dir`` with persistence on, listening on loopback.
+
+    Its configuration is this broker's listener, paths and user followed by the shared base
+    (``mosquitto_base_config``) that docker-compose's broker includes too.
+    """
+
+    def __init__(self, data_dir: Path, port: int, binary: Path | None = None,
+                 autosave_interval: int | None = None, autosave_on_changes: bool | None = None) -> None:
         self.data_dir = data_dir.resolve()
         self.port = port
         self.binary = find_mosquitto(binary)
+        # None: the base configuration's value.
+        self.autosave_interval = autosave_interval
+        self.autosave_on_changes = autosave_on_changes
         self._process: subprocess.Popen[bytes] | None = None
 
     @property
@@ -250,21 +336,14 @@ class EmbeddedMosquitto:
     def write_config(self) -> None:
         """Write the broker configuration; regenerated on every start so settings apply."""
         self.data_dir.mkdir(parents=True, exist_ok=True)
+        # Mosquitto started as root drops to this user; naming ourselves keeps it as it is, so
+        # it can always write its persistence here, even under a 0700 parent.
         user = pwd.getpwuid(os.geteuid()).pw_name
-        # Sized for ingest with manual acks: the worker's Receive Maximum bounds inflight
-        # messages, the queue holds the rest while the database is slow or down.
-        self.config_file.write_text("\n".join([
+        lines = [
+            "# Generated by smartcity on every start: this broker's listener, paths and user,",
+            "# then the platform's shared settings (smartcity/mosquitto.conf).",
             f"listener {self.port} 127.0.0.1",
-            "allow_anonymous true",
-            "persistence true",
             f"persistence_location {self.data_dir}/",
-            "autosave_interval 30",
-            "max_queued_messages 1000000",
-            "max_queued_bytes 0",
-            "max_inflight_messages 1000",
-            # Payloads over 64 KiB are quarantined whole; past 1 MiB the broker refuses the packet
-            # (MQTT v5 clients are told why) so no device can make anyone hold megabytes.
-            "max_packet_size 1048576",
             f"user {user}",
             f"log_dest file {self.data_dir / 'mosquitto.log'}",
             "log_type error",
@@ -272,7 +351,16 @@ class EmbeddedMosquitto:
             "log_type notice",
             "log_timestamp_format %Y-%m-%dT%H:%M:%S",
             "",
-        ]))
+            mosquitto_base_config(),
+        ]
+        # A later value of these options replaces the earlier one in Mosquitto's parser.
+        if self.autosave_interval is not None:
+            lines += ["# SMARTCITY_EMBEDDED__MOSQUITTO_AUTOSAVE_INTERVAL",
+                      f"autosave_interval {self.autosave_interval}"]
+        if self.autosave_on_changes is not None:
+            lines += ["# SMARTCITY_EMBEDDED__MOSQUITTO_AUTOSAVE_ON_CHANGES",
+                      f"autosave_on_changes {str(self.autosave_on_changes).lower()}"]
+        self.config_file.write_text("\n".join(lines) + "\n")
 
     def start(self, timeout: float = 20) -> None:
         """Start the broker and wait until it accepts connections."""
@@ -297,11 +385,30 @@ class EmbeddedMosquitto:
             raise ServiceError(
                 f"mosquitto did not start on port {self.port}: {stderr_file.read_text()}"
             ) from None
-        log.info("mosquitto listening on 127.0.0.1:%d (data %s)", self.port, self.data_dir)
+        log.info("mosquitto listening on 127.0.0.1:%d (pid %d, data %s)",
+                 self.port, self._process.pid, self.data_dir)
 
     def is_running(self) -> bool:
         """Tell whether the broker process is alive."""
         return self._process is not None and self._process.poll() is None
+
+    @property
+    def pid(self) -> int | None:
+        """Return the process id of the broker started last, alive or not."""
+        return None if self._process is None else self._process.pid
+
+    def exit_status(self) -> int | None:
+        """Return the exit status if the broker started last has exited by itself, else None."""
+        return None if self._process is None else self._process.poll()
+
+    def kill(self) -> None:
+        """Crash the broker (SIGKILL): it keeps only its last persistence snapshot."""
+        if self._process is None:
+            return
+        self._process.kill()
+        self._process.wait()
+        self._process = None
+        log.info("mosquitto on port %d killed", self.port)
 
     def stop(self, timeout: float = 10) -> None:
         """Stop the broker cleanly (it saves its persistence file on SIGTERM)."""

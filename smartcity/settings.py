@@ -24,6 +24,7 @@ __all__ = [
     "IngestSettings",
     "Settings",
     "SimulatorSettings",
+    "SupervisorSettings",
     "UnknownSettingError",
     "load_settings",
     "setting_keys",
@@ -40,6 +41,25 @@ class EmbeddedSettings(BaseModel):
     mqtt_port: Port = 1883
     postgres_bin_dir: Path | None = None  # default: the newest major that has timescaledb
     mosquitto_bin: Path | None = None  # default: `mosquitto` on PATH or /usr/sbin/mosquitto
+    # When the embedded broker snapshots its persistence (Mosquitto's autosave_interval, in seconds,
+    # or in changes with autosave_on_changes): a broker crash loses what it PUBACKed since the last
+    # snapshot. None: smartcity/mosquitto.conf's values (README "Broker persistence").
+    mosquitto_autosave_interval: int | None = Field(None, ge=0)
+    mosquitto_autosave_on_changes: bool | None = None
+
+
+class SupervisorSettings(BaseModel):
+    """How ``smartcity up`` restarts a child process (ingest, API, simulator) that dies."""
+
+    # The first restart waits backoff_initial_s; each further crash doubles it up to backoff_max_s.
+    backoff_initial_s: float = Field(1.0, gt=0)
+    backoff_max_s: float = Field(30.0, gt=0)
+    # A child that has run this long is healthy again: its next crash waits backoff_initial_s.
+    stable_after_s: float = Field(60.0, gt=0)
+    # More than max_restarts crashes of one child within restart_window_s is a crash loop:
+    # restarting will not help, so the platform stops with status 1.
+    max_restarts: int = Field(5, ge=0)
+    restart_window_s: float = Field(60.0, gt=0)
 
 
 class IngestSettings(BaseModel):
@@ -99,6 +119,7 @@ class Settings(BaseSettings):
     ingest: IngestSettings = IngestSettings()
     api: ApiSettings = ApiSettings()
     simulator: SimulatorSettings = SimulatorSettings()
+    supervisor: SupervisorSettings = SupervisorSettings()
 
     @field_validator("database_url")
     @classmethod

@@ -134,7 +134,9 @@ def _services(settings: Settings) -> Iterator[_Stack]:
         else:
             url = database_url(settings)
         if directory is not None and settings.uses_embedded_broker:
-            broker = EmbeddedMosquitto(directory / "mosquitto", free_port(), settings.embedded.mosquitto_bin)
+            broker = EmbeddedMosquitto(directory / "mosquitto", free_port(), settings.embedded.mosquitto_bin,
+                                       settings.embedded.mosquitto_autosave_interval,
+                                       settings.embedded.mosquitto_autosave_on_changes)
             stack.callback(broker.stop)
             broker.start()
             mqtt_url, ca_file = broker.url, None

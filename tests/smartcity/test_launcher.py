@@ -1,11 +1,16 @@
-"""`smartcity up` as a user runs it: embedded services, demo fleet, readings in the API, clean stop."""
+"""`smartcity up` as a user runs it: embedded services, demo fleet, readings in the API, clean stop;
+a killed child comes back by itself and loses nothing; a crash loop stops the platform."""
 
 from __future__ import annotations
 
 import os
+import re
 import signal
+import socket
 import subprocess
 import sys
+import threading
+import uuid
 from datetime import datetime
 from pathlib import Path
 
@@ -13,7 +18,11 @@ import httpx2 as httpx
 import psycopg
 import pytest
 
+from smartcity.devices import register_device
+from smartcity.launcher import RestartBackoff
 from smartcity.services import EmbeddedMosquitto, embedded_postgres_url, free_port, port_is_open
+from smartcity.settings import SupervisorSettings
+from tests.mqtt import TelemetryStream, mqtt_publisher, publish
 from tests.services import scratch_dir, wait_until
 
 pytestmark = pytest.mark.slow
@@ -109,3 +118,167 @@ def test_up_uses_external_services_when_urls_are_given(
         assert not (root / ".smartcity").exists()  # no embedded service was started
         assert "postgres listening" not in output and "mosquitto listening" not in output
     assert mosquitto.is_running()
+
+
+def test_backoff_doubles_to_its_cap_and_resets_after_a_stable_run() -> None:
+    backoff = RestartBackoff(SupervisorSettings(backoff_initial_s=1, backoff_max_s=30, stable_after_s=60,
+                                                max_restarts=100, restart_window_s=60))
+    delays = [backoff.after_crash(now=float(t), ran_for=0.5) for t in range(8)]
+    assert delays == [1, 2, 4, 8, 16, 30, 30, 30]
+    assert backoff.after_crash(now=100.0, ran_for=60.0) == 1  # it had run stably: start over
+    assert backoff.after_crash(now=101.0, ran_for=0.5) == 2
+
+
+def test_more_crashes_than_allowed_within_the_window_is_a_crash_loop() -> None:
+    backoff = RestartBackoff(SupervisorSettings(max_restarts=3, restart_window_s=10))
+    assert [backoff.after_crash(now=t, ran_for=0.1) for t in (0.0, 1.0, 2.0)] == [1, 2, 4]
+    assert backoff.after_crash(now=9.0, ran_for=0.1) is None  # a 4th crash within 10 s
+    spaced = RestartBackoff(SupervisorSettings(max_restarts=3, restart_window_s=10))
+    assert all(spaced.after_crash(now=t * 11.0, ran_for=0.1) is not None for t in range(10))
+
+
+class _Output:
+    """Read a child's output in a thread, so a test can wait on what it logged while it runs."""
+
+    def __init__(self, process: subprocess.Popen[bytes]) -> None:
+        self.process = process
+        self.lines: list[str] = []
+        self._thread = threading.Thread(target=self._read, daemon=True)
+        self._thread.start()
+
+    def _read(self) -> None:
+        assert self.process.stdout is not None
+        with self.process.stdout:
+            for line in self.process.stdout:
+                self.lines.append(line.decode(errors="replace"))
+
+    @property
+    def text(self) -> str:
+        return "".join(self.lines)
+
+    def pids(self, name: str) -> list[int]:
+        """Return the pids ``up`` logged for child ``name``, in start order."""
+        return [int(pid) for pid in re.findall(rf"started {name} \(pid (\d+)\)", self.text)]
+
+    def finish(self, timeout: float = 60) -> str:
+        self.process.wait(timeout)
+        self._thread.join(timeout)
+        return self.text
+
+
+def _external_up(env_extra: dict[str, str], database_url: str, mqtt_port: int, cwd: Path
+                 ) -> tuple[subprocess.Popen[bytes], _Output]:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("SMARTCITY_")}
+    env.update({
+        "SMARTCITY_DATABASE_URL": database_url,
+        "SMARTCITY_MQTT_URL": f"mqtt://127.0.0.1:{mqtt_port}",
+        "SMARTCITY_API__PORT": str(free_port()),
+        "SMARTCITY_SIMULATOR__INTERVAL_S": "5",
+        "SMARTCITY_INGEST__CLIENT_ID": f"up-{uuid.uuid4().hex[:8]}",
+        "SMARTCITY_INGEST__METRICS_PORT": "0",
+        **env_extra,
+    })
+    process = subprocess.Popen([sys.executable, "-m", "smartcity", "up"], env=env, cwd=cwd,
+                               stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+    return process, _Output(process)
+
+
+STREAM_DEVICES = [f"river-up-{i:02d}" for i in range(5)]
+
+
+def _stream_stored(db: psycopg.Connection) -> tuple[int, int]:
+    return db.execute(
+        "SELECT count(*), count(DISTINCT (r.device, r.metric, r.time)) FROM readings r"
+        " JOIN devices d ON d.id = r.device WHERE d.device_id = ANY(%s)", (STREAM_DEVICES,),
+    ).fetchone()
+
+
+def test_up_restarts_a_killed_ingest_worker_and_every_acked_reading_is_stored_once(
+        database_url: str, db: psycopg.Connection, fresh_mosquitto: EmbeddedMosquitto,
+        tmp_path: Path) -> None:
+    for device_id in [*STREAM_DEVICES, "river-up-probe"]:
+        register_device(db, device_id, "river_level_sensor", "tanah-grogot")
+    process, output = _external_up({}, database_url, fresh_mosquitto.port, tmp_path)
+    try:
+        first_pid = wait_until(lambda: output.pids("ingest"), timeout=60, message="ingest started")[0]
+        # A probe reading stored proves the worker's subscription exists: from then on the
+        # broker keeps every QoS 1 message for its session, also while the worker is dead.
+        # Probes sent before it subscribed had no subscriber; so probe until one is stored.
+        with mqtt_publisher(fresh_mosquitto) as client:
+            def probe_stored() -> bool:
+                publish(client, "smartcity/v1/devices/river-up-probe/telemetry",
+                        '{"metrics": {"water_level": 1}}')
+                return db.execute("SELECT count(*) FROM readings r JOIN devices d ON d.id = r.device"
+                                  " WHERE d.device_id = 'river-up-probe'").fetchone()[0] > 0
+            wait_until(probe_stored, timeout=60, interval=0.5, message="probe stored")
+        stream = TelemetryStream(fresh_mosquitto.port, STREAM_DEVICES, count=3000, rate=500,
+                                 client_id=f"up-stream-{uuid.uuid4().hex[:6]}").start()
+        wait_until(lambda: _stream_stored(db)[0] > 500, timeout=30, message="stream flowing")
+        os.kill(first_pid, signal.SIGKILL)
+        restarted = wait_until(lambda: output.pids("ingest")[1:], timeout=30, message="ingest restarted")
+        assert stream.sent < stream.count  # the restart happened while the stream was still flowing
+        stream.finish()
+        wait_until(lambda: _stream_stored(db)[0] >= 3000, timeout=60, interval=0.2,
+                   message="every streamed reading stored")
+        assert _stream_stored(db) == (3000, 3000)  # every PUBACKed reading once: none lost, none twice
+        assert process.poll() is None and fresh_mosquitto.is_running()  # the platform stayed up
+    finally:
+        process.send_signal(signal.SIGINT)
+        text = output.finish()
+    assert process.returncode == 0, text
+    assert restarted[0] != first_pid
+    assert f"ingest (pid {first_pid}) was killed by SIGKILL; restarting it in 1.0 s" in text
+    assert text.count("started api (pid") == 1 and text.count("started simulator (pid") == 1
+
+
+def test_up_stops_with_status_1_and_says_why_when_a_child_crash_loops(
+        database_url: str, mosquitto: EmbeddedMosquitto, tmp_path: Path) -> None:
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        # A real fault, no mock: the ingest worker cannot serve its metrics on a taken port and
+        # exits 1 each time it is started.
+        process, output = _external_up({
+            "SMARTCITY_INGEST__METRICS_PORT": str(taken.getsockname()[1]),
+            "SMARTCITY_SUPERVISOR__BACKOFF_INITIAL_S": "0.2",
+            "SMARTCITY_SUPERVISOR__MAX_RESTARTS": "2",
+            "SMARTCITY_SUPERVISOR__RESTART_WINDOW_S": "60",
+        }, database_url, mosquitto.port, tmp_path)
+        try:
+            text = output.finish(timeout=90)
+        finally:
+            if process.poll() is None:
+                process.kill()
+    assert process.returncode == 1, text
+    assert len(output.pids("ingest")) == 3  # started, restarted twice, then given up
+    assert re.search(r"ingest \(pid \d+\) exited with status 1; restarting it in 0\.2 s", text), text
+    assert re.search(r"ingest \(pid \d+\) exited with status 1; restarting it in 0\.4 s", text), text
+    assert "more than 2 crashes within 60 s, a crash loop; stopping the platform" in text
+    assert "stopped api" in text and "stopped simulator" in text
+    assert mosquitto.is_running()  # an external broker is not ours to stop
+
+
+def test_up_restarts_its_embedded_broker_after_a_crash_and_readings_flow_again() -> None:
+    ports = {"pg": free_port(), "mqtt": free_port(), "api": free_port(), "metrics": free_port()}
+    api = f"http://127.0.0.1:{ports['api']}/api/v1"
+    with scratch_dir("smartcity-up-broker-") as root:
+        process = _start(root / ".smartcity", ports)
+        output = _Output(process)
+        try:
+            first = wait_until(lambda: _latest(api, "aq-tanah-grogot-01"), timeout=60, interval=0.5,
+                               message="simulated readings in the API")
+            pid = int(wait_until(lambda: re.search(r"mosquitto listening on \S+ \(pid (\d+)", output.text),
+                                 message="broker pid logged").group(1))
+            os.kill(pid, signal.SIGKILL)
+            wait_until(lambda: re.findall(r"mosquitto listening on \S+ \(pid (\d+)", output.text)[1:],
+                       timeout=30, message="broker restarted")
+            # The simulator and ingest reconnect by themselves: newer readings reach the API.
+            wait_until(lambda: _latest(api, "aq-tanah-grogot-01").get("pm25", {}).get("time", "")
+                       > first["pm25"]["time"], timeout=60, interval=0.5, message="readings after the crash")
+            assert process.poll() is None
+        finally:
+            process.send_signal(signal.SIGINT)
+            text = output.finish()
+        assert process.returncode == 0, text
+        assert f"mosquitto (pid {pid}) was killed by SIGKILL; restarting it in 1.0 s" in text
+        assert not any(port_is_open("127.0.0.1", port) for port in ports.values())

@@ -1,0 +1,205 @@
+"""Embedded services: they start wherever the data directory is, keep their data, share one broker config."""
+
+from __future__ import annotations
+
+import os
+import pwd
+import re
+import shutil
+import socket
+import stat
+import subprocess
+import tempfile
+from collections.abc import Iterator
+from pathlib import Path
+
+import paho.mqtt.client as mqtt
+import psycopg
+import pytest
+
+from smartcity.services import EmbeddedMosquitto, EmbeddedPostgres, free_port, mosquitto_base_config
+from tests.mqtt import mqtt_publisher, publish
+from tests.services import scratch_dir, wait_until
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+@pytest.fixture
+def private_dir() -> Iterator[Path]:
+    """A 0700 directory, like /root or ``mktemp -d``: only its owner may enter it."""
+    path = Path(tempfile.mkdtemp(prefix="smartcity-private-"))
+    try:
+        yield path
+    finally:
+        shutil.rmtree(path, ignore_errors=True)
+
+
+def _mode(path: Path) -> int:
+    return stat.S_IMODE(path.stat().st_mode)
+
+
+@pytest.mark.slow
+@pytest.mark.skipif(os.geteuid() != 0, reason="the cluster moves only when root hands it to postgres")
+def test_postgres_under_a_private_parent_keeps_its_cluster_outside_and_reuses_it(private_dir: Path) -> None:
+    data_dir = private_dir / "paser" / ".smartcity" / "postgres"
+    with scratch_dir("smartcity-clusters-") as cluster_root:
+        server = EmbeddedPostgres(data_dir, free_port(), cluster_root=cluster_root)
+        try:
+            server.start()
+            with psycopg.connect(server.url, autocommit=True) as conn:
+                conn.execute("CREATE TABLE kept (n int)")
+                conn.execute("INSERT INTO kept VALUES (42)")
+            server.stop()
+            home = server.home
+            assert home.parent == cluster_root and home.name.startswith("paser-smartcity-post")
+            assert (data_dir / "cluster-location").read_text().strip() == str(home)
+            assert (home / "cluster" / "PG_VERSION").exists() and not (data_dir / "cluster").exists()
+            assert (data_dir / "password").exists() and _mode(data_dir / "password") == 0o600
+
+            again = EmbeddedPostgres(data_dir, free_port(), cluster_root=cluster_root)
+            again.start()  # a second start finds the same cluster through the pointer
+            with psycopg.connect(again.url) as conn:
+                assert conn.execute("SELECT n FROM kept").fetchall() == [(42,)]
+            assert again.cluster_dir == home / "cluster"
+            assert sorted(p.name for p in cluster_root.iterdir()) == [home.name]
+            again.stop()
+        finally:
+            server.stop("immediate")
+    assert _mode(private_dir) == 0o700  # the user's folder was not opened up
+
+
+@pytest.mark.slow
+@pytest.mark.skipif(os.geteuid() != 0, reason="the cluster moves only when root hands it to postgres")
+def test_a_deleted_private_data_dir_starts_afresh_and_its_old_cluster_is_set_aside(
+        private_dir: Path) -> None:
+    data_dir = private_dir / ".smartcity" / "postgres"
+    with scratch_dir("smartcity-clusters-") as cluster_root:
+        first = EmbeddedPostgres(data_dir, free_port(), cluster_root=cluster_root)
+        first.initialise()
+        old_home = first.home
+        shutil.rmtree(private_dir / ".smartcity")  # the user throws the data away, password and all
+        server = EmbeddedPostgres(data_dir, free_port(), cluster_root=cluster_root)
+        server.start()  # a new password cannot open the old cluster: a new one is made
+        try:
+            with psycopg.connect(server.url) as conn:
+                assert conn.execute("SELECT 1").fetchone() == (1,)
+        finally:
+            server.stop("immediate")
+        assert server.home == old_home
+        aside = [p for p in cluster_root.iterdir() if p.name.startswith(f"{old_home.name}.orphaned-")]
+        assert len(aside) == 1 and (aside[0] / "cluster" / "PG_VERSION").exists()
+
+
+@pytest.mark.slow
+def test_postgres_keeps_its_cluster_in_a_reachable_data_dir() -> None:
+    with scratch_dir("smartcity-open-") as root, scratch_dir("smartcity-clusters-") as cluster_root:
+        server = EmbeddedPostgres(root / "postgres", free_port(), cluster_root=cluster_root)
+        server.initialise()
+        assert server.home == root / "postgres" and (root / "postgres" / "cluster" / "PG_VERSION").exists()
+        assert not (root / "postgres" / "cluster-location").exists() and not any(cluster_root.iterdir())
+
+
+def _retained(port: int, topic: str) -> bytes | None:
+    got: list[bytes] = []
+    client = mqtt.Client(mqtt.CallbackAPIVersion.VERSION2, protocol=mqtt.MQTTv5)
+    client.on_message = lambda c, u, message: got.append(message.payload)
+    client.connect("127.0.0.1", port)
+    client.subscribe(topic, qos=1)
+    client.loop_start()
+    try:
+        wait_until(lambda: got, timeout=5, message="retained message")
+    except AssertionError:
+        return None
+    finally:
+        client.disconnect()
+        client.loop_stop()
+    return got[0]
+
+
+@pytest.mark.slow
+def test_mosquitto_under_a_private_parent_keeps_retained_messages_across_a_crash(private_dir: Path) -> None:
+    data_dir = private_dir / "mosquitto"
+    broker = EmbeddedMosquitto(data_dir, free_port())
+    broker.start()
+    try:
+        with mqtt_publisher(broker) as client:
+            publish(client, "smartcity/v1/devices/aq-test-01/status", "online", retain=True)
+        # The base config snapshots every second: the file appears without a clean stop.
+        wait_until(lambda: (data_dir / "mosquitto.db").exists(), timeout=5, message="persistence file")
+        broker.kill()
+        broker.start()
+        assert _retained(broker.port, "smartcity/v1/devices/aq-test-01/status") == b"online"
+    finally:
+        broker.stop()
+    assert _mode(private_dir) == 0o700
+
+
+def _options(text: str) -> dict[str, str]:
+    """Return a Mosquitto config's options (last value wins, as in Mosquitto's parser)."""
+    found = {}
+    for line in text.splitlines():
+        if line.strip() and not line.lstrip().startswith("#"):
+            key, _, value = line.strip().partition(" ")
+            found[key] = value
+    return found
+
+
+def test_embedded_broker_config_is_its_listener_and_paths_then_the_shared_base(tmp_path: Path) -> None:
+    broker = EmbeddedMosquitto(tmp_path, 18830)
+    broker.write_config()
+    written = broker.config_file.read_text()
+    assert mosquitto_base_config() in written
+    own = _options(written.replace(mosquitto_base_config(), ""))
+    assert set(own) == {"listener", "persistence_location", "user", "log_dest", "log_type",
+                        "log_timestamp_format"}
+    assert own["listener"] == "18830 127.0.0.1"
+    assert _options(written)["autosave_interval"] == _options(mosquitto_base_config())["autosave_interval"]
+
+
+def test_autosave_settings_override_the_base(tmp_path: Path) -> None:
+    broker = EmbeddedMosquitto(tmp_path, 18830, autosave_interval=30, autosave_on_changes=False)
+    broker.write_config()
+    options = _options(broker.config_file.read_text())
+    assert (options["autosave_interval"], options["autosave_on_changes"]) == ("30", "false")
+
+
+def test_compose_broker_includes_the_same_base_file() -> None:
+    compose = (ROOT / "docker-compose.yml").read_text()
+    mounts = dict(re.findall(r"^\s*- \./([^:\s]+):(/mosquitto/config/[^:\s]+):ro$", compose, re.MULTILINE))
+    docker_conf = _options((ROOT / "docker" / "mosquitto.conf").read_text())
+    include_dir = docker_conf["include_dir"]
+    assert mounts["docker/mosquitto.conf"] == "/mosquitto/config/mosquitto.conf"
+    base_target = mounts["smartcity/mosquitto.conf"]
+    assert base_target.startswith(include_dir + "/") and base_target.endswith(".conf")
+    assert (ROOT / "smartcity" / "mosquitto.conf").read_text() == mosquitto_base_config()
+    # One source: compose's own file holds only what differs per deployment, nothing of the base.
+    assert set(docker_conf) == {"listener", "persistence_location", "log_dest", "include_dir"}
+    assert not set(docker_conf) & set(_options(mosquitto_base_config()))
+
+
+def test_compose_broker_config_runs_with_the_base_through_include_dir(tmp_path: Path) -> None:
+    """Mosquitto reads docker/mosquitto.conf as compose mounts it (paths and port made local)."""
+    from smartcity.services import find_mosquitto, port_is_open, wait_for_port
+
+    conf_dir = tmp_path / "conf.d"
+    conf_dir.mkdir()
+    shutil.copy(ROOT / "smartcity" / "mosquitto.conf", conf_dir / "platform.conf")
+    port = free_port()
+    text = (ROOT / "docker" / "mosquitto.conf").read_text()
+    text = text.replace("listener 1883", f"listener {port} 127.0.0.1")
+    text = text.replace("/mosquitto/data/", f"{tmp_path}/").replace("/mosquitto/config/conf.d", str(conf_dir))
+    (tmp_path / "mosquitto.conf").write_text(f"{text}user {pwd.getpwuid(os.geteuid()).pw_name}\n")
+    process = subprocess.Popen([str(find_mosquitto()), "-c", str(tmp_path / "mosquitto.conf")],
+                               stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+    try:
+        wait_for_port("127.0.0.1", port, 10)
+        with socket.create_connection(("127.0.0.1", port)) as sock:
+            # A CONNECT (v5) whose declared length is past max_packet_size from the base: refused.
+            sock.sendall(bytes([0x10, 0x81, 0x80, 0x80, 0x01]))
+            sock.settimeout(5)
+            assert sock.recv(16) in (b"", b"\xe0\x00")  # disconnected: the base's limit applies
+    finally:
+        process.terminate()
+        output = process.communicate(timeout=10)[0].decode()
+    assert not port_is_open("127.0.0.1", port)
+    assert "Error" not in output, output
