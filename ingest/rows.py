@@ -166,9 +166,6 @@ class Rows:
     """Everything one batch writes, merged from its messages (``parts``) or built directly."""
 
     readings: list[Reading] = field(default_factory=list)
-    # (end index into readings, receive time): readings[previous end:end] arrived at that time.
-    # Empty for rows without messages (backfill): then a reading counts as received at its time.
-    received: list[tuple[int, float]] = field(default_factory=list)
     quarantine: list[QuarantineItem] = field(default_factory=list)
     statuses: list[StatusChange] = field(default_factory=list)
     last_seen: dict[int, float] = field(default_factory=dict)
@@ -190,7 +187,6 @@ class Rows:
             if part.readings:
                 rows.message_times.append(part.readings[0][0])
                 rows.readings.extend(part.readings)
-                rows.received.append((len(rows.readings), received))
             if part.quarantine is not None:
                 rows.quarantine.append(part.quarantine)
             if part.status is not None:

@@ -4,21 +4,21 @@ Knows topics and delivery, not payloads. QoS 1 messages are handed on un-acked; 
 calls ``ack`` after the batch holding them is committed. With a fixed client id, a persistent
 session and manual acks, a crashed worker's unacked messages are redelivered on reconnect.
 
-Two subscriptions, told apart by their MQTT v5 subscription identifiers:
+One subscription to every device topic, ``smartcity/v1/devices/#``, so a publish to a misspelt
+channel is heard (and quarantined as ``invalid_topic``) rather than PUBACKed into the void. Retained
+messages come with it on subscribe: a (re)started worker learns every device's current status. A
+retained *telemetry* message also comes again on every subscribe; it carries the retain flag only
+then (retain-as-published is off), so it is recognised and acked without being handed on — it was
+stored when first published. The platform's own ``…/commands`` publishes are acked the same way.
 
-- every device topic (``smartcity/v1/devices/#``, shared among workers when a share group is set),
-  *without* retained messages (retain handling 2): a device that publishes telemetry with the
-  retain flag would otherwise have it delivered again, and stored or quarantined again, at every
-  reconnect;
-- ``smartcity/v1/devices/+/status``, not shared and *with* retained messages, so a (re)started
-  worker learns every device's current status.
-
-Mosquitto 2.0 sends a client one copy of a message per matching subscription, each carrying its
-own identifier (tests/ingest/test_subscribe.py checks it), so a live status message arrives twice.
-Status is taken only from the status subscription and everything else only from the wide one:
-each message is handed on once. Copies not handed on are acked at once, as are retained messages
-from any other channel should a broker deliver one anyway (counted in ``skipped``, logged once
-per connection).
+With a share group, the wide subscription is shared (``$share/<group>/…/#``), and shared
+subscriptions get no retained messages, so status needs a second, plain subscription. Mosquitto
+2.0 then sends a live status message twice, once per matching subscription, each copy carrying
+only its own subscription identifier (tests/ingest/test_subscribe.py checks it): status is taken
+only from the copy marked with the status subscription's identifier. Only that subscription has
+one, because paho parses a PUBLISH's properties in Python: an identifier on every telemetry
+message cost ~10 µs each, a quarter of the worker's throughput. A share group therefore needs a
+broker with MQTT v5 subscription identifiers (Mosquitto, EMQX and HiveMQ have them).
 """
 
 from __future__ import annotations
@@ -37,12 +37,12 @@ from ingest.batch import InboundMessage
 from smartcity.broker_url import BrokerAddress, apply_address
 from smartcity.contract import DEVICE_PREFIX, DEVICES_FILTER, STATUS_FILTER
 
-__all__ = ["DEVICES_SUBSCRIPTION", "STATUS_SUBSCRIPTION", "Subscriber", "skip_reason"]
+__all__ = ["STATUS_SUBSCRIPTION", "Subscriber", "skip_reason"]
 
 log = logging.getLogger(__name__)
 
-# Subscription identifiers (MQTT v5 §3.8.2.1.2): which subscription a delivered copy came through.
-DEVICES_SUBSCRIPTION, STATUS_SUBSCRIPTION = 1, 2
+# The status subscription's identifier (MQTT v5 §3.8.2.1.2), in share-group mode only.
+STATUS_SUBSCRIPTION = 2
 
 
 def _is_channel(topic: str, channel: str) -> bool:
@@ -53,16 +53,17 @@ def _is_channel(topic: str, channel: str) -> bool:
             and topic[-len(channel) - 1] == "/")
 
 
-def skip_reason(message: mqtt.MQTTMessage) -> str | None:
-    """Tell why a delivered copy is acked without being handed on, or None to hand it on."""
+def skip_reason(message: mqtt.MQTTMessage, *, shared: bool = False) -> str | None:
+    """Tell why a delivered copy is acked without being handed on, or None to hand it on.
+
+    ``shared``: the wide subscription is shared, so a status message also comes through the plain
+    status subscription, whose copy alone is taken.
+    """
     topic = message.topic  # decoded on each access: once is enough
-    is_status = _is_channel(topic, "status")
-    ids = getattr(message.properties, "SubscriptionIdentifier", None)
-    if ids:  # absent only from a broker that ignores identifiers: then take every copy
-        wanted = STATUS_SUBSCRIPTION if is_status else DEVICES_SUBSCRIPTION
-        if wanted not in ids:
+    if _is_channel(topic, "status"):
+        if shared and STATUS_SUBSCRIPTION not in (
+                getattr(message.properties, "SubscriptionIdentifier", None) or ()):
             return "duplicate"
-    if is_status:
         return None  # retained by design: the current status, read on subscribe
     if message.retain:
         # Only a retained message sent on subscribe has the flag (retain-as-published is off);
@@ -71,7 +72,6 @@ def skip_reason(message: mqtt.MQTTMessage) -> str | None:
     if _is_channel(topic, "commands"):
         return "commands"  # the platform's own commands to actuators, not device input
     return None
-
 
 class Subscriber:
     """Subscribe to device topics (shared among workers) and status; pass messages to ``deliver``."""
@@ -147,18 +147,18 @@ class Subscriber:
         self.session += 1
         self.connected = True
         log.info("connected to broker %s (session present: %s)", self._broker, flags.session_present)
-        # Device topics are shared so N workers split them; status is not, because shared
-        # subscriptions get no retained messages and every worker may apply a status change
-        # (it is idempotent). Two SUBSCRIBE packets: an identifier belongs to a whole packet.
-        wide = f"$share/{self._share_group}/{DEVICES_FILTER}" if self._share_group else DEVICES_FILTER
-        for topic, retain_handling, identifier in (
-            (wide, SubscribeOptions.RETAIN_DO_NOT_SEND, DEVICES_SUBSCRIPTION),
-            (STATUS_FILTER, SubscribeOptions.RETAIN_SEND_ON_SUBSCRIBE, STATUS_SUBSCRIPTION),
-        ):
-            props = Properties(PacketTypes.SUBSCRIBE)
-            props.SubscriptionIdentifier = identifier
-            client.subscribe(topic, options=SubscribeOptions(qos=1, retainHandling=retain_handling),
-                             properties=props)
+        if not self._share_group:
+            client.subscribe(DEVICES_FILTER, options=SubscribeOptions(
+                qos=1, retainHandling=SubscribeOptions.RETAIN_SEND_ON_SUBSCRIBE))
+            return
+        # N workers split the device topics; status is not shared, because shared subscriptions
+        # get no retained messages, and every worker may apply a status change (it is idempotent).
+        client.subscribe(f"$share/{self._share_group}/{DEVICES_FILTER}", options=SubscribeOptions(
+            qos=1, retainHandling=SubscribeOptions.RETAIN_DO_NOT_SEND))
+        props = Properties(PacketTypes.SUBSCRIBE)
+        props.SubscriptionIdentifier = STATUS_SUBSCRIPTION
+        client.subscribe(STATUS_FILTER, options=SubscribeOptions(
+            qos=1, retainHandling=SubscribeOptions.RETAIN_SEND_ON_SUBSCRIBE), properties=props)
 
     def _on_disconnect(self, client: mqtt.Client, userdata: object,
                        flags: mqtt.DisconnectFlags, reason_code: mqtt.ReasonCode,
@@ -168,7 +168,7 @@ class Subscriber:
         self.connected = False
 
     def _on_message(self, client: mqtt.Client, userdata: object, message: mqtt.MQTTMessage) -> None:
-        skip = skip_reason(message)
+        skip = skip_reason(message, shared=bool(self._share_group))
         if skip is not None:
             self.skipped[skip] += 1
             if skip == "retained" and self._retained_logged != self.session:

@@ -23,7 +23,6 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from enum import Enum
-from itertools import islice
 
 import psycopg
 from psycopg.types.json import Jsonb
@@ -167,7 +166,8 @@ class Writer:
             if rows.readings:
                 with cur.copy(readings_sql.COPY_STAGING) as copy:
                     copy.set_types(readings_sql.STAGING_TYPES)
-                    _copy_readings(copy.write_row, rows)
+                    for reading in rows.readings:
+                        copy.write_row(reading)
                 cur.execute(readings_sql.INSERT_READINGS)
                 stored = cur.rowcount
                 cur.execute(readings_sql.UPSERT_LATEST)
@@ -244,18 +244,4 @@ class Writer:
 
 def _utc(epoch: float) -> datetime:
     return datetime.fromtimestamp(epoch, UTC)
-
-
-def _copy_readings(write_row: Callable[[tuple[object, ...]], None], rows: Rows) -> None:
-    """Write each reading with the receive time of its message (None for rows without messages)."""
-    readings = rows.readings
-    if not rows.received:
-        for reading in readings:
-            write_row((*reading, None))
-        return
-    start = 0
-    for end, received in rows.received:
-        for reading in islice(readings, start, end):
-            write_row((*reading, received))
-        start = end
 

@@ -43,7 +43,6 @@ def test_status_and_telemetry_of_one_batch() -> None:
     ], _lookup, WINDOW)
     assert [(c.device, c.status) for c in rows.statuses] == [(3, "online")]
     assert rows.readings == [(1.8e9 + 1, 3, 15, 1.5)]
-    assert rows.received == [(1, 1.8e9 + 1)]  # the reading with its message's receive time
     assert rows.last_seen == {3: 1.8e9 + 2}
     assert rows.quarantine == []
     assert [p.channel for p in rows.parts] == [Channel.STATUS, Channel.TELEMETRY, Channel.STATUS]

@@ -17,7 +17,7 @@ from paho.mqtt.properties import Properties
 from paho.mqtt.subscribeoptions import SubscribeOptions
 
 from ingest.pipeline import IngestWorker
-from ingest.subscribe import DEVICES_SUBSCRIPTION, STATUS_SUBSCRIPTION, _is_channel, skip_reason
+from ingest.subscribe import STATUS_SUBSCRIPTION, _is_channel, skip_reason
 from smartcity.broker_url import parse_broker_url
 from smartcity.contract import DEVICES_FILTER, STATUS_FILTER, commands_topic, status_topic, telemetry_topic
 from smartcity.devices import register_device
@@ -36,23 +36,31 @@ def _message(topic: str, *, retain: bool = False, ids: list[int] | None = None) 
     return message
 
 
-@pytest.mark.parametrize(("topic", "retain", "ids", "expected"), [
-    (telemetry_topic("aq-01"), False, [DEVICES_SUBSCRIPTION], None),
-    (telemetry_topic("aq-01"), True, [DEVICES_SUBSCRIPTION], "retained"),
-    (status_topic("aq-01"), True, [STATUS_SUBSCRIPTION], None),  # retained status is wanted
-    (status_topic("aq-01"), False, [STATUS_SUBSCRIPTION], None),
-    (status_topic("aq-01"), False, [DEVICES_SUBSCRIPTION], "duplicate"),  # the wide copy
-    (status_topic("aq-01"), False, [DEVICES_SUBSCRIPTION, STATUS_SUBSCRIPTION], None),  # one copy
-    ("smartcity/v1/devices/aq-01/telemetyr", False, [DEVICES_SUBSCRIPTION], None),  # → invalid_topic
-    ("smartcity/v1/devices/aq-01/x/status", False, [DEVICES_SUBSCRIPTION], None),  # not a status
-    ("smartcity/v1/devices/aq-01/telemetyr", True, [DEVICES_SUBSCRIPTION], "retained"),
-    (commands_topic("sl-01"), False, [DEVICES_SUBSCRIPTION], "commands"),
-    (telemetry_topic("aq-01"), False, None, None),  # a broker without identifiers: take it
-    (status_topic("aq-01"), False, None, None),
+# An identifier only a probe gives its wide subscription, to show which copy came through which.
+WIDE = 1
+
+
+@pytest.mark.parametrize(("topic", "retain", "ids", "shared", "expected"), [
+    # One wide subscription (no share group): every copy is the only one.
+    (telemetry_topic("aq-01"), False, None, False, None),
+    (telemetry_topic("aq-01"), True, None, False, "retained"),  # sent again on subscribe
+    (status_topic("aq-01"), True, None, False, None),  # retained status is wanted
+    (status_topic("aq-01"), False, None, False, None),
+    ("smartcity/v1/devices/aq-01/telemetyr", False, None, False, None),  # → invalid_topic
+    ("smartcity/v1/devices/aq-01/x/status", False, None, False, None),  # not a status
+    ("smartcity/v1/devices/aq-01/telemetyr", True, None, False, "retained"),
+    (commands_topic("sl-01"), False, None, False, "commands"),
+    # A share group: status also comes through the plain status subscription, marked by its id.
+    (telemetry_topic("aq-01"), False, None, True, None),
+    (status_topic("aq-01"), True, [STATUS_SUBSCRIPTION], True, None),
+    (status_topic("aq-01"), False, [STATUS_SUBSCRIPTION], True, None),
+    (status_topic("aq-01"), False, None, True, "duplicate"),  # the shared copy
+    (status_topic("aq-01"), False, [WIDE, STATUS_SUBSCRIPTION], True, None),  # one copy for both
+    (commands_topic("sl-01"), False, None, True, "commands"),
 ])
-def test_which_copies_are_handed_on(topic: str, retain: bool, ids: list[int] | None,
+def test_which_copies_are_handed_on(topic: str, retain: bool, ids: list[int] | None, shared: bool,
                                     expected: str | None) -> None:
-    assert skip_reason(_message(topic, retain=retain, ids=ids)) == expected
+    assert skip_reason(_message(topic, retain=retain, ids=ids), shared=shared) == expected
 
 
 @pytest.mark.parametrize("topic", [
@@ -78,7 +86,7 @@ def _listener(broker: EmbeddedMosquitto, share: str) -> Iterator[queue.Queue[mqt
     client.loop_start()
     try:
         for topic, handling, identifier in (
-            (share + DEVICES_FILTER, SubscribeOptions.RETAIN_DO_NOT_SEND, DEVICES_SUBSCRIPTION),
+            (share + DEVICES_FILTER, SubscribeOptions.RETAIN_DO_NOT_SEND, WIDE),
             (STATUS_FILTER, SubscribeOptions.RETAIN_SEND_ON_SUBSCRIBE, STATUS_SUBSCRIPTION),
         ):
             props = Properties(PacketTypes.SUBSCRIBE)
@@ -114,9 +122,9 @@ def test_mosquitto_sends_one_copy_per_matching_subscription_each_with_its_identi
             publish(device_client, status_topic(device), b"offline")
             publish(device_client, telemetry_topic(device), b"live")
             assert _drain(received, 3) == [
-                (status_topic(device), b"offline", False, [DEVICES_SUBSCRIPTION]),
+                (status_topic(device), b"offline", False, [WIDE]),
                 (status_topic(device), b"offline", False, [STATUS_SUBSCRIPTION]),
-                (telemetry_topic(device), b"live", False, [DEVICES_SUBSCRIPTION]),
+                (telemetry_topic(device), b"live", False, [WIDE]),
             ]
             publish(device_client, "smartcity/v1/devices/" + device + "/telemetyr", b"{}")
             assert _drain(received, 1)[0][0].endswith("/telemetyr")  # the wide filter hears it
@@ -159,7 +167,8 @@ def test_retained_telemetry_is_stored_once_across_reconnects(
             publish(device, telemetry_topic("aq-retained-01"), b'{"metrics": {"pm25": 9.5}}', retain=True)
             publish(device, telemetry_topic("aq-retained-02"), b"{not json", retain=True)
         wait_until(lambda: worker.counters.messages >= 3, message="three messages stored")
-        assert worker.subscriber.skipped["duplicate"] == 1  # the live status's wide copy
+        # Shared: the live status also came through the shared subscription, a copy not taken.
+        assert worker.subscriber.skipped["duplicate"] == (1 if share_group else 0)
     assert _count(db, "SELECT count(*) FROM readings") == 1
     assert _count(db, "SELECT count(*) FROM quarantine") == 1
     db.execute("UPDATE devices SET status = 'unknown'")
@@ -169,7 +178,10 @@ def test_retained_telemetry_is_stored_once_across_reconnects(
             # The retained status comes back on every subscribe: a restarted worker knows it ...
             wait_until(lambda w=worker: w.counters.messages >= 1, message="retained status read")
             assert worker.counters.messages == 1
-            assert not worker.subscriber.skipped["retained"]  # Mosquitto never sent the telemetry
+            # The retained telemetry is sent again on subscribe and recognised (one subscription),
+            # or never sent (a shared one gets no retained messages).
+            wait_until(lambda w=worker: w.subscriber.skipped["retained"] == (0 if share_group else 2),
+                       message="retained telemetry recognised")
         assert _count(db, "SELECT count(*) FROM devices WHERE status = 'online'") == 1
         db.execute("UPDATE devices SET status = 'unknown'")
 
