@@ -1,8 +1,10 @@
 """The writer: one connection that stores routed rows in one transaction, retrying or isolating failures.
 
-Readings go in with binary COPY into a session-local staging table and one
-``INSERT … ON CONFLICT DO NOTHING``, so a redelivered reading is a no-op; the latest-value table,
-device last-seen and status, and the quarantine are updated in the same transaction.
+Readings go in with binary COPY into a session-local staging table and one plain ``INSERT``,
+repeated with ``ON CONFLICT DO NOTHING`` when the batch holds a duplicate (inside the database
+function ``store_staged_readings``, so that no ERROR reaches the server log): a redelivered
+reading is a no-op. The latest-value table, device last-seen and status, and the quarantine are
+updated in the same transaction.
 
 Failures are told apart by SQLSTATE class (``classify_error``): a transient one (connection lost,
 deadlock, out of resources, operator intervention) is retried with capped backoff; a refusal of
@@ -168,8 +170,8 @@ class Writer:
                     copy.set_types(readings_sql.STAGING_TYPES)
                     for reading in rows.readings:
                         copy.write_row(reading)
-                cur.execute(readings_sql.INSERT_READINGS)
-                stored = cur.rowcount
+                counted = cur.execute(readings_sql.INSERT_READINGS).fetchone()
+                stored = int(counted[0]) if counted else 0
                 cur.execute(readings_sql.UPSERT_LATEST)
             if rows.last_seen:
                 ids = list(rows.last_seen)

@@ -22,13 +22,9 @@ COPY_STAGING = (
 )
 STAGING_TYPES = ["float8", "int4", "int2", "float8"]
 
-# ON CONFLICT on every batch, not only after a unique violation: a failed plain INSERT writes an
-# ERROR and its STATEMENT to the server log, and redeliveries are normal under at-least-once.
-INSERT_READINGS = (
-    "INSERT INTO readings (time, device, metric, value)"
-    " SELECT to_timestamp(epoch), device, metric, value FROM readings_staging"
-    " ON CONFLICT DO NOTHING"
-)
+# A plain INSERT first, then ON CONFLICT DO NOTHING if the batch held a duplicate, inside a
+# function (migration 004) so the caught unique violation never reaches the server log.
+INSERT_READINGS = "SELECT store_staged_readings()"
 
 # A reading's place in the latest values is its time, but never later than its arrival, taken as
 # the storing transaction's start (now(): at most one batch age after the MQTT receive time, and
