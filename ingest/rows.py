@@ -14,6 +14,7 @@ from collections import Counter
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field, replace
 from enum import StrEnum
+from functools import lru_cache
 
 from ingest.batch import InboundMessage
 from ingest.decode import decode_payload
@@ -54,6 +55,9 @@ class TopicRef:
 _KNOWN = {c.value: c for c in (Channel.TELEMETRY, Channel.STATUS, Channel.COMMANDS)}
 
 
+# Topics repeat (one or two per device): remembering them spares a split and a regex per message,
+# twice per message (the pipeline resolves devices first); bounded against floods of odd topics.
+@lru_cache(maxsize=65536)
 def classify_topic(topic: str) -> TopicRef:
     """Classify ``topic``: ``{prefix}{valid id}/telemetry|status``, ``…/{id}/commands``, else ``INVALID``.
 
