@@ -3,11 +3,10 @@
 The library API, for tests of other applications that want Paser's sensors without the hardware::
 
     from simulators import Ledger, build_fleet, get_scenario, run_scenario
-    from smartcity.broker_url import parse_broker_url
 
     fleet = build_fleet(50, seed=1, mix={"river_level_sensor": 1, "weather_station": 1})
-    broker = parse_broker_url("mqtt://127.0.0.1:1883")  # mqtt://user:password@host:port, mqtts://…
-    ledger = run_scenario(fleet, broker, scenario="flood", rounds=3, seed=1)
+    # A broker URL (mqtt://user:password@host:port, mqtts://…) or a parsed BrokerAddress.
+    ledger = run_scenario(fleet, "mqtt://127.0.0.1:1883", scenario="flood", rounds=3, seed=1)
     ledger.readings   # {(device_id, metric, epoch_ms): value} that a correct ingest stores
     ledger.quarantined  # Counter of the reason codes it should quarantine (faults only)
 
@@ -27,7 +26,7 @@ from simulators.faults import FAULT_NAMES, Ledger
 from simulators.fleet import DeviceSpec, SimulatedDevice, build_fleet, demo_fleet
 from simulators.publish import FleetPublisher, PublisherStats, run_simulator
 from simulators.scenarios import SCENARIOS, Scenario, get_scenario
-from smartcity.broker_url import BrokerAddress
+from smartcity.broker_url import BrokerAddress, parse_broker_url
 
 __all__ = [
     "FAULT_NAMES", "SCENARIOS", "DeviceSpec", "FleetPublisher", "Ledger", "PublisherStats", "Scenario",
@@ -43,7 +42,8 @@ def expected_readings(spec: DeviceSpec, seed: int, times: Sequence[float] | np.n
     return device.sample(np.asarray(times, dtype=np.float64))
 
 
-def run_scenario(specs: Sequence[DeviceSpec], broker: BrokerAddress, *, scenario: str = "normal",
+def run_scenario(specs: Sequence[DeviceSpec], broker: BrokerAddress | str, *,
+                 scenario: str = "normal",
                  rounds: int = 1, seed: int = 0, fmt: Format = "json", qos: int = 1,
                  timeout: float = 60.0) -> Ledger:
     """Publish ``rounds`` reports per device of ``scenario`` (faults included) and return the ledger.
@@ -54,6 +54,8 @@ def run_scenario(specs: Sequence[DeviceSpec], broker: BrokerAddress, *, scenario
     Raises:
         TimeoutError: the broker did not acknowledge everything within ``timeout`` seconds.
     """
+    if isinstance(broker, str):
+        broker = parse_broker_url(broker)
     chosen = get_scenario(scenario)
     anchor = time.time()
     ledger = Ledger()

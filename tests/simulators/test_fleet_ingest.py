@@ -127,7 +127,7 @@ def small_fleet(database_url: str, mosquitto: EmbeddedMosquitto) -> Iterator[lis
 def test_the_library_api_runs_a_scenario_and_returns_what_ingest_should_hold(
         worker: IngestWorker, db: psycopg.Connection, mosquitto: EmbeddedMosquitto,
         small_fleet: list[DeviceSpec], scenario: str) -> None:
-    ledger = run_scenario(small_fleet, parse_broker_url(mosquitto.url), scenario=scenario, rounds=4,
+    ledger = run_scenario(small_fleet, mosquitto.url, scenario=scenario, rounds=4,
                           seed=13)
     wait_until(lambda: _stored(db) == ledger.readings, timeout=20, message="ledger stored")
     wait_until(lambda: _quarantined(db, small_fleet) == ledger.quarantined, timeout=10,
