@@ -174,12 +174,6 @@ class Settings(BaseSettings):
             return BrokerAddress("127.0.0.1", self.embedded.mqtt_port)
         return parse_broker_url(self.mqtt_url, self.mqtt_ca_file)
 
-    @property
-    def mqtt_address(self) -> tuple[str, int]:
-        """Return the broker's host and port."""
-        broker = self.broker
-        return broker.host, broker.port
-
 
 class UnknownSettingError(ValueError):
     """A ``SMARTCITY_`` variable names no setting (a typo, or a setting that was removed)."""

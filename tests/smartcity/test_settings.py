@@ -25,7 +25,7 @@ def test_nested_environment_variables(monkeypatch: pytest.MonkeyPatch, tmp_path:
     monkeypatch.setenv("SMARTCITY_MQTT_URL", "mqtt://broker.example:1884")
     settings = load_settings()
     assert settings.ingest.batch_max_messages == 250
-    assert settings.mqtt_address == ("broker.example", 1884)
+    assert (settings.broker.host, settings.broker.port) == ("broker.example", 1884)
     assert settings.uses_embedded_database and not settings.uses_embedded_broker
 
 
