@@ -28,12 +28,12 @@ import numpy as np
 
 from simulators.encode import Format, Sample, chunk_samples, content_type, encode_payload, encoded_value
 from simulators.fleet import device_seed
+from simulators.scenarios import FAULT_NAMES
 from smartcity.catalog import DEVICE_KINDS, METRICS
 
 __all__ = ["FAULT_NAMES", "UNKNOWN_METRICS", "FaultInjector", "Ledger", "Message", "Report",
            "check_faults"]
 
-FAULT_NAMES = ("dropout", "stuck", "spike", "clock_skew", "duplicate", "malformed", "unknown_metric")
 UNKNOWN_METRICS = ("radon", "battery_voltage", "uv_index", "co2_ppm")
 # Uniform draws that set a fault's details (how long, which metric, how far), one each per report.
 _DETAILS = ("stuck_for", "spike_metric", "spike_size", "dropout_for", "unknown_name",
