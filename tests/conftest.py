@@ -9,11 +9,11 @@ import psycopg
 import pytest
 
 from ingest.pipeline import IngestWorker
-from smartcity.broker_url import parse_broker_url
 from smartcity.db import apply_migrations, seed_catalog
 from smartcity.services import EmbeddedMosquitto, EmbeddedPostgres, free_port
 from smartcity.settings import IngestSettings
-from tests.services import scratch_dir, wait_until
+from tests.ingest.processes import running_worker
+from tests.services import scratch_dir
 
 # Tables whose rows tests create; the catalogue tables are seeded once per session.
 _DATA_TABLES = ("readings", "latest_readings", "quarantine", "devices")
@@ -55,11 +55,8 @@ def worker(database_url: str, mosquitto: EmbeddedMosquitto) -> Iterator[IngestWo
     tag = uuid.uuid4().hex[:8]
     settings = IngestSettings(client_id=f"test-ingest-{tag}", share_group=f"g{tag}",
                               batch_max_age_ms=20)
-    worker = IngestWorker(database_url, parse_broker_url(mosquitto.url), settings)
-    worker.start()
-    wait_until(lambda: worker.subscriber.connected, message="worker connected")
-    yield worker
-    worker.stop()
+    with running_worker(database_url, mosquitto.url, settings) as worker:
+        yield worker
 
 
 @pytest.fixture(scope="session")

@@ -1,4 +1,5 @@
-"""Ingest workers as real child processes (`python -m smartcity ingest`), for fault tests."""
+"""Ingest workers for tests: in this process (``running_worker``), or as real child processes
+(`python -m smartcity ingest`, ``IngestProcess``) for fault tests."""
 
 from __future__ import annotations
 
@@ -7,12 +8,29 @@ import signal
 import subprocess
 import sys
 import urllib.request
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 from prometheus_client.parser import text_string_to_metric_families
 
+from ingest.pipeline import IngestWorker
+from smartcity.broker_url import parse_broker_url
 from smartcity.services import free_port
+from smartcity.settings import IngestSettings
 from tests.services import wait_until
+
+
+@contextmanager
+def running_worker(database_url: str, broker_url: str, settings: IngestSettings) -> Iterator[IngestWorker]:
+    """Run an ingest worker in this process until the block ends; yield it once it is connected."""
+    worker = IngestWorker(database_url, parse_broker_url(broker_url), settings)
+    worker.start()
+    try:
+        wait_until(lambda: worker.subscriber.connected, message="worker connected")
+        yield worker
+    finally:
+        worker.stop()
 
 
 class IngestProcess:

@@ -28,3 +28,22 @@ def readings_refusing(db: psycopg.Connection, value: float = REFUSED_VALUE) -> I
     finally:
         db.execute("DROP TRIGGER test_refuse_value ON readings")
         db.execute("DROP FUNCTION test_refuse_value()")
+
+
+@contextmanager
+def table_refusing_all(db: psycopg.Connection, table: str, raise_clause: str) -> Iterator[None]:
+    """Make ``table`` refuse every insert with ``RAISE EXCEPTION <raise_clause>`` (a trigger)."""
+    name = psycopg.sql.Identifier(f"test_refuse_all_{table}")
+    db.execute(psycopg.sql.SQL(
+        "CREATE FUNCTION {name}() RETURNS trigger LANGUAGE plpgsql AS $$"
+        " BEGIN RAISE EXCEPTION {clause}; END $$"
+    ).format(name=name, clause=psycopg.sql.SQL(raise_clause)))
+    db.execute(psycopg.sql.SQL("CREATE TRIGGER {name} BEFORE INSERT ON {table}"
+                               " FOR EACH ROW EXECUTE FUNCTION {name}()")
+               .format(name=name, table=psycopg.sql.Identifier(table)))
+    try:
+        yield
+    finally:
+        db.execute(psycopg.sql.SQL("DROP TRIGGER {name} ON {table}")
+                   .format(name=name, table=psycopg.sql.Identifier(table)))
+        db.execute(psycopg.sql.SQL("DROP FUNCTION {name}()").format(name=name))

@@ -7,7 +7,7 @@ from __future__ import annotations
 import queue
 import uuid
 from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import AbstractContextManager, contextmanager
 
 import paho.mqtt.client as mqtt
 import psycopg
@@ -18,11 +18,11 @@ from paho.mqtt.subscribeoptions import SubscribeOptions
 
 from ingest.pipeline import IngestWorker
 from ingest.subscribe import STATUS_SUBSCRIPTION, _is_channel, skip_reason
-from smartcity.broker_url import parse_broker_url
 from smartcity.contract import DEVICES_FILTER, STATUS_FILTER, commands_topic, status_topic, telemetry_topic
 from smartcity.devices import register_device
 from smartcity.services import EmbeddedMosquitto
 from smartcity.settings import IngestSettings
+from tests.ingest.processes import running_worker
 from tests.mqtt import mqtt_publisher, publish
 from tests.services import wait_until
 
@@ -148,17 +148,9 @@ def test_retained_telemetry_is_stored_once_across_reconnects(
     # disconnect carries every ack, so no unacked message is redelivered and muddies the count.)
     settings = IngestSettings(client_id=f"test-retained-{uuid.uuid4().hex[:6]}",
                               share_group=share_group, batch_max_age_ms=20)
-    broker = parse_broker_url(fresh_mosquitto.url)
 
-    @contextmanager
-    def running() -> Iterator[IngestWorker]:
-        worker = IngestWorker(database_url, broker, settings)
-        worker.start()
-        try:
-            wait_until(lambda: worker.subscriber.connected, message="worker connected")
-            yield worker
-        finally:
-            worker.stop()
+    def running() -> AbstractContextManager[IngestWorker]:
+        return running_worker(database_url, fresh_mosquitto.url, settings)
 
     with running() as worker:
         with mqtt_publisher(fresh_mosquitto) as device:

@@ -10,8 +10,7 @@ from __future__ import annotations
 import threading
 import time
 import uuid
-from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import AbstractContextManager
 
 import orjson
 import psycopg
@@ -21,12 +20,12 @@ from ingest.batch import InboundMessage
 from ingest.pipeline import IngestWorker, route_batch
 from ingest.validate import TimeWindow
 from ingest.write import Failure, Writer, classify_error
-from smartcity.broker_url import parse_broker_url
 from smartcity.contract import MAX_PAYLOAD_BYTES, telemetry_topic
 from smartcity.devices import register_device
 from smartcity.services import EmbeddedMosquitto, EmbeddedPostgres
 from smartcity.settings import IngestSettings
-from tests.ingest.refusal import REFUSED_VALUE, readings_refusing
+from tests.ingest.processes import running_worker
+from tests.ingest.refusal import REFUSED_VALUE, readings_refusing, table_refusing_all
 from tests.mqtt import mqtt_publisher, publish
 from tests.services import wait_until
 
@@ -40,16 +39,9 @@ def aq(db: psycopg.Connection) -> str:
     return AQ
 
 
-@contextmanager
 def _worker(database_url: str, broker: EmbeddedMosquitto, settings: IngestSettings
-            ) -> Iterator[IngestWorker]:
-    worker = IngestWorker(database_url, parse_broker_url(broker.url), settings)
-    worker.start()
-    try:
-        wait_until(lambda: worker.subscriber.connected, message="worker connected")
-        yield worker
-    finally:
-        worker.stop()
+            ) -> AbstractContextManager[IngestWorker]:
+    return running_worker(database_url, broker.url, settings)
 
 
 def _settings(**overrides: object) -> IngestSettings:
@@ -148,10 +140,6 @@ def test_a_refused_message_through_a_worker_is_acked_and_ingest_goes_on(
 
 def test_an_error_that_is_not_the_datas_fault_is_retried_not_quarantined(
         database_url: str, db: psycopg.Connection, aq: str) -> None:
-    db.execute("CREATE FUNCTION test_no_privilege() RETURNS trigger LANGUAGE plpgsql AS $$"
-               " BEGIN RAISE EXCEPTION 'no privilege' USING ERRCODE = 'insufficient_privilege'; END $$")
-    db.execute("CREATE TRIGGER test_no_privilege BEFORE INSERT ON readings"
-               " FOR EACH ROW EXECUTE FUNCTION test_no_privilege()")
     stop, attempts = threading.Event(), []
 
     def retried() -> None:
@@ -161,29 +149,24 @@ def test_an_error_that_is_not_the_datas_fault_is_retried_not_quarantined(
 
     writer = Writer(database_url, max_backoff_s=0.1, on_retry=retried)
     try:
-        message = InboundMessage(telemetry_topic(aq), b'{"metrics": {"pm25": 1}}', time.time())
-        rows = route_batch(writer, [message], WINDOW, stop)
-        assert rows is not None
-        assert writer.store(rows, stop) is None  # stopped while retrying: nothing acked
+        with table_refusing_all(db, "readings", "'no privilege' USING ERRCODE = 'insufficient_privilege'"):
+            message = InboundMessage(telemetry_topic(aq), b'{"metrics": {"pm25": 1}}', time.time())
+            rows = route_batch(writer, [message], WINDOW, stop)
+            assert rows is not None
+            assert writer.store(rows, stop) is None  # stopped while retrying: nothing acked
     finally:
         writer.close()
-        db.execute("DROP TRIGGER test_no_privilege ON readings")
-        db.execute("DROP FUNCTION test_no_privilege()")
     assert len(attempts) == 3
     assert _count(db, "SELECT count(*) FROM quarantine") == 0
 
 
 def test_when_even_the_quarantine_row_is_refused_the_batch_is_retried_not_lost(
         database_url: str, db: psycopg.Connection, aq: str) -> None:
-    db.execute("CREATE FUNCTION test_refuse_all() RETURNS trigger LANGUAGE plpgsql AS $$"
-               " BEGIN RAISE EXCEPTION 'quarantine refused by test'; END $$")
-    db.execute("CREATE TRIGGER test_refuse_all BEFORE INSERT ON quarantine"
-               " FOR EACH ROW EXECUTE FUNCTION test_refuse_all()")
     stop, retries = threading.Event(), []
     writer = Writer(database_url, max_backoff_s=0.1,
                     on_retry=lambda: (retries.append(1), len(retries) >= 2 and stop.set()))
     try:
-        with readings_refusing(db):
+        with table_refusing_all(db, "quarantine", "'quarantine refused by test'"), readings_refusing(db):
             message = InboundMessage(telemetry_topic(aq), orjson.dumps(
                 {"metrics": {"pm10": REFUSED_VALUE}}), time.time())
             rows = route_batch(writer, [message], WINDOW, stop)
@@ -191,8 +174,6 @@ def test_when_even_the_quarantine_row_is_refused_the_batch_is_retried_not_lost(
             assert writer.store(rows, stop) is None  # unacked: the broker keeps it
     finally:
         writer.close()
-        db.execute("DROP TRIGGER test_refuse_all ON quarantine")
-        db.execute("DROP FUNCTION test_refuse_all()")
     assert len(retries) == 2
     assert _count(db, "SELECT count(*) FROM readings") + _count(db, "SELECT count(*) FROM quarantine") == 0
 
