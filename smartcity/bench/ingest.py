@@ -37,9 +37,10 @@ from smartcity.catalog import DEVICE_KINDS, SITES
 from smartcity.contract import status_topic
 from smartcity.db.connect import connect, database_url
 from smartcity.db.queries import bench as bench_sql
-from smartcity.launcher import ChildProcess, migrate_database, register_fleet
+from smartcity.launcher import migrate_database, register_fleet
 from smartcity.services import EmbeddedMosquitto, EmbeddedPostgres, free_port
 from smartcity.settings import Settings
+from smartcity.supervisor import ChildProcess
 
 __all__ = ["BenchError", "IngestBenchConfig", "bench_devices", "run_ingest_bench"]
 

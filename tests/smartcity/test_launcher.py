@@ -19,9 +19,9 @@ import psycopg
 import pytest
 
 from smartcity.devices import register_device
-from smartcity.launcher import RestartBackoff
 from smartcity.services import EmbeddedMosquitto, embedded_postgres_url, free_port, port_is_open
 from smartcity.settings import SupervisorSettings
+from smartcity.supervisor import RestartBackoff
 from tests.mqtt import TelemetryStream, mqtt_publisher, publish
 from tests.services import scratch_dir, wait_until
 
