@@ -49,6 +49,9 @@ class Decoded:
 
     observations: list[Observation] = field(default_factory=list)
     rejections: list[Rejection] = field(default_factory=list)
+    # Each metric at most once: a single observation object, whose members are unique (a repeated
+    # one is refused), so the validator need not look for two values of one metric and instant.
+    one_per_metric: bool = False
 
 
 class _TimestampError(ValueError):
@@ -243,4 +246,5 @@ def decode_payload(payload: bytes, content_type: str | None = None,
         out.rejections.append(Rejection(Reason.INVALID_SCHEMA, "a SenML pack must be a JSON array"))
     else:
         _decode_observation(document, "", out)
+        out.one_per_metric = True
     return out

@@ -247,7 +247,8 @@ def route_message(message: InboundMessage, lookup: DeviceLookup, window: TimeWin
         return out
     try:
         decoded = decode_payload(message.payload, message.content_type, message.received_at)
-        validated = validate_observations(device, decoded.observations, message.received_at, window)
+        validated = validate_observations(device, decoded.observations, message.received_at, window,
+                                          one_per_metric=decoded.one_per_metric)
     except Exception as err:  # noqa: BLE001 - device input must never stop the worker
         # A decoder bug, not the device's fault alone; keep the message and say so loudly.
         log.exception("could not process a message from %s", device_id)

@@ -61,8 +61,13 @@ def _kind_metrics(kind: str) -> dict[str, tuple[int, float, float]]:
 
 
 def validate_observations(device: DeviceRef, observations: list[Observation],
-                          received_at: float, window: TimeWindow) -> Validated:
-    """Check each observation against the catalogue, the device's kind and the time window."""
+                          received_at: float, window: TimeWindow, *,
+                          one_per_metric: bool = False) -> Validated:
+    """Check each observation against the catalogue, the device's kind and the time window.
+
+    ``one_per_metric``: the caller knows no metric repeats (``Decoded.one_per_metric``), which
+    spares the search for two values of one metric and instant.
+    """
     out = Validated()
     allowed = _kind_metrics(device.kind)
     earliest, latest = received_at - window.past_s, received_at + window.future_s
@@ -78,7 +83,8 @@ def validate_observations(device: DeviceRef, observations: list[Observation],
             out.rejections.append(_reject(obs, device.kind, received_at))
     readings = out.readings
     # Distinct metrics cannot collide, which settles every single observation in one cheap look.
-    if len(readings) > 1 and len({reading[2] for reading in readings}) != len(readings):
+    if (not one_per_metric and len(readings) > 1
+            and len({reading[2] for reading in readings}) != len(readings)):
         out.readings = _settle_repeats(readings, out.rejections)
     return out
 

@@ -96,8 +96,9 @@ def up(settings: Settings) -> None:
 @click.pass_obj
 def ingest(settings: Settings) -> None:
     """Run one ingest worker (MQTT → TimescaleDB) until SIGINT/SIGTERM."""
-    from ingest.service import run_ingest
+    from ingest.service import run_ingest, tune_garbage_collector
 
+    tune_garbage_collector()
     run_ingest(settings, _stop_event())
 
 

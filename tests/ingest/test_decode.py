@@ -220,3 +220,14 @@ def test_colons_and_escapes_without_duplicates_still_decode(payload: bytes) -> N
     out = decode_payload(payload)
     assert out.rejections == [] and out.observations
     assert out.observations[0] == Observation(out.observations[0].time, "pm25", 1)
+
+
+@pytest.mark.parametrize(("payload", "one_per_metric"), [
+    (b'{"metrics": {"pm25": 1, "pm10": 2}}', True),  # one object: its members are unique
+    (b'[{"metrics": {"pm25": 1}}, {"metrics": {"pm25": 2}}]', False),  # a batch may repeat one
+    (b'[{"n": "pm25", "v": 1}, {"n": "pm25", "v": 2}]', False),  # so may a SenML pack
+    (b'{"metrics": {"pm25": 1}, "metrics": {"pm25": 2}}', False),  # refused, nothing to validate
+])
+def test_only_a_single_observation_promises_one_value_per_metric(payload: bytes,
+                                                                 one_per_metric: bool) -> None:
+    assert decode_payload(payload, received_at=1.8e9).one_per_metric is one_per_metric
