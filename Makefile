@@ -28,7 +28,7 @@ test: setup layers typecheck
 lint: venv layers
 	$(VENV)/bin/ruff check .
 
-# Import contracts in .importlinter: roof (cli, launcher, bench) over middle (ingest, api,
+# Import contracts in .importlinter: roof (cli, launcher, supervisor, bench) over middle (ingest, api,
 # simulators, dashboards) over the ground floor (the rest of smartcity).
 layers: venv
 	$(VENV)/bin/lint-imports --no-cache --no-logo
