@@ -2,14 +2,19 @@
 
 This is the ground floor of ../shared/CONTRACT.md ("MQTT" and "What happens to bad input"): devices,
 ingest, the API, simulators and benchmarks all import these names instead of restating them, and
-instead of importing one another.
+instead of importing one another. It also holds the schema of the commands the platform sends to
+actuators on ``…/{device_id}/commands`` (``Command``), so the API that sends them and the devices
+(and simulators) that obey them read one definition.
 """
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 from enum import StrEnum
-from typing import Literal
+from typing import Literal, Self
+
+from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, field_validator, model_validator
 
 __all__ = [
     "ALERTS_PREFIX",
@@ -22,9 +27,12 @@ __all__ = [
     "STATUS_FILTER",
     "STATUS_PAYLOADS",
     "TELEMETRY_FILTER",
+    "COMMAND_ACTIONS",
     "Channel",
+    "Command",
     "Reason",
     "Rejection",
+    "ScheduleEntry",
     "TopicRef",
     "alert_topic",
     "commands_topic",
@@ -111,3 +119,67 @@ class Rejection:
 
     reason: Reason
     detail: str
+
+
+# What each kind of actuator obeys; a kind not listed takes no commands.
+COMMAND_ACTIONS: dict[str, tuple[str, ...]] = {"street_light": ("on", "off", "dim", "schedule")}
+_CLOCK = re.compile(r"^([01][0-9]|2[0-3]):[0-5][0-9]$")
+
+_Switch = Literal["on", "off", "dim"]
+
+
+def _check_level(action: str, level: int | None) -> None:
+    if action == "dim" and level is None:
+        raise ValueError("'dim' needs a level from 0 to 100")
+    if action != "dim" and level is not None:
+        raise ValueError(f"'{action}' takes no level (only 'dim' does)")
+
+
+class ScheduleEntry(BaseModel):
+    """One switching time of a schedule: at ``at`` (HH:MM, the site's local time) do ``action``."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    at: str
+    action: _Switch
+    level: int | None = Field(None, ge=0, le=100)
+
+    @field_validator("at")
+    @classmethod
+    def _check_at(cls, value: str) -> str:
+        if not _CLOCK.match(value):
+            raise ValueError("must be a local time HH:MM (00:00 to 23:59)")
+        return value
+
+    @model_validator(mode="after")
+    def _check(self) -> Self:
+        _check_level(self.action, self.level)
+        return self
+
+
+class Command(BaseModel):
+    """The JSON payload on a device's commands topic (MQTT QoS 1, not retained).
+
+    ``on``/``off`` switch the lamp, ``dim`` sets ``level`` (0–100 %), ``schedule`` replaces the
+    device's daily switching times with ``schedule``. ``command_id`` lets the platform match the
+    device's response; ``issued_at`` is an RFC 3339 time with its offset.
+    """
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    command_id: str = Field(pattern=r"^[A-Za-z0-9_-]{8,64}$")
+    action: Literal["on", "off", "dim", "schedule"]
+    level: int | None = Field(None, ge=0, le=100)
+    schedule: tuple[ScheduleEntry, ...] | None = Field(None, min_length=1, max_length=48)
+    issued_at: AwareDatetime
+
+    @model_validator(mode="after")
+    def _check(self) -> Self:
+        if self.action == "schedule":
+            if self.schedule is None or self.level is not None:
+                raise ValueError("'schedule' needs a schedule (1 to 48 entries) and takes no level")
+        elif self.schedule is not None:
+            raise ValueError(f"'{self.action}' takes no schedule")
+        else:
+            _check_level(self.action, self.level)
+        return self
