@@ -21,6 +21,11 @@ class IngestMetrics:
             "smartcity_ingest_messages",
             "MQTT messages handled and acked, by channel: telemetry, status, commands (ignored),"
             " invalid (topic quarantined)", ["channel"], registry=r)
+        self.skipped = Counter(
+            "smartcity_ingest_skipped",
+            "Deliveries acked without being handled, by reason: retained (telemetry sent again on"
+            " subscribe), duplicate (a status's second copy in a share group), commands (the"
+            " platform's own)", ["reason"], registry=r)
         self.readings_stored = Counter("smartcity_ingest_readings_stored",
                                        "Readings inserted into the readings table", registry=r)
         self.readings_duplicate = Counter(

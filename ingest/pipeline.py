@@ -63,7 +63,7 @@ class IngestWorker:
         self.subscriber = Subscriber(
             broker, client_id=settings.client_id, share_group=settings.share_group,
             receive_maximum=settings.receive_maximum, session_expiry_s=settings.session_expiry_s,
-            deliver=self._queue.put,
+            deliver=self._queue.put, on_skip=lambda reason: self.metrics.skipped.labels(reason).inc(),
         )
         self.counters = IngestCounters()
         self.metrics.queue_depth.set_function(self._queue.qsize)

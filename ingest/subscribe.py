@@ -78,9 +78,11 @@ class Subscriber:
 
     def __init__(self, broker: BrokerAddress, *, client_id: str, share_group: str,
                  receive_maximum: int, session_expiry_s: int,
-                 deliver: Callable[[InboundMessage], None]) -> None:
+                 deliver: Callable[[InboundMessage], None],
+                 on_skip: Callable[[str], None] = lambda reason: None) -> None:
         self._broker = broker
         self._deliver = deliver
+        self._on_skip = on_skip
         self._share_group = share_group
         self._session_expiry_s = session_expiry_s
         self._receive_maximum = receive_maximum
@@ -171,6 +173,7 @@ class Subscriber:
         skip = skip_reason(message, shared=bool(self._share_group))
         if skip is not None:
             self.skipped[skip] += 1
+            self._on_skip(skip)
             if skip == "retained" and self._retained_logged != self.session:
                 self._retained_logged = self.session
                 log.warning("skipping retained telemetry on %s (and any more on this connection): "

@@ -174,6 +174,9 @@ def test_retained_telemetry_is_stored_once_across_reconnects(
             # or never sent (a shared one gets no retained messages).
             wait_until(lambda w=worker: w.subscriber.skipped["retained"] == (0 if share_group else 2),
                        message="retained telemetry recognised")
+            exported = worker.metrics.registry.get_sample_value(
+                "smartcity_ingest_skipped_total", {"reason": "retained"})
+            assert (exported or 0) == worker.subscriber.skipped["retained"]  # what Prometheus sees
         assert _count(db, "SELECT count(*) FROM devices WHERE status = 'online'") == 1
         db.execute("UPDATE devices SET status = 'unknown'")
 
