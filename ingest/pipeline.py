@@ -18,11 +18,12 @@ from dataclasses import dataclass
 
 from ingest.batch import InboundMessage, MessageBatch
 from ingest.metrics import IngestMetrics
-from ingest.rows import Rows, device_id_of, route_messages
+from ingest.rows import Rows, route_messages
 from ingest.subscribe import Subscriber
 from ingest.validate import TimeWindow
 from ingest.write import Writer, WriteResult
 from smartcity.broker_url import BrokerAddress
+from smartcity.contract import device_id_of
 from smartcity.settings import IngestSettings
 
 __all__ = ["IngestCounters", "IngestWorker", "route_batch"]

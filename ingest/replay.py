@@ -18,10 +18,10 @@ from psycopg.conninfo import make_conninfo
 from psycopg.rows import dict_row
 
 from ingest.batch import InboundMessage
-from ingest.rows import Rows, device_id_of, route_message
+from ingest.rows import Rows, route_message
 from ingest.validate import TimeWindow
 from ingest.write import Writer
-from smartcity.contract import Reason
+from smartcity.contract import Reason, device_id_of
 from smartcity.db.queries import quarantine as quarantine_sql
 
 __all__ = [

@@ -2,8 +2,8 @@
 
 Routing happens once per message, before the writer sees it: the writer gets ``Rows`` and never
 decodes or validates, so a retried or bisected batch costs database work only. Topics are
-classified here against the contract's templates (``smartcity/v1/devices/{id}/telemetry|status``
-from devices, ``…/{id}/commands`` from the platform); anything else under the device prefix is
+classified by the contract (``smartcity.contract.classify_topic``): telemetry and status from
+devices, commands from the platform (ignored); anything else under the device prefix is
 ``invalid_topic``.
 """
 
@@ -13,75 +13,32 @@ import logging
 from collections import Counter
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field, replace
-from enum import StrEnum
-from functools import lru_cache
 
 from ingest.batch import InboundMessage
 from ingest.decode import decode_payload
 from ingest.validate import DeviceRef, Reading, TimeWindow, validate_observations
-from smartcity.catalog import is_valid_device_id
-from smartcity.contract import DEVICE_PREFIX, MAX_PAYLOAD_BYTES, Reason, Rejection
+from smartcity.contract import (
+    DEVICE_PREFIX,
+    MAX_PAYLOAD_BYTES,
+    STATUS_PAYLOADS,
+    Channel,
+    Reason,
+    Rejection,
+    classify_topic,
+    device_id_of,
+)
 
 __all__ = [
-    "MAX_STORED_PARTS", "Channel", "MessageRows", "QuarantineItem", "Rows", "StatusChange",
-    "TopicRef", "classify_topic", "device_id_of", "route_message", "route_messages",
+    "MAX_STORED_PARTS", "MessageRows", "QuarantineItem", "Rows", "StatusChange", "route_message",
+    "route_messages",
 ]
 
 log = logging.getLogger(__name__)
 
 DeviceLookup = Callable[[str], DeviceRef | None]
-_STATUSES = {b"online": "online", b"offline": "offline"}
+_STATUSES = {status.encode(): status for status in STATUS_PAYLOADS}
 MAX_STORED_PARTS = 20  # rejected parts kept one by one per quarantine row; the rest only counted
 _MAX_PART_DETAIL = 300  # characters of one part's detail
-
-
-class Channel(StrEnum):
-    """What a topic under the device prefix is, by the contract's templates."""
-
-    TELEMETRY = "telemetry"
-    STATUS = "status"
-    COMMANDS = "commands"  # the platform's own channel to actuators: not input
-    INVALID = "invalid"
-
-
-@dataclass(frozen=True, slots=True)
-class TopicRef:
-    """A classified topic: its channel and, for a well-formed one, the device id."""
-
-    channel: Channel
-    device_id: str | None
-
-
-_KNOWN = {c.value: c for c in (Channel.TELEMETRY, Channel.STATUS, Channel.COMMANDS)}
-
-
-# Topics repeat (one or two per device): remembering them spares a split and a regex per message,
-# twice per message (the pipeline resolves devices first); bounded against floods of odd topics.
-@lru_cache(maxsize=65536)
-def classify_topic(topic: str) -> TopicRef:
-    """Classify ``topic``: ``{prefix}{valid id}/telemetry|status``, ``…/{id}/commands``, else ``INVALID``.
-
-    A malformed or empty id, an extra or missing level, a trailing ``/`` or a channel in another
-    case are all ``INVALID``: no device can publish there under the contract, so the payload is
-    not looked at.
-    """
-    if not topic.startswith(DEVICE_PREFIX):
-        return TopicRef(Channel.INVALID, None)
-    levels = topic[len(DEVICE_PREFIX):].split("/")
-    channel = _KNOWN.get(levels[-1]) if len(levels) == 2 else None
-    if channel is Channel.COMMANDS:
-        # Whatever the id: the platform publishes here, devices do not (and the subscriber
-        # already acks these without handing them on).
-        return TopicRef(channel, levels[0] if is_valid_device_id(levels[0]) else None)
-    if channel is None or not is_valid_device_id(levels[0]):
-        return TopicRef(Channel.INVALID, None)
-    return TopicRef(channel, levels[0])
-
-
-def device_id_of(topic: str) -> str | None:
-    """Return the device id a telemetry or status topic names, None for any other topic."""
-    ref = classify_topic(topic)
-    return ref.device_id if ref.channel in (Channel.TELEMETRY, Channel.STATUS) else None
 
 
 @dataclass(frozen=True, slots=True)

@@ -12,9 +12,12 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 from enum import StrEnum
+from functools import lru_cache
 from typing import Literal, Self
 
 from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, field_validator, model_validator
+
+from smartcity.catalog import is_valid_device_id
 
 __all__ = [
     "ALERTS_PREFIX",
@@ -35,8 +38,9 @@ __all__ = [
     "ScheduleEntry",
     "TopicRef",
     "alert_topic",
+    "classify_topic",
     "commands_topic",
-    "parse_topic",
+    "device_id_of",
     "status_topic",
     "telemetry_topic",
 ]
@@ -55,16 +59,24 @@ MAX_BATCH = 1000  # observations in a batch payload, records in a SenML pack
 SENML_CONTENT_TYPE = "application/senml+json"  # RFC 8428 §12.3
 STATUS_PAYLOADS = ("online", "offline")
 
-Channel = Literal["telemetry", "status"]
-_CHANNELS: frozenset[str] = frozenset(("telemetry", "status"))
+class Channel(StrEnum):
+    """What a topic under the device prefix is, by the contract's templates."""
+
+    TELEMETRY = "telemetry"
+    STATUS = "status"
+    COMMANDS = "commands"  # the platform's own channel to actuators: not device input
+    INVALID = "invalid"
 
 
 @dataclass(frozen=True, slots=True)
 class TopicRef:
-    """What a device topic names: its channel and the device id as written (not yet checked)."""
+    """A classified topic: its channel and, for a well-formed one, the device id."""
 
     channel: Channel
-    device_id: str
+    device_id: str | None
+
+
+_KNOWN = {c.value: c for c in (Channel.TELEMETRY, Channel.STATUS, Channel.COMMANDS)}
 
 
 def telemetry_topic(device_id: str) -> str:
@@ -87,14 +99,32 @@ def alert_topic(site_id: str, rule_id: str) -> str:
     return f"{ALERTS_PREFIX}{site_id}/{rule_id}"
 
 
-def parse_topic(topic: str) -> TopicRef | None:
-    """Split a device topic into channel and device id; None when it has another shape."""
+# Topics repeat (one or two per device): remembering them spares a split and a regex per message,
+# twice per message in ingest (devices are resolved first); bounded against floods of odd topics.
+@lru_cache(maxsize=65536)
+def classify_topic(topic: str) -> TopicRef:
+    """Classify ``topic``: ``{prefix}{valid id}/telemetry|status``, ``…/{id}/commands``, else ``INVALID``.
+
+    A malformed or empty id, an extra or missing level, a trailing ``/`` or a channel in another
+    case are all ``INVALID``: no device can publish there under the contract, so the payload is
+    not looked at.
+    """
     if not topic.startswith(DEVICE_PREFIX):
-        return None
-    device_id, _, channel = topic[len(DEVICE_PREFIX):].partition("/")
-    if not device_id or channel not in _CHANNELS:
-        return None
-    return TopicRef("telemetry" if channel == "telemetry" else "status", device_id)
+        return TopicRef(Channel.INVALID, None)
+    levels = topic[len(DEVICE_PREFIX):].split("/")
+    channel = _KNOWN.get(levels[-1]) if len(levels) == 2 else None
+    if channel is Channel.COMMANDS:
+        # Whatever the id: the platform publishes here, devices do not.
+        return TopicRef(channel, levels[0] if is_valid_device_id(levels[0]) else None)
+    if channel is None or not is_valid_device_id(levels[0]):
+        return TopicRef(Channel.INVALID, None)
+    return TopicRef(channel, levels[0])
+
+
+def device_id_of(topic: str) -> str | None:
+    """Return the device id a telemetry or status topic names, None for any other topic."""
+    ref = classify_topic(topic)
+    return ref.device_id if ref.channel in (Channel.TELEMETRY, Channel.STATUS) else None
 
 
 class Reason(StrEnum):

@@ -6,9 +6,9 @@ import pytest
 
 import ingest.rows
 from ingest.batch import InboundMessage
-from ingest.rows import MAX_STORED_PARTS, Channel, classify_topic, route_messages
+from ingest.rows import MAX_STORED_PARTS, route_messages
 from ingest.validate import DeviceRef, TimeWindow
-from smartcity.contract import MAX_PAYLOAD_BYTES, Reason
+from smartcity.contract import MAX_PAYLOAD_BYTES, Channel, Reason, classify_topic
 
 WINDOW = TimeWindow(300, 400 * 86400)
 DEVICE = DeviceRef(3, "river-01", "river_level_sensor")

@@ -23,7 +23,13 @@ from simulators.fleet import DeviceSpec, build_fleet
 from simulators.publish import FleetPublisher, run_simulator
 from smartcity.broker_url import BrokerAddress, parse_broker_url
 from smartcity.catalog import DEVICE_KINDS, METRICS
-from smartcity.contract import SENML_CONTENT_TYPE, STATUS_FILTER, TELEMETRY_FILTER, parse_topic, status_topic
+from smartcity.contract import (
+    SENML_CONTENT_TYPE,
+    STATUS_FILTER,
+    TELEMETRY_FILTER,
+    classify_topic,
+    status_topic,
+)
 from smartcity.services import EmbeddedMosquitto
 from tests.mqtt import mqtt_publisher, publish
 from tests.services import wait_until
@@ -50,7 +56,7 @@ class Recorder:
         received: dict[str, list[dict[str, object]]] = {}
         with self._lock:
             for msg in self.messages:
-                ref = parse_topic(msg.topic)
+                ref = classify_topic(msg.topic)
                 if ref is not None and ref.channel == "telemetry":
                     received.setdefault(ref.device_id, []).append(orjson.loads(msg.payload))
         return received
@@ -61,7 +67,7 @@ class Recorder:
             messages = list(self.messages)
         received = []
         for msg in messages:
-            ref = parse_topic(msg.topic)
+            ref = classify_topic(msg.topic)
             if ref is not None and ref.channel == "telemetry":
                 ctype = getattr(msg.properties, "ContentType", None)
                 received.append((ref.device_id, msg.payload, ctype, msg.qos))
@@ -84,7 +90,7 @@ class Recorder:
         last: dict[str, tuple[str, bool]] = {}
         with self._lock:
             for msg in self.messages:
-                ref = parse_topic(msg.topic)
+                ref = classify_topic(msg.topic)
                 if ref is not None and ref.channel == "status" and msg.payload:
                     last[ref.device_id] = (msg.payload.decode(), bool(msg.retain))
         return last

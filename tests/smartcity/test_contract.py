@@ -9,10 +9,11 @@ from pydantic import ValidationError
 from smartcity.catalog import DEVICE_KINDS
 from smartcity.contract import (
     COMMAND_ACTIONS,
+    Channel,
     Command,
     alert_topic,
+    classify_topic,
     commands_topic,
-    parse_topic,
     status_topic,
     telemetry_topic,
 )
@@ -25,7 +26,7 @@ def test_topics_follow_the_contract() -> None:
     assert status_topic("sl-01") == "smartcity/v1/devices/sl-01/status"
     assert commands_topic("sl-01") == "smartcity/v1/devices/sl-01/commands"
     assert alert_topic("kuaro", "pm25-daily") == "smartcity/v1/alerts/kuaro/pm25-daily"
-    assert parse_topic(commands_topic("sl-01")) is None  # not a channel devices publish on
+    assert classify_topic(commands_topic("sl-01")).channel is Channel.COMMANDS  # not device input
 
 
 def test_every_kind_that_takes_commands_is_in_the_catalogue() -> None:
