@@ -17,6 +17,8 @@ from urllib.parse import quote, unquote, urlsplit
 
 import paho.mqtt.client as mqtt
 
+from smartcity.logs import redact_url
+
 __all__ = [
     "DEFAULT_PORTS",
     "BrokerAddress",
@@ -73,19 +75,19 @@ def parse_broker_url(url: str, ca_file: Path | str | None = None) -> BrokerAddre
         parts = urlsplit(url.strip())
         port = parts.port
     except ValueError as err:  # urlsplit's own messages name the port or the bracketed host
-        raise BrokerUrlError(f"broker URL {_masked(url)!r} is malformed: {err}") from None
+        raise BrokerUrlError(f"broker URL {redact_url(url)!r} is malformed: {err}") from None
     scheme = parts.scheme.lower()
     if scheme not in DEFAULT_PORTS:
         raise BrokerUrlError(
-            f"broker URL {_masked(url)!r} must start with mqtt:// or mqtts:// (TLS), "
+            f"broker URL {redact_url(url)!r} must start with mqtt:// or mqtts:// (TLS), "
             f"not {scheme or 'nothing'}"
         )
     if not parts.hostname:
-        raise BrokerUrlError(f"broker URL {_masked(url)!r} names no host (mqtt://host:port)")
+        raise BrokerUrlError(f"broker URL {redact_url(url)!r} names no host (mqtt://host:port)")
     if port == 0:
-        raise BrokerUrlError(f"broker URL {_masked(url)!r}: port must be 1-65535")
+        raise BrokerUrlError(f"broker URL {redact_url(url)!r}: port must be 1-65535")
     if parts.path not in ("", "/") or parts.query or parts.fragment:
-        raise BrokerUrlError(f"broker URL {_masked(url)!r} must end after host:port (no path or query)")
+        raise BrokerUrlError(f"broker URL {redact_url(url)!r} must end after host:port (no path or query)")
     tls = scheme == "mqtts"
     ca_path = Path(ca_file) if ca_file not in (None, "") else None
     if ca_path is not None:
@@ -101,18 +103,6 @@ def parse_broker_url(url: str, ca_file: Path | str | None = None) -> BrokerAddre
         tls=tls,
         ca_file=ca_path,
     )
-
-
-def _masked(url: str) -> str:
-    """Return ``url`` with any password replaced, so error messages never carry one."""
-    scheme, sep, rest = url.partition("://")
-    if not sep:
-        return url
-    login, at, host = rest.rpartition("@")
-    if not at:
-        return url
-    user, colon, _ = login.partition(":")
-    return f"{scheme}://{user}{':***' if colon else ''}@{host}"
 
 
 @functools.lru_cache(maxsize=16)

@@ -21,6 +21,7 @@ from typing import TYPE_CHECKING
 from smartcity.db import apply_migrations, seed_catalog
 from smartcity.db.connect import connect, database_url, embedded_postgres_dir
 from smartcity.devices import DeviceExists, register_device
+from smartcity.logs import redact_url
 from smartcity.services import EmbeddedMosquitto, EmbeddedPostgres
 from smartcity.settings import Settings
 from smartcity.supervisor import BrokerProcess, ChildProcess, CrashLoop, Supervised, Supervisor
@@ -106,7 +107,7 @@ def run_platform(settings: Settings, stop: threading.Event) -> int:
         supervisor = Supervisor(watched, env, settings.supervisor)
         supervisor.start()
         log.info("platform up: API http://%s:%d/api/v1 · MQTT %s · database %s",
-                 settings.api.host, settings.api.port, settings.broker, _redact(url))
+                 settings.api.host, settings.api.port, settings.broker, redact_url(url))
         status = 0
         # A dead child waits at least its backoff before a restart, so a Ctrl-C that reached the
         # children too (same process group) sets ``stop`` before anything is restarted.
@@ -121,8 +122,3 @@ def run_platform(settings: Settings, stop: threading.Event) -> int:
             child.stop()
     return status
 
-
-def _redact(url: str) -> str:
-    scheme, _, rest = url.partition("://")
-    credentials, at, host = rest.rpartition("@")
-    return f"{scheme}://{credentials.split(':')[0]}:***@{host}" if at else url

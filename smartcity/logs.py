@@ -14,7 +14,7 @@ from types import TracebackType
 
 import orjson
 
-__all__ = ["JsonFormatter", "TextFormatter", "configure_logging", "escape_control"]
+__all__ = ["JsonFormatter", "TextFormatter", "configure_logging", "escape_control", "redact_url"]
 
 _STANDARD = set(vars(logging.makeLogRecord({}))) | {"message", "asctime"}
 _NAMED = {"\n": "\\n", "\r": "\\r", "\t": "\\t"}
@@ -69,3 +69,15 @@ def configure_logging(level: str, log_format: str) -> None:
     else:
         handler.setFormatter(TextFormatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
     logging.basicConfig(level=level, handlers=[handler], force=True)
+
+
+def redact_url(url: str) -> str:
+    """Return ``url`` with any password replaced by ``***``, fit for logs and error messages."""
+    scheme, sep, rest = url.partition("://")
+    if not sep:
+        return url
+    login, at, host = rest.rpartition("@")
+    if not at:
+        return url
+    user, colon, _ = login.partition(":")
+    return f"{scheme}://{user}{':***' if colon else ''}@{host}"

@@ -8,7 +8,7 @@ import sys
 import orjson
 import pytest
 
-from smartcity.logs import JsonFormatter, TextFormatter, configure_logging, escape_control
+from smartcity.logs import JsonFormatter, TextFormatter, configure_logging, escape_control, redact_url
 
 
 def test_json_lines_carry_time_level_logger_message_and_extras() -> None:
@@ -78,3 +78,14 @@ def test_configure_logging_installs_the_escaping_formatters() -> None:
     finally:
         root.handlers[:] = handlers
         root.setLevel(level)
+
+
+@pytest.mark.parametrize(("url", "shown"), [
+    ("postgresql://smartcity:s3cr%40t@127.0.0.1:55432/smartcity",
+     "postgresql://smartcity:***@127.0.0.1:55432/smartcity"),
+    ("mqtt://ingest:p:w@broker:1883", "mqtt://ingest:***@broker:1883"),
+    ("mqtt://ingest@broker:1883", "mqtt://ingest@broker:1883"),
+    ("mqtt://broker:1883", "mqtt://broker:1883"),
+])
+def test_urls_are_logged_without_their_password(url: str, shown: str) -> None:
+    assert redact_url(url) == shown
