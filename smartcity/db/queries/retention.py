@@ -46,9 +46,10 @@ OLDEST_CHUNK_START: Final = (
 # (starts[], ends[]) → (range_start, device-hours pending) for each range with marks of hours that
 # overlap it; none for a range without. Marks are appended, not merged: one device-hour may have several.
 PENDING_HOURS_BY_RANGE: Final = (
-    "SELECT r.range_start, count(DISTINCT (p.device, p.hour))"
+    "SELECT r.range_start, count(*)"
     " FROM unnest(%(starts)s::timestamptz[], %(ends)s::timestamptz[]) AS r(range_start, range_end)"
-    " JOIN rollup_pending p"
+    " JOIN (SELECT DISTINCT device, hour FROM rollup_pending"
+    "       WHERE hour < (SELECT max(e) FROM unnest(%(ends)s::timestamptz[]) AS e)) AS p"
     " ON p.hour < r.range_end AND p.hour + INTERVAL '1 hour' > r.range_start"
     " GROUP BY r.range_start"
 )
