@@ -278,7 +278,9 @@ def enforce_retention(conn: psycopg.Connection[Any], settings: RetentionSettings
     """Drop (or, with ``dry_run``, only list) every chunk past its age; log each one dropped.
 
     Records the raw horizon after dropping raw chunks, and compresses old raw chunks when
-    configured (community edition).
+    configured (community edition). On an autocommit connection, or one with no transaction
+    open, the run commits by itself; inside the caller's transaction it holds its locks until the
+    caller commits, so call it outside one.
 
     Raises:
         RetentionError: compression is configured on an edition without it.

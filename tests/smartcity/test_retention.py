@@ -4,6 +4,7 @@ refresher then respects, dry runs, settings refused, the Apache edition's refusa
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 
@@ -14,8 +15,9 @@ from click.testing import CliRunner
 from pydantic import ValidationError
 
 from smartcity.cli import main
-from smartcity.db.retention import RetentionError, enforce_retention, plan_retention
+from smartcity.db.retention import RetentionError, RetentionReport, enforce_retention, plan_retention
 from smartcity.settings import RetentionSettings, load_settings
+from tests.services import wait_until
 
 NOW = datetime(2026, 6, 15, 12, 0, tzinfo=UTC)
 DAY = timedelta(days=1)
@@ -283,3 +285,56 @@ def test_cli_refuses_compression_on_apache_with_a_clear_error(database_url: str,
     assert "COMPRESS_RAW_AFTER_DAYS=30" in result.output and "'apache' edition" in result.output
     bad = _cli(database_url, "--dry-run", SMARTCITY_RETENTION__RAW_DAYS="500")
     assert bad.exit_code == 1 and "SMARTCITY_RETENTION__RAW_DAYS=500" in bad.output
+
+
+def _waiting_on_lock(conn: psycopg.Connection, pid: int) -> bool:
+    row = conn.execute("SELECT wait_event_type FROM pg_stat_activity WHERE pid = %s", (pid,)).fetchone()
+    return row is not None and row[0] == "Lock"
+
+
+def test_a_run_waits_for_writers_and_sees_the_marks_they_commit(
+        database_url: str, conn: psycopg.Connection) -> None:
+    old = _midnight(NOW - timedelta(days=120))
+    _add_readings(conn, old + timedelta(hours=1), old + DAY + timedelta(hours=1))
+    with psycopg.connect(database_url) as writer, psycopg.connect(database_url) as runner:
+        # A writer mid-transaction: a late reading in the older chunk, marked as the write path does.
+        writer.execute("INSERT INTO readings (time, device, metric, value) VALUES (%s, 2, %s, 1)",
+                       (old + timedelta(hours=2), PM25))
+        writer.execute("INSERT INTO rollup_pending (device, hour, first_time, last_time)"
+                       " VALUES (2, %s, %s, %s)", (old + timedelta(hours=2),) * 3)
+        pid = runner.info.backend_pid
+        result: list[object] = []
+        thread = threading.Thread(target=lambda: result.append(
+            enforce_retention(runner, RetentionSettings(), now=NOW)))
+        thread.start()
+        try:
+            wait_until(lambda: _waiting_on_lock(conn, pid), message="retention waiting for the writer")
+            writer.commit()
+        finally:
+            thread.join(10)
+        runner.commit()
+    [report] = result
+    assert isinstance(report, RetentionReport)
+    raw = report.table("readings")
+    # Checked after the writer committed: its mark holds both chunks back, and nothing is lost.
+    assert raw.drop == [] and len(raw.held) == 2
+    assert conn.execute("SELECT count(*) FROM readings").fetchone() == (3,)
+    assert conn.execute("SELECT count(*) FROM retention_horizon").fetchone() == (0,)
+
+
+def test_a_run_waits_for_a_running_refresh(database_url: str, conn: psycopg.Connection) -> None:
+    _add_readings(conn, _midnight(NOW - timedelta(days=120)))
+    with psycopg.connect(database_url) as refresher, psycopg.connect(database_url, autocommit=True) as runner:
+        refresher.execute("SELECT pg_advisory_xact_lock(smartcity_rollup_lock_key())")
+        pid = runner.info.backend_pid
+        done = threading.Event()
+        thread = threading.Thread(target=lambda: (enforce_retention(runner, RetentionSettings(), now=NOW),
+                                                  done.set()))
+        thread.start()
+        try:
+            wait_until(lambda: _waiting_on_lock(conn, pid), message="retention waiting for the refresher")
+            assert not done.is_set() and conn.execute("SELECT count(*) FROM readings").fetchone() == (1,)
+            refresher.commit()
+        finally:
+            thread.join(10)
+    assert done.is_set() and conn.execute("SELECT count(*) FROM readings").fetchone() == (0,)
