@@ -267,6 +267,9 @@ def test_an_answer_over_the_point_limit_is_refused_before_the_planner_runs(
     body = _problem(small_limit_client.get(URL, params=params))
     assert "up to 39 points, more than the limit of 30" in body["detail"]
     assert "larger bucket" in body["hint"]
+    # The planner never ran: it would have refused this agg ("unknown agg 'median'").
+    body = _problem(small_limit_client.get(URL, params={**params, "agg": "median"}))
+    assert "up to 39 points" in body["detail"]
 
     # Within the limit: one site's pooled series, or a coarser bucket.
     assert small_limit_client.get(URL, params={**params, "group_by": "site"}).status_code == 200
