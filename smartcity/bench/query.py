@@ -19,7 +19,7 @@ from collections.abc import Callable, Sequence
 from contextlib import ExitStack
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime, timedelta
-from typing import Any
+from typing import Any, TypeVar
 from urllib.parse import urlencode
 
 import numpy as np
@@ -46,6 +46,7 @@ INTERVAL_S = 60  # 1-minute data
 RAW_RETENTION = timedelta(days=90)  # the default raw retention: the catch-up backfill stays inside it
 _STARTUP_TIMEOUT_S = 60.0
 _REQUEST_TIMEOUT_S = 120.0
+_T = TypeVar("_T")
 
 
 class QueryBenchError(RuntimeError):
@@ -232,30 +233,45 @@ def _time_question(api: http.client.HTTPConnection, conn: psycopg.Connection[Any
     """Time ``question`` through the API and as raw SQL; check both answer with data."""
     path = "/api/v1/aggregates?" + urlencode(question.params, doseq=True)
 
-    def through_api() -> int:
+    def through_api() -> list[tuple[Any, ...]]:
         status, body = _get(api, path)
         if status != 200:
             raise QueryBenchError(f"{question.name}: the API answered {status}: {body[:500]!r}")
-        return sum(len(s["points"]) for s in orjson.loads(body)["series"])
+        return [(s["key"], datetime.fromisoformat(p["time"]), p["value"], p["count"])
+                for s in orjson.loads(body)["series"] for p in s["points"]]
 
-    def raw() -> int:
-        return len(conn.execute(question.raw_sql, question.raw_params).fetchall())
+    def raw() -> list[tuple[Any, ...]]:
+        return conn.execute(question.raw_sql, question.raw_params).fetchall()
 
-    api_points, api_ms = _timed(through_api, config)
+    api_rows, api_ms = _timed(through_api, config)
     raw_rows, raw_ms = _timed(raw, config)
-    if api_points == 0 or api_points != raw_rows:
-        raise QueryBenchError(f"{question.name}: the API returned {api_points} points and raw SQL"
-                              f" {raw_rows} rows")
+    _check_same(question.name, api_rows, raw_rows)
     p50, p95 = np.percentile(api_ms, [50, 95])
     log.info("%s: %d points, API p50 %.2f ms p95 %.2f ms, raw p95 %.2f ms", question.name,
-             api_points, p50, p95, np.percentile(raw_ms, 95))
+             len(api_rows), p50, p95, np.percentile(raw_ms, 95))
     return QueryTiming(float(p50), float(p95), float(np.percentile(raw_ms, 95)))
 
 
-def _timed(call: Callable[[], int], config: QueryBenchConfig) -> tuple[int, list[float]]:
+def _check_same(name: str, api_rows: list[tuple[Any, ...]], raw_rows: list[tuple[Any, ...]]) -> None:
+    """Fail unless the API's points are the raw SQL's buckets: same keys, times and counts, equal means.
+
+    A fast answer that is wrong is no result: the rollups must give what the raw rows give.
+    """
+    if not api_rows:
+        raise QueryBenchError(f"{name}: the API returned no points")
+    same = len(api_rows) == len(raw_rows) and all(
+        (a[0], a[1], a[3]) == (r[0], r[1], r[3])
+        and math.isclose(a[2], r[2], rel_tol=1e-9, abs_tol=1e-9)
+        for a, r in zip(api_rows, raw_rows, strict=False))
+    if not same:
+        raise QueryBenchError(f"{name}: the API's {len(api_rows)} points differ from the raw SQL's"
+                              f" {len(raw_rows)} buckets, e.g. {api_rows[:1]} against {raw_rows[:1]}")
+
+
+def _timed(call: Callable[[], _T], config: QueryBenchConfig) -> tuple[_T, list[float]]:
     """Run ``call`` for the warm-up, then ``runs`` times; return its last result and each time in ms."""
-    result = 0
-    for _ in range(config.warmup):
+    result = call()  # the warm-up is at least this one run, so there is always a result
+    for _ in range(config.warmup - 1):
         result = call()
     times = []
     for _ in range(config.runs):

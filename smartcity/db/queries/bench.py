@@ -30,15 +30,15 @@ COUNT_PENDING_MARKS: Final = "SELECT count(*) FROM rollup_pending"
 
 # What a user of plain TimescaleDB writes for the same three questions the planner answers: the
 # schema's names joined in, time_bucket over the raw rows. The parameters are those of the API.
-# {"device", "metric", "start", "end"} → (minute, avg, count) of one device's readings.
+# {"device", "metric", "start", "end"} → (device_id, minute, avg, count) of one device's readings.
 RAW_DEVICE_MINUTES: Final = """
-SELECT time_bucket(INTERVAL '1 minute', r.time) AS bucket, avg(r.value), count(*)
+SELECT d.device_id, time_bucket(INTERVAL '1 minute', r.time) AS bucket, avg(r.value), count(*)
 FROM readings r
 JOIN devices d ON d.id = r.device
 JOIN metrics m ON m.metric_id = r.metric
 WHERE d.device_id = %(device)s AND m.name = %(metric)s AND r.time >= %(start)s AND r.time < %(end)s
-GROUP BY bucket
-ORDER BY bucket
+GROUP BY d.device_id, bucket
+ORDER BY d.device_id, bucket
 """
 
 # {"metric", "start", "end"} → (device_id, hour, avg, count) of every device with the metric.
