@@ -289,6 +289,27 @@ def test_the_site_count_bounds_group_by_site(small_limit_client: TestClient,
     assert "up to 50 points" in body["detail"]
 
 
+@pytest.mark.parametrize(("params", "status"), [
+    ({"start": "0001-01-01T00:00:00+00:00", "bucket": "99999mo"}, 200),  # two buckets in 2,000 years
+    ({"start": "0001-01-01T00:00:00+00:00", "bucket": "1d"}, 400),  # 740,000 days
+    ({"end": "9999-12-31T23:59:59+00:00", "bucket": "99999mo"}, 200),
+    ({"bucket": "1s"}, 400),  # 43,201 seconds × 3 stations
+    ({"bucket": "999999h"}, 400),  # more digits than the planner takes
+    ({"tz": ""}, 400),
+    ({"tz": "Asia/Kathmandu", "bucket": "1d"}, 200),  # UTC+5:45: answered from raw readings
+])
+def test_extreme_values_are_answered_or_refused_never_a_500(
+        client: TestClient, readings: dict[str, Any], params: dict[str, str], status: int) -> None:
+    response = client.get(URL, params={"metric": "pm25", **_RANGE, **params})
+
+    assert response.status_code == status, response.text
+    if status == 200:
+        total = sum(p["count"] for s in response.json()["series"] for p in s["points"])
+        assert total == 3 * 144  # every reading of the range, in whatever buckets
+    else:
+        assert response.json()["detail"]
+
+
 def test_the_route_is_in_the_openapi_document(client: TestClient) -> None:
     spec = client.get("/openapi.json").json()
     operation = spec["paths"][URL]["get"]
