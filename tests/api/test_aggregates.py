@@ -196,6 +196,41 @@ def test_start_and_end_default_to_the_last_24_hours(client: TestClient, db: psyc
     assert [(p["value"], p["count"]) for s in body["series"] for p in s["points"]] == [(7.0, 1)]
 
 
+def test_increase_of_a_counter_across_a_reset_and_from_before_the_range(
+        client: TestClient, db: psycopg.Connection, database_url: str) -> None:
+    db.execute(f"TRUNCATE {', '.join(_ROLLUP_TABLES)}")
+    register_device(db, "meter-grogot-01", "water_meter", "tanah-grogot")
+    (key,) = db.execute("SELECT id FROM devices WHERE device_id = 'meter-grogot-01'").fetchone()
+    volume = METRICS["water_volume"].id
+    # (minutes after T0, counter): one reading before the range, a reset at +150 min.
+    counter = [(-30, 100.0), (10, 104.0), (50, 110.5), (70, 111.0), (130, 118.0), (150, 3.0),
+               (170, 5.5), (230, 9.0)]
+    rows = Rows(readings=[((T0 + timedelta(minutes=m)).timestamp(), key, volume, v) for m, v in counter])
+    writer = Writer(database_url)
+    try:
+        writer.write_rows(rows)
+    finally:
+        writer.close()
+    start, end = T0, T0 + timedelta(hours=4)
+
+    response = client.get(URL, params={"metric": "water_volume", "agg": "increase", "bucket": "1h",
+                                       "group_by": "none", "start": start.isoformat(),
+                                       "end": end.isoformat()})
+
+    assert response.status_code == 200, response.text
+    body = response.json()
+    assert body["unit"] == "m³"
+    got = _rows_of(body)
+    assert got == _planner(db, "water_volume", "1h", "increase", start, end, group_by="none")
+    # The rise from each reading's predecessor (a fall is a reset: the new value is the rise).
+    expected: dict[datetime, list[float]] = defaultdict(list)
+    for (_, previous), (minute, value) in zip(counter, counter[1:], strict=False):
+        hour = (T0 + timedelta(minutes=minute)).replace(minute=0)
+        expected[hour].append(value - previous if value >= previous else value)
+    assert [(t, v, c) for _, t, v, c in got] == [
+        (hour, pytest.approx(sum(rises)), len(rises)) for hour, rises in sorted(expected.items())]
+
+
 def test_no_matching_devices_is_an_empty_answer(client: TestClient, readings: dict[str, Any]) -> None:
     response = client.get(URL, params={"metric": "pm25", "site": "long-kali",
                                        "start": T0.isoformat(), "end": (T0 + SPAN).isoformat()})
