@@ -8,14 +8,20 @@ import math
 import time
 
 import orjson
+import psycopg
 import pytest
 from click.testing import CliRunner
 
+from ingest.rows import Rows
+from ingest.write import Writer
 from simulators.fleet import demo_fleet
-from smartcity.bench.query import QueryBenchConfig, _catchup_fleet
+from smartcity.bench.query import QueryBenchConfig, QueryBenchError, _catchup_fleet, run_query_bench
 from smartcity.bench.query_report import QueryBenchResult, QueryTiming
-from smartcity.catalog import DEVICE_KINDS
+from smartcity.catalog import DEVICE_KINDS, METRICS
 from smartcity.cli import main
+from smartcity.devices import register_device
+from smartcity.services import EmbeddedMosquitto
+from smartcity.settings import Settings
 
 QUERIES = {"device_24h_1m", "fleet_24h_1h", "site_90d_1d"}
 PER_MINUTE = sum(len(DEVICE_KINDS[spec.kind].metrics) for spec in demo_fleet())
@@ -82,3 +88,23 @@ def test_the_catchup_backfill_goes_into_the_past_only_within_raw_retention() -> 
 def test_cli_refuses_an_empty_run_before_starting_anything() -> None:
     result = CliRunner().invoke(main, ["bench", "query", "--readings", "0"])
     assert result.exit_code == 2 and "--readings" in result.output
+
+
+def test_a_database_with_demo_readings_is_refused_and_left_as_it_was(
+        db: psycopg.Connection, database_url: str, mosquitto: EmbeddedMosquitto) -> None:
+    spec = demo_fleet()[0]
+    register_device(db, spec.device_id, spec.kind, spec.site_id)
+    (key,) = db.execute("SELECT id FROM devices WHERE device_id = %s", (spec.device_id,)).fetchone()
+    writer = Writer(database_url)
+    try:
+        writer.write_rows(Rows(readings=[(time.time(), key, METRICS["pm25"].id, 12.0)]))
+    finally:
+        writer.close()
+    settings = Settings(_env_file=None, database_url=database_url,  # type: ignore[call-arg]
+                        mqtt_url=mosquitto.url)
+
+    with pytest.raises(QueryBenchError, match="already holds readings of the demo fleet"):
+        run_query_bench(QueryBenchConfig(readings=1000, backfill_readings=100, runs=1), settings,
+                        progress=False)
+    assert db.execute("SELECT count(*) FROM readings").fetchone() == (1,)
+    assert db.execute("SELECT count(*) FROM devices").fetchone() == (1,)  # the fleet not registered

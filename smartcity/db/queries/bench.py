@@ -7,6 +7,7 @@ from __future__ import annotations
 from typing import Final
 
 __all__ = [
+    "ANY_READINGS_OF",
     "COUNT_PENDING_MARKS",
     "COUNT_STORED_READINGS",
     "RAW_DEVICE_MINUTES",
@@ -19,6 +20,12 @@ __all__ = [
 COUNT_STORED_READINGS: Final = (
     "SELECT count(*) FROM readings r JOIN devices d ON d.id = r.device"
     " WHERE d.device_id = ANY(%s) AND r.time >= %s"
+)
+
+# (list of device ids,) → (bool,): whether any of those devices has a reading.
+ANY_READINGS_OF: Final = (
+    "SELECT EXISTS (SELECT 1 FROM readings r JOIN devices d ON d.id = r.device"
+    " WHERE d.device_id = ANY(%s))"
 )
 
 # () → (marks,): one refresher pass over the oldest pending marks; marks is NULL while another
