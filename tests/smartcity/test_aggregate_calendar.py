@@ -228,3 +228,16 @@ def test_psycopg_sees_the_planner_rows_as_typed(fresh_lab: Lab) -> None:
     assert [c.name for c in cur.description or []] == ["key", "time", "value", "count"]
     key, time, value, count = cur.fetchone() or ()
     assert (type(key), type(time), type(value), type(count)) == (str, datetime, float, int)
+
+
+def test_a_zone_whose_offset_is_whole_hours_only_at_the_ends_of_the_range(fresh_lab: Lab) -> None:
+    # Lord Howe Island keeps UTC+11 in its summer and UTC+10:30 in its winter: a range from March to
+    # November 2026 starts and ends on whole hours, but its winter days start at 13:30 UTC, inside
+    # an hour of the rollups.
+    lab = fresh_lab
+    lab.ingest(pressure("wm-a1", (e(2026, 6, 10, 13, 15), 1.0),  # 10 June 23:45 local
+                        (e(2026, 6, 10, 13, 45), 2.0)))  # 11 June 00:15 local
+    start, end = t(2026, 3, 1), t(2026, 11, 1)
+    assert pending_then_refreshed(lab, "water_pressure", "1d", "sum", start, end,
+                                  tz="Australia/Lord_Howe") == [
+        ("wm-a1", t(2026, 6, 9, 13, 30), 1.0, 1), ("wm-a1", t(2026, 6, 10, 13, 30), 2.0, 1)]

@@ -77,3 +77,14 @@ def test_the_rollup_zone_must_be_a_whole_number_of_hours_from_utc(one_reading: L
             one_reading.conn.execute("SELECT smartcity_set_rollup_timezone(%s)", (zone,))
     zone = one_reading.conn.execute("SELECT timezone FROM rollup_settings").fetchone()
     assert zone == ("Asia/Makassar",)
+
+
+def test_a_rollup_zone_off_whole_hours_for_part_of_the_year_is_refused(one_reading: Lab) -> None:
+    # UTC+11 in the southern summer (so on 30 November, whatever today is, half the year), UTC+10:30
+    # in winter: its winter days cannot be made of hours.
+    with pytest.raises(psycopg.errors.InvalidParameterValue, match="Australia/Lord_Howe is not"):
+        one_reading.conn.execute("SELECT smartcity_set_rollup_timezone('Australia/Lord_Howe')")
+    assert one_reading.conn.execute("SELECT timezone FROM rollup_settings").fetchone() == ("Asia/Makassar",)
+    # Zones whose daylight saving moves by whole hours are fine.
+    assert one_reading.set_zone("Europe/Berlin") is True
+    assert one_reading.set_zone("Asia/Makassar") is True

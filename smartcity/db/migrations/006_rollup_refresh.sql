@@ -157,14 +157,15 @@ $$;
 -- Keep the daily rollups in `zone`. A new zone rebuilds every day from the hourly rollups, in one
 -- transaction: a query sees the old days or the new ones, never a mixture. Returns whether the
 -- zone changed. Zones whose offset is not a whole number of hours are refused: their days cannot
--- be made of hours.
+-- be made of hours. Not only today's offset: Australia/Lord_Howe is UTC+11 in summer and
+-- UTC+10:30 in winter; a daily sample since 1970 and for decades ahead finds such a season.
 CREATE FUNCTION smartcity_set_rollup_timezone(zone text) RETURNS boolean
 LANGUAGE plpgsql AS $$
-DECLARE
-    offset_s double precision;
 BEGIN
-    offset_s := extract(epoch FROM (now() AT TIME ZONE zone) - (now() AT TIME ZONE 'UTC'));
-    IF offset_s::bigint % 3600 <> 0 THEN
+    IF EXISTS (SELECT 1 FROM generate_series(TIMESTAMPTZ '1970-01-01 00:00+00', now() + INTERVAL '50 years',
+                                             INTERVAL '1 day') AS g(at)
+               WHERE extract(epoch FROM (g.at AT TIME ZONE zone) - (g.at AT TIME ZONE 'UTC'))::bigint % 3600 <> 0)
+    THEN
         RAISE EXCEPTION 'the rollup time zone must be a whole number of hours from UTC; % is not', zone
             USING ERRCODE = 'invalid_parameter_value';
     END IF;

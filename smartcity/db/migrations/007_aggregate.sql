@@ -107,9 +107,14 @@ BEGIN
     unit := substring(bucket FROM '[a-z]+$');
     SELECT s.timezone INTO day_zone FROM rollup_settings s;
     zone := coalesce(tz, day_zone);
-    -- An unknown zone raises 22023 (time zone "…" not recognized) here.
+    -- An unknown zone raises 22023 (time zone "…" not recognized) here. Whole hours over the whole
+    -- range, not only at its ends: Australia/Lord_Howe is UTC+11 in summer and UTC+10:30 in winter.
+    -- A daily sample finds any offset kept for a day or more, which covers every zone there is.
     whole_hours := extract(epoch FROM (start_time AT TIME ZONE zone) - (start_time AT TIME ZONE 'UTC'))::bigint % 3600 = 0
-               AND extract(epoch FROM (end_time AT TIME ZONE zone) - (end_time AT TIME ZONE 'UTC'))::bigint % 3600 = 0;
+               AND extract(epoch FROM (end_time AT TIME ZONE zone) - (end_time AT TIME ZONE 'UTC'))::bigint % 3600 = 0
+               AND (unit NOT IN ('h', 'd', 'w', 'mo') OR NOT EXISTS (
+                   SELECT 1 FROM generate_series(start_time, end_time, INTERVAL '1 day') AS g(at)
+                   WHERE extract(epoch FROM (g.at AT TIME ZONE zone) - (g.at AT TIME ZONE 'UTC'))::bigint % 3600 <> 0));
 
     IF device_ids IS NOT NULL THEN
         SELECT array_agg(x.id ORDER BY x.id) INTO missing
