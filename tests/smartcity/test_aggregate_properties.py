@@ -27,7 +27,8 @@ from hypothesis import strategies as st
 from tests.aggregate_reference import AGGS, RefQuery, RefRow, compute_aggregate
 from tests.smartcity.aggregate_lab import DEVICES, Arrival, Lab, utc
 
-BUCKETS = ("1m", "5m", "15m", "1h", "1d", "1w", "1mo")
+# The contract's buckets, and two more: 90s is read raw (not whole minutes), 2h from hourly rollups.
+BUCKETS = ("1m", "5m", "15m", "1h", "1d", "1w", "1mo", "90s", "2h")
 GROUPS = ("device", "site", "none")
 EXACT = frozenset({"count", "min", "max", "first", "last"})
 METRIC_AGGS = {"water_volume": AGGS, "water_pressure": tuple(a for a in AGGS if a != "increase")}
@@ -45,8 +46,9 @@ ANCHORS = (
     _epoch(2026, 3, 1, 0),  # the same in UTC
     _epoch(2026, 3, 1, 16),  # WITA Monday 2 March: a week starts
     _epoch(2026, 2, 12, 5),  # two weeks earlier: late readings land in long-refreshed hours
+    _epoch(2026, 6, 10, 13, 30),  # midnight on Lord Howe Island in its winter (UTC+10:30)
 )
-SPAN = (_epoch(2026, 2, 1), _epoch(2026, 3, 20))  # every reading lies inside
+SPAN = (_epoch(2026, 2, 1), _epoch(2026, 11, 1))  # every reading lies inside
 
 
 # ---- the history ------------------------------------------------------------------------------
@@ -168,11 +170,14 @@ def probes(draw: st.DrawFn) -> Probe:
     selection = draw(st.integers(0, 3))
     return Probe(
         metric=draw(st.sampled_from(("water_volume", "water_pressure"))),
-        # Kolkata (UTC+5:30): hours there are not the rollups' hours, minutes still are.
-        tz=draw(st.sampled_from((None, None, "UTC", "Asia/Jakarta", "Asia/Makassar", "Asia/Kolkata"))),
+        # Kolkata (UTC+5:30): hours there are not the rollups' hours, minutes still are. Lord Howe:
+        # UTC+11 in February and in November, UTC+10:30 in between.
+        tz=draw(st.sampled_from((None, None, "UTC", "Asia/Jakarta", "Asia/Makassar", "Asia/Kolkata",
+                                 "Australia/Lord_Howe"))),
         device_ids=(tuple(draw(st.lists(device_ids, min_size=1, max_size=2, unique=True)))
                     if selection == 1 else None),
-        site_ids=(draw(st.sampled_from((("tanah-grogot",), ("kuaro",), ("kuaro", "tanah-grogot"))))
+        site_ids=(draw(st.sampled_from((("tanah-grogot",), ("kuaro",), ("kuaro", "tanah-grogot"),
+                                        ("batu-sopang",))))  # a site without meters
                   if selection == 2 else None),
         ranges=tuple(ranges),
     )
