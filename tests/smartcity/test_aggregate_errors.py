@@ -40,6 +40,10 @@ def one_reading(fresh_lab: Lab) -> Lab:
     ({"start_time": END, "end_time": START}, r"^start \(2026-03-02 .*\) must be before end \(2026-03-01",
      None),
     ({"start_time": None}, r"^start \(<NULL>\) must be before end", None),
+    # Was SQLSTATE 22008 "cannot subtract infinite timestamps" from deep inside the planner.
+    ({"start_time": "-infinity"}, r"^start \(-infinity\) and end \(2026-03-02 .*\) must be finite times$",
+     r"a range of at most what is stored"),
+    ({"end_time": "infinity"}, r"^start \(2026-03-01 .*\) and end \(infinity\) must be finite times$", None),
     ({"metric": "water_pressure", "agg": "increase"},
      r"^increase needs a cumulative metric; water_pressure is not one$",
      r"^cumulative metrics: energy, water_volume$"),

@@ -82,6 +82,11 @@ BEGIN
         RAISE EXCEPTION 'start (%) must be before end (%)', start_time, end_time
             USING ERRCODE = 'invalid_parameter_value';
     END IF;
+    IF NOT isfinite(start_time) OR NOT isfinite(end_time) THEN
+        RAISE EXCEPTION 'start (%) and end (%) must be finite times', start_time, end_time
+            USING ERRCODE = 'invalid_parameter_value',
+                  HINT = 'ask for a range of at most what is stored, e.g. from the first reading''s time';
+    END IF;
     IF agg IS NULL OR agg NOT IN ('avg', 'min', 'max', 'sum', 'count', 'first', 'last', 'increase') THEN
         RAISE EXCEPTION 'unknown agg %', coalesce(quote_literal(agg), 'NULL')
             USING ERRCODE = 'invalid_parameter_value',
