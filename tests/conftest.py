@@ -15,8 +15,10 @@ from smartcity.settings import IngestSettings
 from tests.ingest.processes import running_worker
 from tests.services import scratch_dir
 
-# Tables whose rows tests create; the catalogue tables are seeded once per session.
-_DATA_TABLES = ("readings", "latest_readings", "quarantine", "devices")
+# Tables whose rows tests create; the catalogue tables are seeded once per session. The rollups and
+# marks too: device ids restart at 1, so another test's rollup rows would be read as this test's.
+_DATA_TABLES = ("readings", "latest_readings", "quarantine", "devices", "rollup_1m", "rollup_1h", "rollup_1d",
+                "rollup_pending", "retention_horizon")
 
 
 @pytest.fixture(scope="session")
