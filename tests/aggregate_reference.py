@@ -25,6 +25,7 @@ from collections import defaultdict
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
+from functools import lru_cache
 from zoneinfo import ZoneInfo
 
 import numpy as np
@@ -88,6 +89,7 @@ def counter_rise(previous: float | None, current: float) -> float:
     return current - previous if current >= previous else current
 
 
+@lru_cache(maxsize=1 << 20)  # a pure function of its arguments; the tests ask it the same often
 def bucket_start(moment: datetime, bucket: str, zone: str) -> datetime:
     """Return the start (UTC) of the ``bucket`` (1m, 1h, 1d, 1w, 1mo…) holding ``moment`` in ``zone``."""
     match = re.fullmatch(r"([1-9][0-9]*)(s|m|h|d|w|mo)", bucket)

@@ -58,7 +58,7 @@ REFRESH_DEFAULT = "SELECT marks, minutes, hours, days, skipped FROM smartcity_re
 SET_ZONE = "SELECT smartcity_set_rollup_timezone(%s)"
 PENDING = "SELECT count(*) FROM rollup_pending"
 
-Arrival = tuple[str, str, int, float]  # device id, metric, epoch seconds, value
+Arrival = tuple[str, str, float, float]  # device id, metric, epoch seconds, value
 
 
 def utc(epoch: float) -> datetime:
@@ -74,7 +74,7 @@ class Lab:
     writer: Writer
     keys: dict[str, int]
     zone: str = DEFAULT_ZONE
-    stored: dict[tuple[str, str, int], float] = field(default_factory=dict)
+    stored: dict[tuple[str, str, float], float] = field(default_factory=dict)
 
     def __repr__(self) -> str:
         return f"Lab(zone={self.zone!r}, {len(self.stored)} readings stored)"

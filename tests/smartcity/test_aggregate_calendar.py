@@ -241,3 +241,21 @@ def test_a_zone_whose_offset_is_whole_hours_only_at_the_ends_of_the_range(fresh_
     assert pending_then_refreshed(lab, "water_pressure", "1d", "sum", start, end,
                                   tz="Australia/Lord_Howe") == [
         ("wm-a1", t(2026, 6, 9, 13, 30), 1.0, 1), ("wm-a1", t(2026, 6, 10, 13, 30), 2.0, 1)]
+
+
+def test_millisecond_times_fall_in_the_right_minute_hour_and_range(fresh_lab: Lab) -> None:
+    # Devices may send epoch milliseconds: a reading 250 ms before a boundary stays before it.
+    lab = fresh_lab
+    base = e(2026, 3, 1, 15, 59, 59)
+    lab.ingest([("wm-a1", "water_pressure", base + 0.75, 1.0),
+                ("wm-a1", "water_pressure", base + 1.25, 2.0),  # 16:00:00.25, next WITA day
+                ("wm-a1", "water_pressure", base + 61.5, 4.0)])  # 16:01:00.5
+    start = datetime.fromtimestamp(base + 0.5, UTC)  # between the first reading and the boundary
+    assert pending_then_refreshed(lab, "water_pressure", "1m", "sum", start, t(2026, 3, 2)) == [
+        ("wm-a1", t(2026, 3, 1, 15, 59), 1.0, 1), ("wm-a1", t(2026, 3, 1, 16, 0), 2.0, 1),
+        ("wm-a1", t(2026, 3, 1, 16, 1), 4.0, 1)]
+    assert ask(lab, "water_pressure", "1d", "avg", start, datetime.fromtimestamp(base + 61.5, UTC)) == [
+        ("wm-a1", t(2026, 2, 28, 16), 1.0, 1), ("wm-a1", t(2026, 3, 1, 16), 2.0, 1)]
+    after_first = datetime.fromtimestamp(base + 0.8, UTC)
+    assert ask(lab, "water_pressure", "1h", "count", after_first, t(2026, 3, 2)) == [
+        ("wm-a1", t(2026, 3, 1, 16), 2.0, 2)]

@@ -19,7 +19,6 @@ import os
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import Any
 
 from hypothesis import HealthCheck, given, note, settings
 from hypothesis import strategies as st
@@ -121,19 +120,24 @@ pressures = st.integers(0, 2_000).map(lambda v: v / 100)
 
 @st.composite
 def arrivals(draw: st.DrawFn, earlier: Sequence[Arrival]) -> tuple[Arrival, ...]:
-    """Draw a batch: fresh readings and, once there is history, resends of stored keys with new values."""
+    """Draw a batch: fresh readings and, once there is history, resends of stored keys with new values.
+
+    A batch clusters around one moment (within 40 minutes), so buckets and rollup rows hold several
+    readings; now and then one reading lands anywhere else (a late one).
+    """
     batch: list[Arrival] = []
+    center = draw(near_anchor)
     for _ in range(draw(st.integers(1, 8))):
         seen = [*earlier, *batch]
-        how = draw(st.integers(0, 5)) if seen else 0
+        how = draw(st.integers(0, 7)) if seen else 0
         if how == 1:  # a resend: same device, metric and time, another value
             device_id, metric, epoch, _value = draw(st.sampled_from(seen))
         elif how == 2:  # another device at a time already seen: ties for first and last
             epoch = draw(st.sampled_from(seen))[2]
             device_id, metric = draw(device_ids), draw(st.sampled_from(("water_volume", "water_pressure")))
         else:
-            device_id, epoch = draw(device_ids), draw(near_anchor)
-            metric = draw(st.sampled_from(("water_volume", "water_pressure")))
+            epoch = draw(near_anchor) if how == 3 else center + 15 * draw(st.integers(-160, 160))
+            device_id, metric = draw(device_ids), draw(st.sampled_from(("water_volume", "water_pressure")))
         batch.append((device_id, metric, epoch, draw(volumes if metric == "water_volume" else pressures)))
     return tuple(batch)
 
@@ -283,7 +287,7 @@ def check(lab: Lab, probe: Probe, where: str) -> int:
     return compared
 
 
-def run_history(lab: Lab, history: Sequence[tuple[Step, Any]]) -> int:
+def run_history(lab: Lab, history: Sequence[tuple[Step, Probe]]) -> int:
     """Start empty, apply each step and check after it; return the rows compared."""
     lab.reset()
     compared = 0
