@@ -162,9 +162,11 @@ def probes(draw: st.DrawFn) -> Probe:
     """Draw what to check: a range per bucket size, often unaligned, sometimes shorter than a bucket."""
     ranges = []
     for _ in BUCKETS:
-        kind = draw(st.integers(0, 3))
+        kind = draw(st.integers(0, 4))
         if kind == 0:
             start, end = SPAN  # everything, whole calendar buckets
+        elif kind == 4:
+            start, end = draw(near_anchor), SPAN[1]  # from an unaligned start to the end of it all
         else:
             start = draw(near_anchor)
             length = draw((st.integers(1, 3_600), st.integers(3_600, 3 * 86_400),
