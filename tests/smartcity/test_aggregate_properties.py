@@ -20,7 +20,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
-from hypothesis import HealthCheck, given, note, settings
+from hypothesis import HealthCheck, example, given, note, settings
 from hypothesis import strategies as st
 
 from tests.aggregate_reference import AGGS, RefQuery, RefRow, compute_aggregate
@@ -300,12 +300,24 @@ def run_history(lab: Lab, history: Sequence[tuple[Step, Probe]]) -> int:
     return compared
 
 
+# Found by reading 007, not by the random search (300 random examples on the unfixed SQL missed it):
+# readings either side of a Lord Howe winter half hour, in one hour of the rollups, asked over a range
+# whose two ends fall in summer (whole hours from UTC) were bucketed together from the hourly rollup.
+LORD_HOWE_WINTER = [
+    (Ingest((("wm-a1", "water_pressure", _epoch(2026, 6, 10, 13, 15), 1.0),
+             ("wm-a1", "water_pressure", _epoch(2026, 6, 10, 13, 45), 2.0))),
+     Probe("water_pressure", "Australia/Lord_Howe", None, None, tuple(SPAN for _ in BUCKETS))),
+    (CatchUp(), Probe("water_pressure", "Australia/Lord_Howe", None, None, tuple(SPAN for _ in BUCKETS))),
+]
+
+
 # CI runs the same modest set every time; SMARTCITY_PROPERTY_EXAMPLES=500 explores new random ones.
 EXPLORE = int(os.environ.get("SMARTCITY_PROPERTY_EXAMPLES", "0"))
 
 
 @settings(max_examples=EXPLORE or 25, deadline=None, derandomize=not EXPLORE, database=None, print_blob=True,
           suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large])
+@example(history=LORD_HOWE_WINTER)
 @given(history=histories())
 def test_the_planner_equals_the_reference_after_every_step(lab: Lab,
                                                            history: list[tuple[Step, Probe]]) -> None:
