@@ -90,6 +90,9 @@ class RollupMetrics:
         self.refresh_seconds = Histogram("smartcity_rollup_refresh_seconds",
                                          "Time of one refresh transaction that claimed marks",
                                          buckets=_REFRESH_BUCKETS, registry=r)
+        self.busy = Counter("smartcity_rollup_busy",
+                            "Refresh calls that found another refresher at work (and left it be)",
+                            registry=r)
         self.errors = Counter("smartcity_rollup_errors",
                               "Failed database calls, retried, by kind: transient, data, server",
                               ["kind"], registry=r)

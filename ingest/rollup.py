@@ -116,6 +116,7 @@ class Refresher:
         row = self.connection.execute(rollup_sql.REFRESH_ROLLUPS, (self.settings.max_marks,)).fetchone()
         seconds = time.monotonic() - started
         if row is None or row[0] is None:
+            self.metrics.busy.inc()
             return None
         marks, minutes, hours, days, skipped = (int(v) for v in row)
         result = RefreshResult(marks, minutes, hours, days, skipped, 1 if marks else 0, seconds)
@@ -265,7 +266,8 @@ class CatchUp:
                 "pending_after": self.pending_after}
 
 
-def catch_up_once(url: str, settings: RollupSettings, stop: threading.Event) -> CatchUp | None:
+def catch_up_once(url: str, settings: RollupSettings, stop: threading.Event,
+                  metrics: RollupMetrics | None = None) -> CatchUp | None:
     """Set the time zone and refresh until nothing is pending; None if stopped before the end.
 
     Another refresher at work is waited for, so that the rollups are current on return.
@@ -274,7 +276,7 @@ def catch_up_once(url: str, settings: RollupSettings, stop: threading.Event) -> 
         TimezoneRefused: the database refuses the zone.
         psycopg.Error: the database failed (each committed round stays committed).
     """
-    refresher = Refresher(url, settings)
+    refresher = Refresher(url, settings, metrics)
     try:
         rebuilt = refresher.set_timezone()
         total, waited = RefreshResult(), 0.0
