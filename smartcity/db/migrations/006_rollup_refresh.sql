@@ -28,7 +28,8 @@ DECLARE
     day        timestamptz;
     n          bigint;
     known      smallint[];  -- every metric of the catalogue
-    cumulative smallint[];  -- the cumulative ones
+    cumulative smallint[];  -- the counters: their increase needs the readings in time order
+    plain      smallint[];  -- the rest: aggregated without a window, so without a sort
 BEGIN
     marks := 0; minutes := 0; hours := 0; days := 0; skipped := 0;
     IF NOT pg_try_advisory_xact_lock(smartcity_rollup_lock_key()) THEN
@@ -38,8 +39,9 @@ BEGIN
     END IF;
     SELECT s.timezone INTO zone FROM rollup_settings s;
     SELECT h.dropped_before INTO horizon FROM retention_horizon h WHERE h.relation = 'readings';
-    SELECT array_agg(m.metric_id), coalesce(array_agg(m.metric_id) FILTER (WHERE m.cumulative), '{}')
-        INTO known, cumulative FROM metrics m;
+    SELECT array_agg(m.metric_id), coalesce(array_agg(m.metric_id) FILTER (WHERE m.cumulative), '{}'),
+           coalesce(array_agg(m.metric_id) FILTER (WHERE NOT m.cumulative), '{}')
+        INTO known, cumulative, plain FROM metrics m;
 
     CREATE TEMP TABLE IF NOT EXISTS rollup_claim (
         device integer NOT NULL, hour timestamptz NOT NULL,
@@ -81,24 +83,38 @@ BEGIN
         EXECUTE $sql$
             INSERT INTO rollup_1m (device, metric, bucket, count, sum, min, max,
                                    first, first_time, last, last_time, increase)
+            SELECT r.device, r.metric, time_bucket(INTERVAL '1 minute', r.time), count(*), sum(r.value),
+                   min(r.value), max(r.value), first(r.value, r.time), min(r.time),
+                   last(r.value, r.time), max(r.time), NULL
+            FROM rollup_claim c
+            JOIN readings r ON r.device = c.device AND r.metric = ANY($3)
+                           AND r.time >= c.lo AND r.time < c.hi
+                           -- implied by the bounds; lets a hash join match on the hour too
+                           AND time_bucket(INTERVAL '1 hour', r.time) = c.hour
+            WHERE c.hour >= $1 AND c.hour < $2 AND r.time >= $1 AND r.time < $2
+            GROUP BY 1, 2, 3
+        $sql$ USING day, day + INTERVAL '1 day', plain;
+        GET DIAGNOSTICS n = ROW_COUNT;
+        minutes := minutes + n;
+        EXECUTE $sql$
+            INSERT INTO rollup_1m (device, metric, bucket, count, sum, min, max,
+                                   first, first_time, last, last_time, increase)
             SELECT x.device, x.metric, x.minute, count(*), sum(x.value), min(x.value), max(x.value),
-                   first(x.value, x.time), min(x.time), last(x.value, x.time), max(x.time),
-                   CASE WHEN bool_and(x.cumulative) THEN sum(x.rise) END
+                   first(x.value, x.time), min(x.time), last(x.value, x.time), max(x.time), sum(x.rise)
             FROM (
                 SELECT r.device, r.metric, time_bucket(INTERVAL '1 minute', r.time) AS minute,
-                       r.time, r.value, r.metric = ANY($4) AS cumulative,
+                       r.time, r.value,
                        smartcity_counter_rise(lag(r.value) OVER (
                            PARTITION BY r.device, r.metric, time_bucket(INTERVAL '1 minute', r.time)
                            ORDER BY r.time), r.value) AS rise
                 FROM rollup_claim c
                 JOIN readings r ON r.device = c.device AND r.metric = ANY($3)
                                AND r.time >= c.lo AND r.time < c.hi
-                               -- implied by the bounds; lets a hash join match on the hour too
                                AND time_bucket(INTERVAL '1 hour', r.time) = c.hour
                 WHERE c.hour >= $1 AND c.hour < $2 AND r.time >= $1 AND r.time < $2
             ) x
             GROUP BY x.device, x.metric, x.minute
-        $sql$ USING day, day + INTERVAL '1 day', known, cumulative;
+        $sql$ USING day, day + INTERVAL '1 day', cumulative;
         GET DIAGNOSTICS n = ROW_COUNT;
         minutes := minutes + n;
 
@@ -107,6 +123,21 @@ BEGIN
             WHERE c.hour >= $1 AND c.hour < $2 AND r.bucket >= $1 AND r.bucket < $2
               AND r.device = c.device AND r.metric = ANY($3) AND r.bucket = c.hour
         $sql$ USING day, day + INTERVAL '1 day', known;
+        EXECUTE $sql$
+            INSERT INTO rollup_1h (device, metric, bucket, count, sum, min, max,
+                                   first, first_time, last, last_time, increase)
+            SELECT r.device, r.metric, c.hour, sum(r.count), sum(r.sum), min(r.min), max(r.max),
+                   first(r.first, r.first_time), min(r.first_time),
+                   last(r.last, r.last_time), max(r.last_time), NULL
+            FROM (SELECT DISTINCT device, hour FROM rollup_claim WHERE hour >= $1 AND hour < $2) c
+            JOIN rollup_1m r ON r.device = c.device AND r.metric = ANY($3) AND r.bucket >= c.hour
+                            AND r.bucket < c.hour + INTERVAL '1 hour'
+                            AND time_bucket(INTERVAL '1 hour', r.bucket) = c.hour
+            WHERE r.bucket >= $1 AND r.bucket < $2
+            GROUP BY r.device, r.metric, c.hour
+        $sql$ USING day, day + INTERVAL '1 day', plain;
+        GET DIAGNOSTICS n = ROW_COUNT;
+        hours := hours + n;
         EXECUTE $sql$
             INSERT INTO rollup_1h (device, metric, bucket, count, sum, min, max,
                                    first, first_time, last, last_time, increase)
@@ -122,10 +153,11 @@ BEGIN
                       WHERE hour >= $1 AND hour < $2) c
                 JOIN rollup_1m r ON r.device = c.device AND r.metric = ANY($3) AND r.bucket >= c.hour
                                 AND r.bucket < c.hour + INTERVAL '1 hour'
+                                AND time_bucket(INTERVAL '1 hour', r.bucket) = c.hour
                 WHERE r.bucket >= $1 AND r.bucket < $2
             ) x
             GROUP BY x.device, x.metric, x.hour
-        $sql$ USING day, day + INTERVAL '1 day', known;
+        $sql$ USING day, day + INTERVAL '1 day', cumulative;
         GET DIAGNOSTICS n = ROW_COUNT;
         hours := hours + n;
     END LOOP;
