@@ -79,7 +79,8 @@ class RollupMetrics:
         self.registry = CollectorRegistry()
         r = self.registry
         self.lag = Gauge("smartcity_rollup_lag_seconds",
-                         "Age of the oldest pending mark at the start of the last catch-up", registry=r)
+                         "Age of the oldest pending mark, measured before and during each catch-up",
+                         registry=r)
         self.marks = Counter("smartcity_rollup_marks", "Pending (device, hour) marks refreshed",
                              registry=r)
         self.rows = Counter("smartcity_rollup_rows", "Rollup rows rebuilt, by table: 1m, 1h, 1d",

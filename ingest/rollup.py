@@ -1,7 +1,8 @@
 """The rollup refresher: keeps the 1-minute, hourly and daily rollups current (migration 006).
 
 The database does the work (``smartcity_refresh_rollups``: one transaction per call, one refresher
-at a time); this service calls it until no mark is left, then sleeps ``interval_s``. Writers mark
+at a time); this service calls it until no mark older than the catch-up is left, then sleeps
+``interval_s``. Writers mark
 the hours they touch in the readings' own transaction, so nothing here can miss a reading: a
 refresher that dies mid-transaction leaves its marks in place for the next one.
 
@@ -125,17 +126,21 @@ class Refresher:
         return result
 
     def catch_up(self, stop: threading.Event | None = None) -> RefreshResult | None:
-        """Refresh until a transaction claims nothing; None if another refresher holds the lock.
+        """Refresh until nothing older than the catch-up is pending; None if another refresher is at it.
 
         Each round commits on its own: what a round refreshed stays refreshed if a later one fails.
+        Marks written during the catch-up are left to the next one: under a steady stream of
+        writes, refreshing until none is left would never rest, costing the writers CPU for
+        rollups that are only seconds fresher.
         """
         total = RefreshResult()
+        started = time.monotonic()
         while stop is None or not stop.is_set():
             result = self.refresh()
             if result is None:
                 return None if total.rounds == 0 else total
             total = total.plus(result)
-            if result.marks == 0:
+            if result.marks == 0 or self.lag_s() < time.monotonic() - started:
                 break
         if total.marks:
             log.info("rollups refreshed: %d marks, %d minutes, %d hours, %d days in %.2f s (%d rounds)%s",
