@@ -331,3 +331,28 @@ def test_the_service_stops_promptly_on_request(database_url: str, rollup_db: psy
             process.kill()
     assert process.returncode == 0, output
     assert b"received SIGTERM; stopping" in output
+
+
+def test_a_catch_up_leaves_marks_written_after_it_began_to_the_next_one(
+        database_url: str, rollup_db: psycopg.Connection) -> None:
+    db = rollup_db
+
+    def mark(count: int, marked_at: str) -> None:
+        # Marks of a device without readings: refreshing them writes nothing, which keeps the
+        # rounds fast and the count of rounds exact.
+        db.execute("INSERT INTO rollup_pending (device, hour, first_time, last_time, marked_at)"
+                   " SELECT 0, h, h, h, " + marked_at + " FROM generate_series("
+                   " '2026-01-01'::timestamptz, '2026-01-01'::timestamptz + (%s - 1) * interval '1 hour',"
+                   " interval '1 hour') h", (count,))
+
+    refresher = Refresher(database_url, _settings(max_marks=1))
+    mark(3, "now() - interval '1 minute'")  # older than the catch-up: all of them, one per round
+    first = refresher.catch_up()
+    assert first is not None and (first.marks, first.rounds) == (3, 3) and _pending(db) == 0
+
+    mark(1, "now() - interval '1 minute'")
+    mark(3, "now() + interval '1 hour'")  # stand-ins for marks written while it runs
+    second = refresher.catch_up()
+    refresher.close()
+    assert second is not None and (second.marks, second.rounds) == (1, 1)
+    assert _pending(db) == 3  # left for the next catch-up, not chased
