@@ -361,3 +361,23 @@ def test_a_catch_up_leaves_marks_written_after_it_began_to_the_next_one(
     refresher.close()
     assert second is not None and (second.marks, second.rounds) == (1, 1)
     assert _pending(db) == 3  # left for the next catch-up, not chased
+
+
+def test_hours_older_than_the_raw_horizon_are_left_alone_and_counted(
+        database_url: str, rollup_db: psycopg.Connection) -> None:
+    db = rollup_db
+    _backfill(database_url, ["weather_station", "water_meter"], days=2, interval_s=600)
+    first = catch_up_once(database_url, _settings(), threading.Event())
+    assert first is not None and first.refreshed.skipped == 0
+    before = db.execute("SELECT count(*), sum(count) FROM rollup_1h").fetchone()
+    # Retention dropped raw readings up to a day ago; then everything is marked again (a restore).
+    db.execute("INSERT INTO retention_horizon (relation, dropped_before)"
+               " VALUES ('readings', to_timestamp(%s))", (END - 86400,))
+    marked = db.execute("SELECT smartcity_mark_rollups_stale('-infinity', 'infinity')").fetchone()[0]
+    metrics = RollupMetrics()
+    done = catch_up_once(database_url, _settings(), threading.Event(), metrics)
+    assert done is not None and done.pending_after == 0
+    assert done.refreshed.marks == marked and done.refreshed.skipped == marked // 2 > 0
+    assert metrics.registry.get_sample_value("smartcity_rollup_skipped_hours_total") == marked // 2
+    assert db.execute("SELECT count(*), sum(count) FROM rollup_1h").fetchone() == before
+    assert_rollups_equal_raw(db)
