@@ -20,7 +20,7 @@ from ingest.batch import InboundMessage, MessageBatch
 from ingest.metrics import IngestMetrics
 from ingest.rows import Rows, route_messages
 from ingest.subscribe import Subscriber
-from ingest.validate import TimeWindow
+from ingest.validate import TimeWindow, time_window
 from ingest.write import Writer, WriteResult
 from smartcity.broker_url import BrokerAddress
 from smartcity.contract import device_id_of
@@ -54,9 +54,11 @@ class IngestCounters:
 class IngestWorker:
     """One ingest worker process's moving parts; ``start`` then ``stop``."""
 
-    def __init__(self, database_url: str, broker: BrokerAddress, settings: IngestSettings) -> None:
+    def __init__(self, database_url: str, broker: BrokerAddress, settings: IngestSettings, *,
+                 raw_retention_days: int | None = None) -> None:
         self.settings = settings
-        self.window = TimeWindow(settings.future_window_s, settings.past_window_days * 86400.0)
+        # Never take a reading that retention would drop at once (SMARTCITY_RETENTION__RAW_DAYS).
+        self.window = time_window(settings, raw_retention_days)
         self.metrics = IngestMetrics()
         self.writer = Writer(database_url, on_retry=self.metrics.write_retries.inc)
         # Up to one inflight window can be waiting while a full batch is being written.

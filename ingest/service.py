@@ -30,7 +30,8 @@ def tune_garbage_collector() -> None:
 def run_ingest(settings: Settings, stop: threading.Event) -> IngestWorker:
     """Store telemetry until ``stop`` is set; then flush, ack, disconnect and return the worker."""
     broker = settings.broker
-    worker = IngestWorker(database_url(settings), broker, settings.ingest)
+    worker = IngestWorker(database_url(settings), broker, settings.ingest,
+                          raw_retention_days=settings.retention.raw_days)
     worker.start()
     if settings.ingest.metrics_port:
         worker.metrics.serve(settings.ingest.metrics_host, settings.ingest.metrics_port)

@@ -20,8 +20,9 @@ from typing import TypeAlias
 from ingest.decode import Observation
 from smartcity.catalog import DEVICE_KINDS, METRICS, METRICS_BY_ID
 from smartcity.contract import Reason, Rejection
+from smartcity.settings import IngestSettings
 
-__all__ = ["DeviceRef", "Reading", "TimeWindow", "Validated", "validate_observations"]
+__all__ = ["DeviceRef", "Reading", "TimeWindow", "Validated", "time_window", "validate_observations"]
 
 # (epoch seconds, device key, metric key, value in the catalogue unit). A plain tuple, not a class:
 # one is built per reading on the hot path, and COPY writes it as it is.
@@ -43,6 +44,22 @@ class TimeWindow:
 
     future_s: float
     past_s: float
+    # Why the past limit is what it is, when not the plain ingest window: said in each rejection.
+    past_note: str = ""
+
+
+def time_window(settings: IngestSettings, raw_retention_days: int | None) -> TimeWindow:
+    """Return ingest's window: its own past window, or the raw retention where that is shorter.
+
+    A reading older than the raw retention would be dropped by the next retention run, before any
+    rollup took it in (and behind the raw horizon, none will), so it is refused at the door.
+    """
+    days, note = settings.past_window_days, ""
+    if raw_retention_days is not None and raw_retention_days < days:
+        days = raw_retention_days
+        note = (f"raw readings are kept {days} days (SMARTCITY_RETENTION__RAW_DAYS), so older ones"
+                " are not stored")
+    return TimeWindow(settings.future_window_s, days * 86400.0, note)
 
 
 @dataclass(slots=True)
@@ -80,7 +97,7 @@ def validate_observations(device: DeviceRef, observations: list[Observation],
                 and earliest <= time <= latest):
             out.readings.append((time, device.id, spec[0], float(value)))
         else:
-            out.rejections.append(_reject(obs, device.kind, received_at))
+            out.rejections.append(_reject(obs, device.kind, received_at, window))
     readings = out.readings
     # Distinct metrics cannot collide, which settles every single observation in one cheap look.
     if (not one_per_metric and len(readings) > 1
@@ -120,7 +137,7 @@ def _settle_repeats(readings: list[Reading], rejections: list[Rejection]) -> lis
     return kept
 
 
-def _reject(obs: Observation, kind: str, received_at: float) -> Rejection:
+def _reject(obs: Observation, kind: str, received_at: float, window: TimeWindow) -> Rejection:
     """Say why ``obs`` failed the fast check, in the order the contract's reasons apply."""
     metric = METRICS.get(obs.metric)
     if metric is None:
@@ -139,5 +156,6 @@ def _reject(obs: Observation, kind: str, received_at: float) -> Rejection:
     if obs.time > received_at:
         return Rejection(Reason.TIMESTAMP_OUT_OF_WINDOW,
                          f"{obs.metric}: ts {obs.time - received_at:.0f} s in the future")
+    note = f" ({window.past_note})" if window.past_note else ""
     return Rejection(Reason.TIMESTAMP_OUT_OF_WINDOW,
-                     f"{obs.metric}: ts {(received_at - obs.time) / 86400:.0f} days in the past")
+                     f"{obs.metric}: ts {(received_at - obs.time) / 86400:.0f} days in the past{note}")

@@ -286,6 +286,25 @@ def db_migrate(settings: Settings, as_json: bool) -> None:
         click.echo(f"applied migrations: {applied}" if applied else "schema is up to date")
 
 
+@db.command("retention")
+@click.option("--dry-run", is_flag=True, help="List what would go; change nothing.")
+@click.option("--json", "as_json", is_flag=True, help="Print the result as JSON.")
+@click.pass_obj
+def db_retention(settings: Settings, dry_run: bool, as_json: bool) -> None:
+    """Drop the chunks of raw readings and rollups past their age (SMARTCITY_RETENTION__…)."""
+    from smartcity.db.retention import RetentionError, enforce_retention
+
+    with _connect(settings) as conn:
+        try:
+            report = enforce_retention(conn, settings.retention, dry_run=dry_run)
+        except RetentionError as err:
+            raise click.ClickException(str(err)) from None
+    if as_json:
+        _echo_json(report.to_dict())
+    else:
+        click.echo(report.to_text())
+
+
 @main.group()
 def devices() -> None:
     """Register and inspect devices."""
@@ -399,9 +418,9 @@ def quarantine_replay(settings: Settings, device_id: str | None, as_json: bool) 
     registered now; messages of devices still unknown stay pending.
     """
     from ingest.replay import replay_unknown_devices
-    from ingest.validate import TimeWindow
+    from ingest.validate import time_window
 
-    window = TimeWindow(settings.ingest.future_window_s, settings.ingest.past_window_days * 86400.0)
+    window = time_window(settings.ingest, settings.retention.raw_days)
     try:
         result = replay_unknown_devices(database_url(settings), window, device_id=device_id)
     except psycopg.OperationalError as err:

@@ -24,6 +24,7 @@ __all__ = [
     "ApiSettings",
     "EmbeddedSettings",
     "IngestSettings",
+    "RetentionSettings",
     "RollupSettings",
     "Settings",
     "SimulatorSettings",
@@ -114,6 +115,47 @@ class RollupSettings(BaseModel):
         return value
 
 
+class RetentionSettings(BaseModel):
+    """How long each table keeps its data (None: for ever), and when old raw chunks are compressed."""
+
+    raw_days: int | None = Field(90, ge=1)
+    rollup_1m_days: int | None = Field(365, ge=1)
+    rollup_1h_days: int | None = Field(None, ge=1)
+    rollup_1d_days: int | None = Field(None, ge=1)
+    interval_s: float = Field(3600.0, gt=0)  # how often the scheduled run enforces it
+    # Community edition only (README "Retention"); None: off. Set on the Apache edition, the run
+    # refuses rather than silently keeping raw chunks uncompressed.
+    compress_raw_after_days: int | None = Field(None, ge=1)
+
+    @field_validator("raw_days", "rollup_1m_days", "rollup_1h_days", "rollup_1d_days",
+                     "compress_raw_after_days", mode="before")
+    @classmethod
+    def _empty_is_none(cls, value: object) -> object:
+        # An empty variable, as .env.example writes the unset ones, means "kept for ever" / "off".
+        if isinstance(value, str) and value.strip().lower() in ("", "none"):
+            return None
+        return value
+
+    @model_validator(mode="after")
+    def _check_order(self) -> RetentionSettings:
+        # Each rollup is rebuilt from the next finer table, so a finer table that outlived a
+        # coarser one could bring back buckets the coarser one had dropped, partly.
+        keys = ("raw_days", "rollup_1m_days", "rollup_1h_days", "rollup_1d_days")
+        for finer, coarser in zip(keys, keys[1:], strict=False):
+            kept_finer, kept_coarser = getattr(self, finer), getattr(self, coarser)
+            if kept_coarser is not None and (kept_finer is None or kept_finer > kept_coarser):
+                said = "empty (for ever)" if kept_finer is None else kept_finer
+                raise ValueError(
+                    f"SMARTCITY_RETENTION__{finer.upper()}={said} keeps data longer than"
+                    f" SMARTCITY_RETENTION__{coarser.upper()}={kept_coarser}: each rollup is rebuilt"
+                    " from the finer table, so raw <= 1m <= 1h <= 1d (empty: for ever)")
+        after = self.compress_raw_after_days
+        if after is not None and self.raw_days is not None and after >= self.raw_days:
+            raise ValueError(
+                f"SMARTCITY_RETENTION__COMPRESS_RAW_AFTER_DAYS={after} is not less than"
+                f" SMARTCITY_RETENTION__RAW_DAYS={self.raw_days}: the chunks would be dropped first")
+        return self
+
 class ApiSettings(BaseModel):
     """The HTTP API."""
 
@@ -155,6 +197,7 @@ class Settings(BaseSettings):
     simulator: SimulatorSettings = SimulatorSettings()
     rollup: RollupSettings = RollupSettings()
     supervisor: SupervisorSettings = SupervisorSettings()
+    retention: RetentionSettings = RetentionSettings()
 
     @field_validator("database_url")
     @classmethod

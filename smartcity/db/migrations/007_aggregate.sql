@@ -68,12 +68,14 @@ DECLARE
     old_pending  boolean := false;
     pending_cte  text := '';
     not_pending  text := '';
+    branches     text[] := '{}';
     parts        text;
+    bucket_expr  text;
     value_expr   text;
     row_cols     constant text :=
-        'r.device, r.first_time, r.count::bigint AS count, r.sum, r.min, r.max, r.first, r.last, r.last_time, r.increase';
+        'r.device, r.first_time, r.count, r.sum, r.min, r.max, r.first, r.last, r.last_time, r.increase';
     raw_cols     constant text :=
-        'r.device, r.time AS first_time, 1::bigint AS count, r.value AS sum, r.value AS min, r.value AS max,'
+        'r.device, r.time AS first_time, 1 AS count, r.value AS sum, r.value AS min, r.value AS max,'
         ' r.value AS first, r.value AS last, r.time AS last_time, 0::float8 AS increase';
 BEGIN
     IF start_time IS NULL OR end_time IS NULL OR start_time >= end_time THEN
@@ -173,66 +175,75 @@ BEGIN
         not_pending := ' AND NOT EXISTS (SELECT 1 FROM pend p WHERE p.device = r.device AND p.hour = %s)';
     END IF;
 
-    parts := format($q$
-        SELECT %1$s FROM readings r
-        WHERE r.metric = $1 AND r.device = ANY ($2) AND r.time >= $3 AND r.time < $5
-        UNION ALL
-        SELECT %1$s FROM readings r
-        WHERE r.metric = $1 AND r.device = ANY ($2) AND r.time >= $6 AND r.time < $4
-        $q$, raw_cols);
+    -- Only the regions that are not empty: every branch costs planning time.
+    IF start_time < m0 THEN
+        branches := branches || format($q$
+        SELECT %s FROM readings r
+        WHERE r.metric = $1 AND r.device = ANY ($2) AND r.time >= $3 AND r.time < $5$q$, raw_cols);
+    END IF;
+    IF m1 < end_time THEN
+        branches := branches || format($q$
+        SELECT %s FROM readings r
+        WHERE r.metric = $1 AND r.device = ANY ($2) AND r.time >= $6 AND r.time < $4$q$, raw_cols);
+    END IF;
     IF pend_lo IS NOT NULL THEN
-        parts := parts || format($q$
-        UNION ALL
-        SELECT %1$s FROM pend p
+        branches := branches || format($q$
+        SELECT %s FROM pend p
         JOIN readings r ON r.device = p.device AND r.metric = $1
                        AND r.time >= p.hour AND r.time < p.hour + INTERVAL '1 hour'
-        WHERE r.time >= greatest($5, $16) AND r.time < least($6, $17)
-        $q$, raw_cols);
+        WHERE r.time >= greatest($5, $16) AND r.time < least($6, $17)$q$, raw_cols);
     END IF;
-    IF level >= 1 THEN
-        parts := parts || format($q$
-        UNION ALL
-        SELECT %1$s FROM rollup_1m r
-        WHERE r.metric = $1 AND r.device = ANY ($2) AND r.bucket >= $5 AND r.bucket < $7 %2$s
-        UNION ALL
-        SELECT %1$s FROM rollup_1m r
-        WHERE r.metric = $1 AND r.device = ANY ($2) AND r.bucket >= $8 AND r.bucket < $6 %2$s
-        $q$, row_cols, format(not_pending, 'time_bucket(INTERVAL ''1 hour'', r.bucket)'));
+    IF m0 < h0 THEN
+        branches := branches || format($q$
+        SELECT %s FROM rollup_1m r
+        WHERE r.metric = $1 AND r.device = ANY ($2) AND r.bucket >= $5 AND r.bucket < $7 %s$q$,
+            row_cols, format(not_pending, 'time_bucket(INTERVAL ''1 hour'', r.bucket)'));
     END IF;
-    IF level >= 2 THEN
-        parts := parts || format($q$
-        UNION ALL
-        SELECT %1$s FROM rollup_1h r
-        WHERE r.metric = $1 AND r.device = ANY ($2) AND r.bucket >= $7 AND r.bucket < $9 %2$s
-        UNION ALL
-        SELECT %1$s FROM rollup_1h r
-        WHERE r.metric = $1 AND r.device = ANY ($2) AND r.bucket >= $10 AND r.bucket < $8 %2$s
-        $q$, row_cols, format(not_pending, 'r.bucket'));
+    IF h1 < m1 THEN
+        branches := branches || format($q$
+        SELECT %s FROM rollup_1m r
+        WHERE r.metric = $1 AND r.device = ANY ($2) AND r.bucket >= $8 AND r.bucket < $6 %s$q$,
+            row_cols, format(not_pending, 'time_bucket(INTERVAL ''1 hour'', r.bucket)'));
     END IF;
-    IF level >= 3 THEN
-        IF pend_lo IS NULL THEN
-            parts := parts || format($q$
-        UNION ALL
-        SELECT %1$s FROM rollup_1d r
-        WHERE r.metric = $1 AND r.device = ANY ($2) AND r.bucket >= $9 AND r.bucket < $10
-            $q$, row_cols);
-        ELSE
-            -- A day holding a pending hour: its other hours from the hourly rollup instead.
-            parts := parts || format($q$
-        UNION ALL
+    IF h0 < d0 THEN
+        branches := branches || format($q$
+        SELECT %s FROM rollup_1h r
+        WHERE r.metric = $1 AND r.device = ANY ($2) AND r.bucket >= $7 AND r.bucket < $9 %s$q$,
+            row_cols, format(not_pending, 'r.bucket'));
+    END IF;
+    IF d1 < h1 THEN
+        branches := branches || format($q$
+        SELECT %s FROM rollup_1h r
+        WHERE r.metric = $1 AND r.device = ANY ($2) AND r.bucket >= $10 AND r.bucket < $8 %s$q$,
+            row_cols, format(not_pending, 'r.bucket'));
+    END IF;
+    IF d0 < d1 AND pend_lo IS NULL THEN
+        branches := branches || format($q$
+        SELECT %s FROM rollup_1d r
+        WHERE r.metric = $1 AND r.device = ANY ($2) AND r.bucket >= $9 AND r.bucket < $10$q$, row_cols);
+    ELSIF d0 < d1 THEN
+        -- A day holding a pending hour: its other hours from the hourly rollup instead.
+        branches := branches || format($q$
         SELECT %1$s FROM rollup_1d r
         WHERE r.metric = $1 AND r.device = ANY ($2) AND r.bucket >= $9 AND r.bucket < $10
           AND NOT EXISTS (SELECT 1 FROM pend p WHERE p.device = r.device AND p.hour >= r.bucket
-                          AND p.hour < ((r.bucket AT TIME ZONE $13) + INTERVAL '1 day') AT TIME ZONE $13)
-        UNION ALL
+                          AND p.hour < ((r.bucket AT TIME ZONE $13) + INTERVAL '1 day') AT TIME ZONE $13)$q$,
+            row_cols);
+        branches := branches || format($q$
         SELECT %1$s FROM (SELECT DISTINCT p.device, time_bucket(INTERVAL '1 day', p.hour, $13) AS day
                           FROM pend p WHERE p.hour >= $9 AND p.hour < $10) dd
         JOIN rollup_1h r ON r.device = dd.device AND r.metric = $1 AND r.bucket >= dd.day
                         AND r.bucket < ((dd.day AT TIME ZONE $13) + INTERVAL '1 day') AT TIME ZONE $13
-        WHERE r.bucket >= $9 AND r.bucket < $10 %2$s
-            $q$, row_cols, format(not_pending, 'r.bucket'));
-        END IF;
+        WHERE r.bucket >= $9 AND r.bucket < $10 %2$s$q$, row_cols, format(not_pending, 'r.bucket'));
     END IF;
+    parts := array_to_string(branches, E'\n        UNION ALL');
+
+    -- Buckets that divide an hour fall the same in UTC as in any zone a whole number of hours
+    -- away, and bucketing without a zone is cheaper per row.
+    bucket_expr := CASE WHEN whole_hours AND unit IN ('s', 'm', 'h') AND width <= INTERVAL '1 hour'
+                             AND 3600 % extract(epoch FROM width)::bigint = 0
+                        THEN 'time_bucket($14, t.first_time)'
+                        ELSE 'time_bucket($14, t.first_time, $18)' END;
 
     IF agg = 'increase' THEN
         -- Each device's last reading before the range, for the rise into its first bucket: raw
@@ -288,14 +299,15 @@ BEGIN
             SELECT dk.name, dk.grp, p.*, %4$s AS prev_last
             FROM parts p JOIN unnest($2, $11, $12) AS dk(id, name, grp) ON dk.id = p.device
         )
-        SELECT t.grp, time_bucket($14, t.first_time, $18) AS b, %3$s, sum(t.count)::bigint
+        SELECT t.grp, %5$s AS b, %3$s, sum(t.count)
         FROM tagged t
         GROUP BY t.grp, b
         HAVING sum(t.count) > 0
         ORDER BY t.grp, b
         $q$, pending_cte, parts, value_expr,
         CASE WHEN agg = 'increase' THEN 'lag(p.last) OVER (PARTITION BY p.device ORDER BY p.first_time)'
-             ELSE 'NULL::float8' END)
+             ELSE 'NULL::float8' END,
+        bucket_expr)
     USING metric_key, devs, start_time, end_time, m0, m1, h0, h1, d0, d1, names, groups,
           day_zone, width, lookback, pend_lo, pend_hi, zone;
 END
