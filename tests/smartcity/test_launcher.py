@@ -262,10 +262,13 @@ def test_up_runs_the_rollup_refresher_and_restarts_it_after_a_kill(
         first_pid = wait_until(lambda: output.pids("rollup"), timeout=60, message="rollup started")[0]
         wait_until(minutes, timeout=60, interval=0.5, message="simulated readings rolled up")
         os.kill(first_pid, signal.SIGKILL)
+        killed_at = db.execute("SELECT now()").fetchone()[0]
         wait_until(lambda: output.pids("rollup")[1:], timeout=30, message="rollup restarted")
-        before = minutes()
-        # The simulator reports every second: the restarted refresher rolls up the new minutes.
-        wait_until(lambda: minutes() > before, timeout=90, interval=0.5, message="rollups after the restart")
+        # The simulator reports every second: the restarted refresher rolls up readings newer
+        # than the kill.
+        wait_until(lambda: db.execute("SELECT max(last_time) > %s FROM rollup_1m", (killed_at,)
+                                      ).fetchone()[0], timeout=60, interval=0.5,
+                   message="rollups after the restart")
         assert process.poll() is None
     finally:
         process.send_signal(signal.SIGINT)
