@@ -38,11 +38,15 @@ END = 1_800_000_000.0 - 1_800_000_000.0 % 86400  # a UTC midnight, so the days a
 
 @pytest.fixture
 def rollup_db(db: psycopg.Connection) -> Iterator[psycopg.Connection]:
-    """The clean test database with empty rollups, no pending marks and days in Asia/Makassar."""
-    db.execute("TRUNCATE rollup_pending, rollup_1m, rollup_1h, rollup_1d, retention_horizon")
+    """The clean test database with empty rollups, no pending marks, no raw horizon and days in
+    Asia/Makassar, before and after: a horizon left behind would make other tests' refreshers skip
+    every hour before it."""
+    clean = "TRUNCATE rollup_pending, rollup_1m, rollup_1h, rollup_1d, retention_horizon"
+    db.execute(clean)
     db.execute("SELECT smartcity_set_rollup_timezone('Asia/Makassar')")
     yield db
-    db.execute("SELECT smartcity_set_rollup_timezone('Asia/Makassar')")  # as other tests expect
+    db.execute(clean)
+    db.execute("SELECT smartcity_set_rollup_timezone('Asia/Makassar')")
 
 
 def _pending(db: psycopg.Connection) -> int:

@@ -250,7 +250,7 @@ def test_up_restarts_a_killed_ingest_worker_and_every_acked_reading_is_stored_on
 
 def test_up_runs_the_rollup_refresher_and_restarts_it_after_a_kill(
         database_url: str, db: psycopg.Connection, mosquitto: EmbeddedMosquitto, tmp_path: Path) -> None:
-    db.execute("TRUNCATE rollup_pending, rollup_1m, rollup_1h, rollup_1d")
+    db.execute("TRUNCATE rollup_pending, rollup_1m, rollup_1h, rollup_1d, retention_horizon")
     process, output = _external_up({"SMARTCITY_SIMULATOR__INTERVAL_S": "1",
                                     "SMARTCITY_ROLLUP__INTERVAL_S": "0.5"},
                                    database_url, mosquitto.port, tmp_path)
