@@ -3,6 +3,7 @@
 Exceptions the routes raise (``ApiError`` and its subclasses carry their own status)::
 
     ApiError
+     ├── BadRequest          400  the request cannot be answered as asked (/aggregates: any bad input)
      ├── NotFound            404  an addressed resource does not exist
      ├── InvalidParameter    422  a parameter names something the catalogue does not know
      └── ServiceUnavailable  503  a backing service (database, broker) cannot be reached
@@ -38,12 +39,14 @@ __all__ = [
     "PROBLEM_CONTENT_TYPE",
     "PROBLEM_RESPONSES",
     "ApiError",
+    "BadRequest",
     "CatchUnexpected",
     "InvalidParameter",
     "NotFound",
     "ProblemResponse",
     "ServiceUnavailable",
     "install_error_handlers",
+    "problem_responses",
     "to_problem",
 ]
 
@@ -64,6 +67,14 @@ class ApiError(Exception):
         super().__init__(detail)
         self.detail = detail
         self.extensions = extensions
+
+
+class BadRequest(ApiError):
+    """The request cannot be answered as asked: a value the planner refuses, an answer too big."""
+
+    status = HTTPStatus.BAD_REQUEST
+    problem_type = _TYPE_PREFIX + "bad-request"
+    title = "Bad request"
 
 
 class NotFound(ApiError):
@@ -105,14 +116,18 @@ class ProblemResponse(Response):
         return orjson.dumps(content)
 
 
-# For ``responses=`` on routers, so the OpenAPI document shows the real error bodies.
-PROBLEM_RESPONSES: dict[int | str, dict[str, Any]] = {
-    status: {
-        "description": HTTPStatus(status).phrase,
-        "content": {PROBLEM_CONTENT_TYPE: {"schema": Problem.model_json_schema()}},
+def problem_responses(*statuses: int) -> dict[int | str, dict[str, Any]]:
+    """Return ``responses=`` for a router, so the OpenAPI document shows the real error bodies."""
+    return {
+        status: {
+            "description": HTTPStatus(status).phrase,
+            "content": {PROBLEM_CONTENT_TYPE: {"schema": Problem.model_json_schema()}},
+        }
+        for status in statuses
     }
-    for status in (404, 422, 503)
-}
+
+
+PROBLEM_RESPONSES = problem_responses(404, 422, 503)
 
 
 def _validation_error(errors: Sequence[Any]) -> InvalidParameter:

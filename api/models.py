@@ -7,7 +7,17 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
-__all__ = ["DeviceLatest", "DeviceOut", "HealthReport", "LatestValue", "Problem", "SiteOut"]
+__all__ = [
+    "AggregateOut",
+    "AggregatePoint",
+    "AggregateSeries",
+    "DeviceLatest",
+    "DeviceOut",
+    "HealthReport",
+    "LatestValue",
+    "Problem",
+    "SiteOut",
+]
 
 ServiceState = Literal["ok", "error"]
 
@@ -56,6 +66,31 @@ class DeviceLatest(BaseModel):
 
     device_id: str
     metrics: dict[str, LatestValue]
+
+
+class AggregatePoint(BaseModel):
+    """One bucket: its start, the aggregate, and how many readings it was made of."""
+
+    time: datetime
+    value: float | None
+    count: int
+
+
+class AggregateSeries(BaseModel):
+    """The buckets of one device, one site or (key ``all``) the whole selection, oldest first."""
+
+    key: str
+    points: list[AggregatePoint]
+
+
+class AggregateOut(BaseModel):
+    """An aggregate of one metric over time; empty buckets are left out."""
+
+    metric: str
+    unit: str
+    bucket: str
+    agg: str
+    series: list[AggregateSeries]
 
 
 class Problem(BaseModel):

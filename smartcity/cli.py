@@ -267,6 +267,46 @@ def bench_ingest(settings: Settings, messages: int, rate: float, publishers: int
         raise SystemExit(1)
 
 
+@bench.command("query")
+@click.option("--readings", type=click.IntRange(min=1), default=10_000_000, show_default=True,
+              help="Readings of 1-minute demo-fleet data to load, ending now.")
+@click.option("--backfill-readings", type=click.IntRange(min=1), default=1_000_000, show_default=True,
+              help="Readings backfilled into the past before timing the refresher's catch-up.")
+@click.option("--runs", type=click.IntRange(min=1), default=50, show_default=True,
+              help="Timed runs of each query, after the warm-up.")
+@click.option("--json", "as_json", is_flag=True, help="Print the result as JSON.")
+@click.pass_obj
+def bench_query(settings: Settings, readings: int, backfill_readings: int, runs: int,
+                as_json: bool) -> None:
+    """Time aggregates through the HTTP API against plain time_bucket SQL over raw readings.
+
+    Loads the demo fleet's 1-minute data through the bulk path, refreshes the rollups, times three
+    queries through the API and as raw SQL, then the refresher's catch-up after a backfill. Runs a
+    private PostgreSQL and Mosquitto in a temporary directory unless SMARTCITY_DATABASE_URL /
+    SMARTCITY_MQTT_URL are set.
+    """
+    from smartcity.bench.query import QueryBenchConfig, QueryBenchError, run_query_bench
+    from smartcity.bench.query_report import RAW_NOTE
+
+    config = QueryBenchConfig(readings, backfill_readings, runs)
+
+    def interrupt(signum: int, frame: object) -> None:
+        raise KeyboardInterrupt  # unwinds the run, which stops everything it started
+
+    signal.signal(signal.SIGTERM, interrupt)
+    try:
+        result = run_query_bench(config, settings, progress=not as_json)
+    except QueryBenchError as err:
+        raise click.ClickException(str(err)) from None
+    except KeyboardInterrupt:
+        raise click.Abort() from None
+    if as_json:
+        click.echo(f"note: {RAW_NOTE}", err=True)
+        _echo_json(result.to_dict())
+    else:
+        click.echo(result.to_text())
+
+
 @main.group()
 def db() -> None:
     """Database schema."""

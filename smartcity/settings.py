@@ -162,6 +162,7 @@ class ApiSettings(BaseModel):
     host: str = "127.0.0.1"
     port: Port = 8000
     pool_max_size: int = Field(10, ge=1)
+    aggregate_max_points: int = Field(10_000, ge=1)  # points one /aggregates answer may hold
 
 
 class SimulatorSettings(BaseModel):

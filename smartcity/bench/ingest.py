@@ -14,31 +14,28 @@ import multiprocessing
 import os
 import queue
 import secrets
-import shutil
 import sys
-import tempfile
 import time
-from collections.abc import Iterator
-from contextlib import ExitStack, contextmanager
-from dataclasses import asdict, dataclass, field
+from contextlib import ExitStack
+from dataclasses import asdict, dataclass
 from datetime import UTC, datetime
-from pathlib import Path
 from typing import Any
 
 from tqdm import tqdm
 
 from simulators.fleet import DeviceSpec
-from smartcity.bench.cpu import find_pid, process_tree_cpu_seconds
+from smartcity.bench.cpu import process_tree_cpu_seconds
 from smartcity.bench.prometheus import MetricsSnapshot, merge_snapshots, scrape
 from smartcity.bench.publisher import Client, PublisherJob, PublisherReport, publish_once, run_publisher
 from smartcity.bench.report import IngestBenchResult
+from smartcity.bench.stack import BenchStack, bench_services
 from smartcity.broker_url import BrokerAddress, parse_broker_url
 from smartcity.catalog import DEVICE_KINDS, SITES
 from smartcity.contract import status_topic
-from smartcity.db.connect import connect, database_url
+from smartcity.db.connect import connect
 from smartcity.db.queries import bench as bench_sql
 from smartcity.launcher import migrate_database, register_fleet
-from smartcity.services import EmbeddedMosquitto, EmbeddedPostgres, free_port
+from smartcity.services import free_port
 from smartcity.settings import Settings
 from smartcity.supervisor import ChildProcess
 
@@ -97,14 +94,6 @@ def bench_devices(count: int) -> list[DeviceSpec]:
             for n, site in ((n, sites[(n - 1) % len(sites)]) for n in range(1, count + 1))]
 
 
-@dataclass
-class _Stack:
-    database_url: str
-    mqtt_url: str  # as given, login included: what the workers are told (SMARTCITY_MQTT_URL)
-    mqtt_ca_file: Path | None
-    cpu_pids: dict[str, int] = field(default_factory=dict)  # embedded service → main pid
-
-
 @dataclass(frozen=True)
 class _Worker:
     child: ChildProcess
@@ -115,44 +104,11 @@ class _Worker:
         return f"http://127.0.0.1:{self.metrics_port}/metrics"
 
 
-@contextmanager
-def _services(settings: Settings) -> Iterator[_Stack]:
-    """Yield the database and broker: the configured ones, or private ones in a temporary directory."""
-    with ExitStack() as stack:
-        directory: Path | None = None
-        if settings.uses_embedded_database or settings.uses_embedded_broker:
-            directory = Path(tempfile.mkdtemp(prefix="smartcity-bench-"))
-            directory.chmod(0o755)  # the postgres user must reach its cluster when we are root
-            stack.callback(shutil.rmtree, directory, ignore_errors=True)
-        pids: dict[str, int] = {}
-        if directory is not None and settings.uses_embedded_database:
-            postgres = EmbeddedPostgres(directory / "postgres", free_port(),
-                                        settings.embedded.postgres_bin_dir)
-            stack.callback(postgres.stop, "immediate")  # throwaway data: no shutdown checkpoint
-            postgres.start()
-            url = postgres.url
-            pids["postgres"] = int((postgres.cluster_dir / "postmaster.pid").read_text().split()[0])
-        else:
-            url = database_url(settings)
-        if directory is not None and settings.uses_embedded_broker:
-            broker = EmbeddedMosquitto(directory / "mosquitto", free_port(), settings.embedded.mosquitto_bin,
-                                       settings.embedded.mosquitto_autosave_interval,
-                                       settings.embedded.mosquitto_autosave_on_changes)
-            stack.callback(broker.stop)
-            broker.start()
-            mqtt_url, ca_file = broker.url, None
-            if (pid := find_pid(str(broker.config_file))) is not None:
-                pids["mosquitto"] = pid
-        else:
-            mqtt_url, ca_file = settings.mqtt_url or "", settings.mqtt_ca_file
-        yield _Stack(url, mqtt_url, ca_file, pids)
-
-
-def _broker(services: _Stack) -> BrokerAddress:
+def _broker(services: BenchStack) -> BrokerAddress:
     return parse_broker_url(services.mqtt_url, services.mqtt_ca_file)
 
 
-def _start_workers(stack: ExitStack, services: _Stack, count: int, run_id: str) -> list[_Worker]:
+def _start_workers(stack: ExitStack, services: BenchStack, count: int, run_id: str) -> list[_Worker]:
     """Start ``count`` ingest workers in one share group of this run; return them with metrics ports."""
     workers: list[_Worker] = []
     ports: set[int] = set()
@@ -194,7 +150,7 @@ def _check_alive(workers: list[_Worker]) -> None:
             raise BenchError(f"{worker.child.name} exited with status {status}")
 
 
-def _wait_subscribed(workers: list[_Worker], services: _Stack, probe_device: str) -> None:
+def _wait_subscribed(workers: list[_Worker], services: BenchStack, probe_device: str) -> None:
     """Wait until every worker is connected and its subscriptions are live.
 
     Status topics are not shared, and each worker subscribes to them right after the (shared)
@@ -235,7 +191,7 @@ def run_ingest_bench(config: IngestBenchConfig, settings: Settings, *,
     devices = bench_devices(config.devices)
     device_ids = [d.device_id for d in devices]
     with ExitStack() as stack:
-        services = stack.enter_context(_services(settings))
+        services = stack.enter_context(bench_services(settings))
         log.info("bench %s: database and broker at %s ready; migrating", run_id, _broker(services))
         migrate_database(services.database_url)
         register_fleet(services.database_url, devices)
@@ -377,7 +333,7 @@ def _watch(config: IngestBenchConfig, workers: list[_Worker], processes: list[An
         bar.close()
 
 
-def _cpu_sample(services: _Stack, workers: list[_Worker]) -> dict[str, float]:
+def _cpu_sample(services: BenchStack, workers: list[_Worker]) -> dict[str, float]:
     sample = {name: process_tree_cpu_seconds(pid) for name, pid in services.cpu_pids.items()}
     sample["ingest workers"] = sum(process_tree_cpu_seconds(w.child.process.pid)
                                    for w in workers if w.child.process)

@@ -1,0 +1,60 @@
+"""Aggregates for /aggregates: the planner's rows, or the bound that refused them."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+from psycopg import AsyncConnection
+
+from smartcity.db.queries import aggregates as aggregate_sql
+
+__all__ = ["AggregateRequest", "AggregateRows", "run_aggregate"]
+
+Row = tuple[str, datetime, float | None, int]
+
+
+@dataclass(frozen=True, slots=True)
+class AggregateRequest:
+    """One question for the planner, as ``smartcity_aggregate`` takes it."""
+
+    metric: str
+    bucket: str
+    agg: str
+    start: datetime
+    end: datetime
+    devices: list[str] | None
+    sites: list[str] | None
+    group_by: str
+    tz: str | None
+
+
+@dataclass(frozen=True, slots=True)
+class AggregateRows:
+    """The planner's rows by key and time; empty when ``points_bound`` exceeded the limit."""
+
+    points_bound: int
+    rows: list[Row]
+
+
+async def run_aggregate(conn: AsyncConnection[Any], request: AggregateRequest, *,
+                        max_buckets: int, max_points: int) -> AggregateRows:
+    """Ask the planner, unless the answer could hold more than ``max_points`` points.
+
+    ``max_buckets`` is the most buckets one series can have over the range.
+
+    Raises:
+        psycopg.errors.InvalidParameterValue: the planner refused the request (SQLSTATE 22023).
+    """
+    params = {
+        "metric": request.metric, "bucket": request.bucket, "agg": request.agg,
+        "start": request.start, "end": request.end, "devices": request.devices,
+        "sites": request.sites, "group_by": request.group_by, "tz": request.tz,
+        "buckets": max_buckets, "max_points": max_points,
+    }
+    # Binary rows: no text to format in the server and to parse here, ~0.5 ms of 1,440 points.
+    async with conn.cursor(binary=True) as cur:
+        await cur.execute(aggregate_sql.SELECT_AGGREGATE, params)
+        bound, *rows = await cur.fetchall()
+    return AggregateRows(int(bound[3]), rows)

@@ -1,0 +1,96 @@
+"""GET /aggregates: a metric's buckets per device, per site or over all, from the planner.
+
+A thin route over ``smartcity_aggregate`` (migration 007), the one planner every reader shares:
+one pooled connection, one statement, the body serialised by orjson. Every bad request is a 400
+problem: the planner's own refusals (SQLSTATE class 22) with its message and hint, malformed
+parameters, and answers that would hold more points than ``api.aggregate_max_points``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Coroutine
+from datetime import UTC, datetime, timedelta
+from typing import Annotated, Any
+
+import orjson
+import psycopg
+from fastapi import APIRouter, Query, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import Response
+from fastapi.routing import APIRoute
+
+from api.buckets import max_buckets
+from api.deps import ConnDep, SettingsDep
+from api.errors import BadRequest, problem_responses, to_problem
+from api.models import AggregateOut
+from api.params import AggregateParams
+from api.queries.aggregates import AggregateRequest, run_aggregate
+from smartcity.catalog import METRICS
+
+__all__ = ["DEFAULT_SPAN", "router"]
+
+DEFAULT_SPAN = timedelta(hours=24)
+
+
+class _BadRequestRoute(APIRoute):
+    """A route whose malformed parameters are a 400, like every other refusal of /aggregates."""
+
+    def get_route_handler(self) -> Callable[[Request], Coroutine[Any, Any, Response]]:
+        handler = super().get_route_handler()
+
+        async def handle(request: Request) -> Response:
+            try:
+                return await handler(request)
+            except RequestValidationError as exc:
+                problem = to_problem(exc)
+                raise BadRequest(problem.detail, **problem.extensions) from None
+
+        return handle
+
+
+router = APIRouter(tags=["aggregates"], route_class=_BadRequestRoute,
+                   responses=problem_responses(400, 503))
+
+
+class _JsonResponse(Response):
+    media_type = "application/json"
+
+
+@router.get("/aggregates", response_model=AggregateOut, response_class=_JsonResponse)
+async def read_aggregates(conn: ConnDep, settings: SettingsDep,
+                          params: Annotated[AggregateParams, Query()]) -> Response:
+    """Aggregate a metric into time buckets, exact whatever the rollups' lag.
+
+    `device` and `site` may repeat. Days, weeks and months follow `tz`; empty buckets are left out.
+    """
+    end = params.end or datetime.now(UTC)
+    start = params.start or end - DEFAULT_SPAN
+    limit = settings.api.aggregate_max_points
+    request = AggregateRequest(
+        metric=params.metric, bucket=params.bucket, agg=params.agg, start=start, end=end,
+        devices=params.device or None, sites=params.site or None, group_by=params.group_by,
+        tz=params.tz,
+    )
+    try:
+        answer = await run_aggregate(conn, request, max_buckets=max_buckets(params.bucket, start, end),
+                                     max_points=limit)
+    except psycopg.errors.DataError as err:  # the planner's refusals, and values it cannot take
+        raise BadRequest(err.diag.message_primary or str(err).strip(),
+                         **({"hint": err.diag.message_hint} if err.diag.message_hint else {})
+                         ) from None
+    if answer.points_bound > limit:
+        raise BadRequest(
+            f"the answer could hold up to {answer.points_bound:,} points, more than the limit of"
+            f" {limit:,}", hint="use a larger bucket, a shorter range, fewer devices or sites, or"
+            " group_by=site or none")
+    series: list[dict[str, Any]] = []
+    points: list[dict[str, Any]] = []
+    key = None
+    for row_key, time, value, count in answer.rows:
+        if row_key != key:
+            key, points = row_key, []
+            series.append({"key": key, "points": points})
+        points.append({"time": time, "value": value, "count": count})
+    body = {"metric": params.metric, "unit": METRICS[params.metric].unit, "bucket": params.bucket,
+            "agg": params.agg, "series": series}
+    return _JsonResponse(orjson.dumps(body))

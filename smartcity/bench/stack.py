@@ -1,0 +1,65 @@
+"""The services a benchmark runs against: the configured database and broker, or private ones.
+
+Unless ``SMARTCITY_DATABASE_URL`` / ``SMARTCITY_MQTT_URL`` name external services, a run starts its
+own PostgreSQL and Mosquitto on free ports in a temporary directory, removed when the run ends.
+"""
+
+from __future__ import annotations
+
+import shutil
+import tempfile
+from collections.abc import Iterator
+from contextlib import ExitStack, contextmanager
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from smartcity.bench.cpu import find_pid
+from smartcity.db.connect import database_url
+from smartcity.services import EmbeddedMosquitto, EmbeddedPostgres, free_port
+from smartcity.settings import Settings
+
+__all__ = ["BenchStack", "bench_services"]
+
+
+@dataclass
+class BenchStack:
+    """Where a run's database and broker are, and the main pid of each one it started."""
+
+    database_url: str
+    mqtt_url: str  # as given, login included: what the workers are told (SMARTCITY_MQTT_URL)
+    mqtt_ca_file: Path | None
+    cpu_pids: dict[str, int] = field(default_factory=dict)  # embedded service → main pid
+
+
+@contextmanager
+def bench_services(settings: Settings) -> Iterator[BenchStack]:
+    """Yield the database and broker: the configured ones, or private ones in a temporary directory."""
+    with ExitStack() as stack:
+        directory: Path | None = None
+        if settings.uses_embedded_database or settings.uses_embedded_broker:
+            directory = Path(tempfile.mkdtemp(prefix="smartcity-bench-"))
+            directory.chmod(0o755)  # the postgres user must reach its cluster when we are root
+            stack.callback(shutil.rmtree, directory, ignore_errors=True)
+        pids: dict[str, int] = {}
+        if directory is not None and settings.uses_embedded_database:
+            postgres = EmbeddedPostgres(directory / "postgres", free_port(),
+                                        settings.embedded.postgres_bin_dir)
+            stack.callback(postgres.stop, "immediate")  # throwaway data: no shutdown checkpoint
+            postgres.start()
+            url = postgres.url
+            pids["postgres"] = int((postgres.cluster_dir / "postmaster.pid").read_text().split()[0])
+        else:
+            url = database_url(settings)
+        if directory is not None and settings.uses_embedded_broker:
+            broker = EmbeddedMosquitto(directory / "mosquitto", free_port(), settings.embedded.mosquitto_bin,
+                                       settings.embedded.mosquitto_autosave_interval,
+                                       settings.embedded.mosquitto_autosave_on_changes)
+            stack.callback(broker.stop)
+            broker.start()
+            mqtt_url, ca_file = broker.url, None
+            if (pid := find_pid(str(broker.config_file))) is not None:
+                pids["mosquitto"] = pid
+        else:
+            mqtt_url, ca_file = settings.mqtt_url or "", settings.mqtt_ca_file
+        yield BenchStack(url, mqtt_url, ca_file, pids)
+
