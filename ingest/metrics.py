@@ -1,10 +1,16 @@
-"""Prometheus metrics of one ingest worker, in a registry of its own (tests run several per process)."""
+"""Prometheus metrics of an ingest worker and of the rollup refresher, each in a registry of its own
+(tests run several per process)."""
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, start_http_server
 
-__all__ = ["IngestMetrics"]
+__all__ = ["IngestMetrics", "RollupMetrics"]
+
+if TYPE_CHECKING:
+    from ingest.rollup import RefreshResult
 
 _LATENCY_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.075, 0.1, 0.15, 0.2, 0.25, 0.3, 0.4, 0.5, 0.75,
                     1.0, 2.0, 5.0, 10.0, 30.0, 60.0, 300.0, 3600.0)
@@ -57,6 +63,49 @@ class IngestMetrics:
                                       "1 while connected to the MQTT broker", registry=r)
         self.queue_depth = Gauge("smartcity_ingest_queue_depth",
                                  "Messages received but not yet in a batch", registry=r)
+
+    def serve(self, host: str, port: int) -> None:
+        """Expose the metrics at ``http://host:port/metrics`` from a background thread."""
+        start_http_server(port, addr=host, registry=self.registry)
+
+
+_REFRESH_BUCKETS = (0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0, 300.0)
+
+
+class RollupMetrics:
+    """What the rollup refresher did and how far the rollups trail the readings."""
+
+    def __init__(self) -> None:
+        self.registry = CollectorRegistry()
+        r = self.registry
+        self.lag = Gauge("smartcity_rollup_lag_seconds",
+                         "Age of the oldest pending mark, measured before and during each catch-up",
+                         registry=r)
+        self.marks = Counter("smartcity_rollup_marks", "Pending (device, hour) marks refreshed",
+                             registry=r)
+        self.rows = Counter("smartcity_rollup_rows", "Rollup rows rebuilt, by table: 1m, 1h, 1d",
+                            ["rollup"], registry=r)
+        self.skipped = Counter("smartcity_rollup_skipped_hours",
+                               "Pending hours older than the raw-retention horizon, left alone",
+                               registry=r)
+        self.refresh_seconds = Histogram("smartcity_rollup_refresh_seconds",
+                                         "Time of one refresh transaction that claimed marks",
+                                         buckets=_REFRESH_BUCKETS, registry=r)
+        self.busy = Counter("smartcity_rollup_busy",
+                            "Refresh calls that found another refresher at work (and left it be)",
+                            registry=r)
+        self.errors = Counter("smartcity_rollup_errors",
+                              "Failed database calls, retried, by kind: transient, data, server",
+                              ["kind"], registry=r)
+
+    def observe(self, result: RefreshResult) -> None:
+        """Count one refresh transaction."""
+        self.marks.inc(result.marks)
+        self.rows.labels("1m").inc(result.minutes)
+        self.rows.labels("1h").inc(result.hours)
+        self.rows.labels("1d").inc(result.days)
+        self.skipped.inc(result.skipped)
+        self.refresh_seconds.observe(result.seconds)
 
     def serve(self, host: str, port: int) -> None:
         """Expose the metrics at ``http://host:port/metrics`` from a background thread."""

@@ -111,6 +111,36 @@ def api(settings: Settings) -> None:
     run_api(settings)
 
 
+@main.command()
+@click.option("--once", is_flag=True, help="Catch up once, print what was refreshed and exit.")
+@click.option("--json", "as_json", is_flag=True, help="With --once: print the result as JSON.")
+@click.pass_obj
+def rollup(settings: Settings, once: bool, as_json: bool) -> None:
+    """Keep the rollups current (refresh what ingest marked) until SIGINT/SIGTERM."""
+    from ingest.rollup import TimezoneRefused, catch_up_once, run_rollup
+
+    if as_json and not once:
+        raise click.UsageError("--json needs --once (the service logs, it prints no records)")
+    try:
+        if not once:
+            run_rollup(settings, _stop_event())
+            return
+        done = catch_up_once(database_url(settings), settings.rollup, _stop_event())
+    except TimezoneRefused as err:
+        raise click.ClickException(f"SMARTCITY_ROLLUP__TIMEZONE: {err}") from None
+    if done is None:
+        raise click.Abort()
+    if as_json:
+        _echo_json(done.to_dict())
+        return
+    r = done.refreshed
+    click.echo(f"refreshed {r.marks} pending hours in {r.rounds} rounds ({r.seconds:.2f} s): {r.minutes}"
+               f" minute, {r.hours} hour and {r.days} day rollups rebuilt"
+               + (f"; {r.skipped} hours older than raw retention left alone" if r.skipped else "")
+               + (f"; daily rollups rebuilt in {done.timezone}" if done.days_rebuilt else "")
+               + (f"; waited {done.waited_s:.1f} s for another refresher" if done.waited_s else ""))
+
+
 def _pairs(ctx: click.Context, param: click.Parameter, values: tuple[str, ...]) -> dict[str, float]:
     """Parse repeated ``NAME=NUMBER`` options (``NAME`` alone means 1)."""
     pairs: dict[str, float] = {}

@@ -1,12 +1,12 @@
 """`smartcity up`: the whole platform on one machine, embedded services unless URLs are given.
 
 Starts (when no URL is configured) a private PostgreSQL+TimescaleDB and Mosquitto under the data
-directory, migrates, registers the demo fleet, then runs ingest, the API and the simulated fleet
-as child processes of this one. It supervises them, and the embedded broker, the way systemd's
-``Restart=`` and ``StartLimitBurst=`` do (``smartcity.supervisor``): one that dies is restarted
-after a backoff while the rest stays up; a crash loop stops the platform with status 1. A stop
+directory, migrates, registers the demo fleet, then runs ingest, the rollup refresher, the API and
+the simulated fleet as child processes of this one. It supervises them, and the embedded broker,
+the way systemd's ``Restart=`` and ``StartLimitBurst=`` do (``smartcity.supervisor``): one that dies
+is restarted after a backoff while the rest stays up; a crash loop stops the platform with status 1. A stop
 request (Ctrl-C, SIGTERM) stops everything in order: simulator, ingest (which flushes and acks),
-API, broker, database.
+rollup refresher, API, broker, database.
 """
 
 from __future__ import annotations
@@ -100,7 +100,8 @@ def run_platform(settings: Settings, stop: threading.Event) -> int:
         ingest = ChildProcess("ingest", ["ingest"])
         api = ChildProcess("api", ["api"])
         simulator = ChildProcess("simulator", ["simulate", "--demo"])
-        watched: list[Supervised] = [ingest, api, simulator]
+        rollup = ChildProcess("rollup", ["rollup"])
+        watched: list[Supervised] = [ingest, rollup, api, simulator]
         if broker is not None:
             # Not the database: its postmaster already recovers from its backends' crashes.
             watched.append(BrokerProcess(broker))
@@ -118,7 +119,7 @@ def run_platform(settings: Settings, stop: threading.Event) -> int:
                 log.error("%s", err)
                 status = 1
                 break
-        for child in (simulator, ingest, api):  # devices stop first, then ingest flushes
+        for child in (simulator, ingest, rollup, api):  # devices stop first, then ingest flushes
             child.stop()
     return status
 

@@ -8,9 +8,11 @@ working directory, or the file named by ``SMARTCITY_SETTINGS_FILE``. Environment
 from __future__ import annotations
 
 import os
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Annotated, Any, Literal
 from urllib.parse import urlsplit
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from dotenv import dotenv_values
 from pydantic import BaseModel, Field, field_validator, model_validator
@@ -23,6 +25,7 @@ __all__ = [
     "EmbeddedSettings",
     "IngestSettings",
     "RetentionSettings",
+    "RollupSettings",
     "Settings",
     "SimulatorSettings",
     "SupervisorSettings",
@@ -81,6 +84,37 @@ class IngestSettings(BaseModel):
     metrics_port: int = Field(9108, ge=0, le=65535)  # 0: no metrics endpoint
 
 
+class RollupSettings(BaseModel):
+    """The refresher that keeps the 1-minute, hourly and daily rollups current (`smartcity rollup`)."""
+
+    # Seconds between catch-ups. The rollups trail the readings by at most about this plus one
+    # catch-up; queries stay exact whatever the lag (pending hours are read raw).
+    interval_s: float = Field(5.0, gt=0)
+    max_lag_s: float = Field(60.0, gt=0)  # a warning is logged while the lag is above this
+    max_marks: int = Field(20000, ge=1)  # pending marks claimed per refresh transaction
+    timezone: str = "Asia/Makassar"  # the zone the daily rollups are kept in
+    metrics_host: str = "127.0.0.1"
+    metrics_port: int = Field(9109, ge=0, le=65535)  # 0: no metrics endpoint
+
+    @field_validator("timezone")
+    @classmethod
+    def _check_timezone(cls, value: str) -> str:
+        try:
+            zone = ZoneInfo(value)
+        except (ZoneInfoNotFoundError, ValueError):
+            raise ValueError(f"SMARTCITY_ROLLUP__TIMEZONE: {value!r} is not an IANA time zone"
+                             " (e.g. Asia/Makassar, Asia/Jakarta, UTC)") from None
+        # Days are made of hourly rollups, so the zone must sit a whole number of hours from UTC
+        # (the database refuses others too); winter and summer, for zones with daylight saving.
+        year = datetime.now(UTC).year
+        for month in (1, 7):
+            offset = datetime(year, month, 1, tzinfo=zone).utcoffset()
+            if offset is not None and offset.total_seconds() % 3600:
+                raise ValueError(f"SMARTCITY_ROLLUP__TIMEZONE: {value} is {offset} from UTC; daily"
+                                 " rollups need a zone a whole number of hours from UTC")
+        return value
+
+
 class RetentionSettings(BaseModel):
     """How long each table keeps its data (None: for ever), and when old raw chunks are compressed."""
 
@@ -122,7 +156,6 @@ class RetentionSettings(BaseModel):
                 f" SMARTCITY_RETENTION__RAW_DAYS={self.raw_days}: the chunks would be dropped first")
         return self
 
-
 class ApiSettings(BaseModel):
     """The HTTP API."""
 
@@ -163,6 +196,7 @@ class Settings(BaseSettings):
     ingest: IngestSettings = IngestSettings()
     api: ApiSettings = ApiSettings()
     simulator: SimulatorSettings = SimulatorSettings()
+    rollup: RollupSettings = RollupSettings()
     supervisor: SupervisorSettings = SupervisorSettings()
     retention: RetentionSettings = RetentionSettings()
 

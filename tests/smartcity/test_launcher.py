@@ -18,10 +18,12 @@ import httpx2 as httpx
 import psycopg
 import pytest
 
+from ingest.rollup import catch_up_once
 from smartcity.devices import register_device
 from smartcity.services import EmbeddedMosquitto, embedded_postgres_url, free_port, port_is_open
-from smartcity.settings import SupervisorSettings
+from smartcity.settings import RollupSettings, SupervisorSettings
 from smartcity.supervisor import RestartBackoff
+from tests.ingest.rollups import assert_rollups_equal_raw
 from tests.mqtt import TelemetryStream, mqtt_publisher, publish
 from tests.services import scratch_dir, wait_until
 
@@ -37,6 +39,7 @@ def _start(data_dir: Path, ports: dict[str, int]) -> subprocess.Popen[bytes]:
         "SMARTCITY_API__PORT": str(ports["api"]),
         "SMARTCITY_SIMULATOR__INTERVAL_S": "1",
         "SMARTCITY_INGEST__METRICS_PORT": str(ports["metrics"]),
+        "SMARTCITY_ROLLUP__METRICS_PORT": str(ports.get("rollup", 0)),
     })
     return subprocess.Popen([sys.executable, "-m", "smartcity", "up"], env=env, cwd=data_dir.parent,
                             stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
@@ -50,6 +53,13 @@ def _latest(api: str, device_id: str) -> dict:
     return response.json()["metrics"] if response.status_code == 200 else {}
 
 
+def _rollup_metrics(port: int) -> str:
+    try:
+        return httpx.get(f"http://127.0.0.1:{port}/metrics", timeout=2).text
+    except httpx.TransportError:
+        return ""
+
+
 def _stop(process: subprocess.Popen[bytes]) -> str:
     process.send_signal(signal.SIGINT)
     output, _ = process.communicate(timeout=60)
@@ -57,7 +67,8 @@ def _stop(process: subprocess.Popen[bytes]) -> str:
 
 
 def test_up_serves_simulated_readings_stops_cleanly_and_keeps_data() -> None:
-    ports = {"pg": free_port(), "mqtt": free_port(), "api": free_port(), "metrics": free_port()}
+    ports = {"pg": free_port(), "mqtt": free_port(), "api": free_port(), "metrics": free_port(),
+             "rollup": free_port()}
     api = f"http://127.0.0.1:{ports['api']}/api/v1"
     with scratch_dir("smartcity-up-") as root:
         data_dir = root / ".smartcity"
@@ -67,12 +78,15 @@ def test_up_serves_simulated_readings_stops_cleanly_and_keeps_data() -> None:
                                interval=0.5, message="simulated readings in the API")
             health = httpx.get(f"{api}/health", timeout=2).json()
             metrics = httpx.get(f"http://127.0.0.1:{ports['metrics']}/metrics", timeout=2).text
+            rollup_metrics = wait_until(lambda: _rollup_metrics(ports["rollup"]), timeout=30,
+                                        message="rollup refresher's metrics")
         finally:
             output = _stop(process)
         assert process.returncode == 0, output
         assert set(first) == {"pm25", "pm10", "co", "no2", "o3", "so2", "hc"}
         assert health == {"status": "ok", "database": "ok", "broker": "ok"}
         assert "smartcity_ingest_readings_stored_total" in metrics
+        assert "smartcity_rollup_lag_seconds" in rollup_metrics
         assert f"127.0.0.1:{ports['api']}" in output and f"127.0.0.1:{ports['mqtt']}" in output
         assert not any(port_is_open("127.0.0.1", port) for port in ports.values())
 
@@ -106,6 +120,7 @@ def test_up_uses_external_services_when_urls_are_given(
             "SMARTCITY_INGEST__CLIENT_ID": f"up-ext-{api_port}",
             "SMARTCITY_INGEST__SHARE_GROUP": f"upext{api_port}",
             "SMARTCITY_INGEST__METRICS_PORT": "0",
+            "SMARTCITY_ROLLUP__METRICS_PORT": "0",
         })
         process = subprocess.Popen([sys.executable, "-m", "smartcity", "up"], env=env, cwd=root,
                                    stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
@@ -176,6 +191,7 @@ def _external_up(env_extra: dict[str, str], database_url: str, mqtt_port: int, c
         "SMARTCITY_SIMULATOR__INTERVAL_S": "5",
         "SMARTCITY_INGEST__CLIENT_ID": f"up-{uuid.uuid4().hex[:8]}",
         "SMARTCITY_INGEST__METRICS_PORT": "0",
+        "SMARTCITY_ROLLUP__METRICS_PORT": "0",
         **env_extra,
     })
     process = subprocess.Popen([sys.executable, "-m", "smartcity", "up"], env=env, cwd=cwd,
@@ -229,6 +245,41 @@ def test_up_restarts_a_killed_ingest_worker_and_every_acked_reading_is_stored_on
     assert restarted[0] != first_pid
     assert f"ingest (pid {first_pid}) was killed by SIGKILL; restarting it in 1.0 s" in text
     assert text.count("started api (pid") == 1 and text.count("started simulator (pid") == 1
+    assert text.count("started rollup (pid") == 1
+
+
+def test_up_runs_the_rollup_refresher_and_restarts_it_after_a_kill(
+        database_url: str, db: psycopg.Connection, mosquitto: EmbeddedMosquitto, tmp_path: Path) -> None:
+    db.execute("TRUNCATE rollup_pending, rollup_1m, rollup_1h, rollup_1d, retention_horizon")
+    process, output = _external_up({"SMARTCITY_SIMULATOR__INTERVAL_S": "1",
+                                    "SMARTCITY_ROLLUP__INTERVAL_S": "0.5"},
+                                   database_url, mosquitto.port, tmp_path)
+
+    def minutes() -> int:
+        return int(db.execute("SELECT count(*) FROM rollup_1m").fetchone()[0])
+
+    try:
+        first_pid = wait_until(lambda: output.pids("rollup"), timeout=60, message="rollup started")[0]
+        wait_until(minutes, timeout=60, interval=0.5, message="simulated readings rolled up")
+        os.kill(first_pid, signal.SIGKILL)
+        killed_at = db.execute("SELECT now()").fetchone()[0]
+        wait_until(lambda: output.pids("rollup")[1:], timeout=30, message="rollup restarted")
+        # The simulator reports every second: the restarted refresher rolls up readings newer
+        # than the kill.
+        wait_until(lambda: db.execute("SELECT max(last_time) > %s FROM rollup_1m", (killed_at,)
+                                      ).fetchone()[0], timeout=60, interval=0.5,
+                   message="rollups after the restart")
+        assert process.poll() is None
+    finally:
+        process.send_signal(signal.SIGINT)
+        text = output.finish()
+    assert process.returncode == 0, text
+    assert f"rollup (pid {first_pid}) was killed by SIGKILL; restarting it in 1.0 s" in text
+    assert "stopped rollup" in text
+    # Whatever the kill interrupted is still marked: one catch-up and the rollups equal raw.
+    done = catch_up_once(database_url, RollupSettings(metrics_port=0), threading.Event())
+    assert done is not None and done.pending_after == 0
+    assert_rollups_equal_raw(db)
 
 
 def test_up_stops_with_status_1_and_says_why_when_a_child_crash_loops(

@@ -45,6 +45,10 @@ def test_settings_file_is_read_and_environment_wins(monkeypatch: pytest.MonkeyPa
     ("SMARTCITY_MQTT_URL", "http://x", "SMARTCITY_MQTT_URL"),
     ("SMARTCITY_API__PORT", "70000", "port"),
     ("SMARTCITY_LOG_LEVEL", "LOUD", "SMARTCITY_LOG_LEVEL"),
+    ("SMARTCITY_ROLLUP__TIMEZONE", "Asia/Atlantis", "SMARTCITY_ROLLUP__TIMEZONE.*not an IANA"),
+    # Days are made of hours: a zone 5:30 from UTC cannot have daily rollups.
+    ("SMARTCITY_ROLLUP__TIMEZONE", "Asia/Kolkata", "SMARTCITY_ROLLUP__TIMEZONE.*whole number of hours"),
+    ("SMARTCITY_ROLLUP__INTERVAL_S", "0", "interval_s"),
 ])
 def test_bad_values_fail_fast_naming_the_key(monkeypatch: pytest.MonkeyPatch, tmp_path: Path,
                                              key: str, value: str, named: str) -> None:
@@ -71,3 +75,13 @@ def test_a_misspelt_setting_is_refused_by_name(monkeypatch: pytest.MonkeyPatch, 
         monkeypatch.setenv("SMARTCITY_INGEST__BATCH_MAX_MESAGES", "10")
     with pytest.raises(UnknownSettingError, match="SMARTCITY_INGEST__BATCH_MAX_MESAGES"):
         load_settings()
+
+
+def test_rollup_defaults_keep_the_lag_bound_and_take_a_zone(monkeypatch: pytest.MonkeyPatch,
+                                                            tmp_path: Path) -> None:
+    monkeypatch.chdir(tmp_path)
+    rollup = load_settings().rollup
+    assert (rollup.interval_s, rollup.max_lag_s, rollup.timezone) == (5.0, 60.0, "Asia/Makassar")
+    assert rollup.metrics_port not in (0, load_settings().ingest.metrics_port)
+    monkeypatch.setenv("SMARTCITY_ROLLUP__TIMEZONE", "America/New_York")  # DST, whole hours both ways
+    assert load_settings().rollup.timezone == "America/New_York"

@@ -7,6 +7,9 @@
 --
 -- Work on `readings` goes one UTC day (one chunk) at a time with the day's bounds as constants, so
 -- the planner excludes every other chunk; bounds taken from a join would make it open them all.
+-- Every join to a rollup or to readings names the metrics as a constant list too (metric =
+-- ANY(...)): the keys are (device, metric, time), and without the metric an index scan for one
+-- device and time range reads every metric's entries of that device in the chunk.
 
 -- One refresher at a time: two refreshing the same hour from different snapshots could each write
 -- an hour row that misses the other's minutes.
@@ -17,13 +20,16 @@ LANGUAGE sql IMMUTABLE AS $$ SELECT 5482179420115009537::bigint $$;
 -- rises across their boundaries (prev_last: the previous part's last value).
 CREATE FUNCTION smartcity_refresh_rollups(max_marks integer DEFAULT 20000)
 RETURNS TABLE (marks integer, minutes bigint, hours bigint, days bigint, skipped integer)
-LANGUAGE plpgsql AS $$
+-- A backfill's catch-up sorts hundreds of thousands of rows per day; on disk that doubles its time.
+LANGUAGE plpgsql SET work_mem = '64MB' AS $$
 DECLARE
-    zone    text;
-    horizon timestamptz;
-    day     timestamptz;
-    n       bigint;
-    metric_ids smallint[];  -- every metric: as an index condition it keeps scans to the rows wanted
+    zone       text;
+    horizon    timestamptz;
+    day        timestamptz;
+    n          bigint;
+    known      smallint[];  -- every metric of the catalogue
+    cumulative smallint[];  -- the counters: their increase needs the readings in time order
+    plain      smallint[];  -- the rest: aggregated without a window, so without a sort
 BEGIN
     marks := 0; minutes := 0; hours := 0; days := 0; skipped := 0;
     IF NOT pg_try_advisory_xact_lock(smartcity_rollup_lock_key()) THEN
@@ -32,8 +38,10 @@ BEGIN
         RETURN;
     END IF;
     SELECT s.timezone INTO zone FROM rollup_settings s;
-    SELECT array_agg(m.metric_id) INTO metric_ids FROM metrics m;
     SELECT h.dropped_before INTO horizon FROM retention_horizon h WHERE h.relation = 'readings';
+    SELECT array_agg(m.metric_id), coalesce(array_agg(m.metric_id) FILTER (WHERE m.cumulative), '{}'),
+           coalesce(array_agg(m.metric_id) FILTER (WHERE NOT m.cumulative), '{}')
+        INTO known, cumulative, plain FROM metrics m;
 
     CREATE TEMP TABLE IF NOT EXISTS rollup_claim (
         device integer NOT NULL, hour timestamptz NOT NULL,
@@ -64,41 +72,72 @@ BEGIN
         DELETE FROM rollup_claim c WHERE c.hour < horizon;
         GET DIAGNOSTICS skipped = ROW_COUNT;
     END IF;
+    ANALYZE rollup_claim;  -- a temporary table has no statistics otherwise: the plans below need them
 
     FOR day IN SELECT DISTINCT time_bucket(INTERVAL '1 day', c.hour) FROM rollup_claim c ORDER BY 1 LOOP
         EXECUTE $sql$
             DELETE FROM rollup_1m r USING rollup_claim c
             WHERE c.hour >= $1 AND c.hour < $2 AND r.bucket >= $1 AND r.bucket < $2
-              AND r.device = c.device AND r.metric = ANY ($3) AND r.bucket >= c.lo AND r.bucket < c.hi
-        $sql$ USING day, day + INTERVAL '1 day', metric_ids;
+              AND r.device = c.device AND r.metric = ANY($3) AND r.bucket >= c.lo AND r.bucket < c.hi
+        $sql$ USING day, day + INTERVAL '1 day', known;
+        EXECUTE $sql$
+            INSERT INTO rollup_1m (device, metric, bucket, count, sum, min, max,
+                                   first, first_time, last, last_time, increase)
+            SELECT r.device, r.metric, time_bucket(INTERVAL '1 minute', r.time), count(*), sum(r.value),
+                   min(r.value), max(r.value), first(r.value, r.time), min(r.time),
+                   last(r.value, r.time), max(r.time), NULL
+            FROM rollup_claim c
+            JOIN readings r ON r.device = c.device AND r.metric = ANY($3)
+                           AND r.time >= c.lo AND r.time < c.hi
+                           -- implied by the bounds; lets a hash join match on the hour too
+                           AND time_bucket(INTERVAL '1 hour', r.time) = c.hour
+            WHERE c.hour >= $1 AND c.hour < $2 AND r.time >= $1 AND r.time < $2
+            GROUP BY 1, 2, 3
+        $sql$ USING day, day + INTERVAL '1 day', plain;
+        GET DIAGNOSTICS n = ROW_COUNT;
+        minutes := minutes + n;
         EXECUTE $sql$
             INSERT INTO rollup_1m (device, metric, bucket, count, sum, min, max,
                                    first, first_time, last, last_time, increase)
             SELECT x.device, x.metric, x.minute, count(*), sum(x.value), min(x.value), max(x.value),
-                   first(x.value, x.time), min(x.time), last(x.value, x.time), max(x.time),
-                   CASE WHEN bool_and(x.cumulative) THEN sum(x.rise) END
+                   first(x.value, x.time), min(x.time), last(x.value, x.time), max(x.time), sum(x.rise)
             FROM (
                 SELECT r.device, r.metric, time_bucket(INTERVAL '1 minute', r.time) AS minute,
-                       r.time, r.value, m.cumulative,
+                       r.time, r.value,
                        smartcity_counter_rise(lag(r.value) OVER (
                            PARTITION BY r.device, r.metric, time_bucket(INTERVAL '1 minute', r.time)
                            ORDER BY r.time), r.value) AS rise
                 FROM rollup_claim c
-                JOIN readings r ON r.device = c.device AND r.metric = ANY ($3)
+                JOIN readings r ON r.device = c.device AND r.metric = ANY($3)
                                AND r.time >= c.lo AND r.time < c.hi
-                JOIN metrics m ON m.metric_id = r.metric
+                               AND time_bucket(INTERVAL '1 hour', r.time) = c.hour
                 WHERE c.hour >= $1 AND c.hour < $2 AND r.time >= $1 AND r.time < $2
             ) x
             GROUP BY x.device, x.metric, x.minute
-        $sql$ USING day, day + INTERVAL '1 day', metric_ids;
+        $sql$ USING day, day + INTERVAL '1 day', cumulative;
         GET DIAGNOSTICS n = ROW_COUNT;
         minutes := minutes + n;
 
         EXECUTE $sql$
             DELETE FROM rollup_1h r USING rollup_claim c
             WHERE c.hour >= $1 AND c.hour < $2 AND r.bucket >= $1 AND r.bucket < $2
-              AND r.device = c.device AND r.bucket = c.hour
-        $sql$ USING day, day + INTERVAL '1 day';
+              AND r.device = c.device AND r.metric = ANY($3) AND r.bucket = c.hour
+        $sql$ USING day, day + INTERVAL '1 day', known;
+        EXECUTE $sql$
+            INSERT INTO rollup_1h (device, metric, bucket, count, sum, min, max,
+                                   first, first_time, last, last_time, increase)
+            SELECT r.device, r.metric, c.hour, sum(r.count), sum(r.sum), min(r.min), max(r.max),
+                   first(r.first, r.first_time), min(r.first_time),
+                   last(r.last, r.last_time), max(r.last_time), NULL
+            FROM (SELECT DISTINCT device, hour FROM rollup_claim WHERE hour >= $1 AND hour < $2) c
+            JOIN rollup_1m r ON r.device = c.device AND r.metric = ANY($3) AND r.bucket >= c.hour
+                            AND r.bucket < c.hour + INTERVAL '1 hour'
+                            AND time_bucket(INTERVAL '1 hour', r.bucket) = c.hour
+            WHERE r.bucket >= $1 AND r.bucket < $2
+            GROUP BY r.device, r.metric, c.hour
+        $sql$ USING day, day + INTERVAL '1 day', plain;
+        GET DIAGNOSTICS n = ROW_COUNT;
+        hours := hours + n;
         EXECUTE $sql$
             INSERT INTO rollup_1h (device, metric, bucket, count, sum, min, max,
                                    first, first_time, last, last_time, increase)
@@ -112,12 +151,13 @@ BEGIN
                                                       ORDER BY r.bucket) AS prev_last
                 FROM (SELECT DISTINCT device, hour FROM rollup_claim
                       WHERE hour >= $1 AND hour < $2) c
-                JOIN rollup_1m r ON r.device = c.device AND r.metric = ANY ($3) AND r.bucket >= c.hour
+                JOIN rollup_1m r ON r.device = c.device AND r.metric = ANY($3) AND r.bucket >= c.hour
                                 AND r.bucket < c.hour + INTERVAL '1 hour'
+                                AND time_bucket(INTERVAL '1 hour', r.bucket) = c.hour
                 WHERE r.bucket >= $1 AND r.bucket < $2
             ) x
             GROUP BY x.device, x.metric, x.hour
-        $sql$ USING day, day + INTERVAL '1 day', metric_ids;
+        $sql$ USING day, day + INTERVAL '1 day', cumulative;
         GET DIAGNOSTICS n = ROW_COUNT;
         hours := hours + n;
     END LOOP;
@@ -128,7 +168,9 @@ BEGIN
                ((time_bucket(INTERVAL '1 day', c.hour, zone) AT TIME ZONE zone) + INTERVAL '1 day')
                    AT TIME ZONE zone
         FROM rollup_claim c;
-    DELETE FROM rollup_1d r USING rollup_claim_day c WHERE r.device = c.device AND r.bucket = c.day;
+    ANALYZE rollup_claim_day;
+    DELETE FROM rollup_1d r USING rollup_claim_day c
+    WHERE r.device = c.device AND r.metric = ANY(known) AND r.bucket = c.day;
     INSERT INTO rollup_1d (device, metric, bucket, count, sum, min, max,
                            first, first_time, last, last_time, increase)
         SELECT x.device, x.metric, x.day, sum(x.count), sum(x.sum), min(x.min), max(x.max),
@@ -140,7 +182,8 @@ BEGIN
             SELECT c.day, r.*, lag(r.last) OVER (PARTITION BY r.device, r.metric, c.day
                                                  ORDER BY r.bucket) AS prev_last
             FROM rollup_claim_day c
-            JOIN rollup_1h r ON r.device = c.device AND r.bucket >= c.day AND r.bucket < c.day_end
+            JOIN rollup_1h r ON r.device = c.device AND r.metric = ANY(known)
+                            AND r.bucket >= c.day AND r.bucket < c.day_end
         ) x
         GROUP BY x.device, x.metric, x.day;
     GET DIAGNOSTICS days = ROW_COUNT;
