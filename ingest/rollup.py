@@ -28,6 +28,7 @@ from ingest.write import Failure, classify_error
 from smartcity.db import database_url
 from smartcity.db.connect import connect
 from smartcity.db.queries import rollups as rollup_sql
+from smartcity.db.retention import enforce_retention
 from smartcity.settings import RollupSettings, Settings
 
 __all__ = [
@@ -243,6 +244,7 @@ def run_rollup(settings: Settings, stop: threading.Event) -> None:
 
     Raises:
         TimezoneRefused: the database refuses ``SMARTCITY_ROLLUP__TIMEZONE``.
+        RetentionError: retention cannot run as configured.
     """
     config = settings.rollup
     service = RollupService(database_url(settings), config)
@@ -251,7 +253,20 @@ def run_rollup(settings: Settings, stop: threading.Event) -> None:
         log.info("rollup metrics at http://%s:%d/metrics", config.metrics_host, config.metrics_port)
     log.info("rollup refresher: a catch-up every %g s, days in %s, lag bound %g s", config.interval_s,
              config.timezone, config.max_lag_s)
+    # Retention runs in the same loop, on the refresher's connection: it takes the refresher's lock
+    # anyway, and dropping chunks between two refreshes keeps the two from waiting on each other.
+    # It first runs right after the first refresh; a configuration it cannot carry out (compression
+    # on the Apache edition: RetentionError) stops the service there, with the setting named.
+    service.jobs.append(PeriodicJob("retention", settings.retention.interval_s,
+                                    lambda: _enforce_retention(service.refresher.connection, settings)))
     service.run(stop)
+
+
+def _enforce_retention(conn: psycopg.Connection[Any], settings: Settings) -> None:
+    report = enforce_retention(conn, settings.retention)
+    dropped = sum(len(table.drop) for table in report.tables)
+    if dropped:
+        log.info("retention dropped %d chunk(s); raw readings now start at %s", dropped, report.horizon)
 
 
 @dataclass(frozen=True, slots=True)

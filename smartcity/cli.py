@@ -118,6 +118,7 @@ def api(settings: Settings) -> None:
 def rollup(settings: Settings, once: bool, as_json: bool) -> None:
     """Keep the rollups current (refresh what ingest marked) until SIGINT/SIGTERM."""
     from ingest.rollup import TimezoneRefused, catch_up_once, run_rollup
+    from smartcity.db.retention import RetentionError
 
     if as_json and not once:
         raise click.UsageError("--json needs --once (the service logs, it prints no records)")
@@ -128,6 +129,8 @@ def rollup(settings: Settings, once: bool, as_json: bool) -> None:
         done = catch_up_once(database_url(settings), settings.rollup, _stop_event())
     except TimezoneRefused as err:
         raise click.ClickException(f"SMARTCITY_ROLLUP__TIMEZONE: {err}") from None
+    except RetentionError as err:
+        raise click.ClickException(str(err)) from None
     if done is None:
         raise click.Abort()
     if as_json:
