@@ -7,6 +7,7 @@ from __future__ import annotations
 from typing import Final
 
 __all__ = [
+    "ANALYZE_TABLES",
     "ANY_READINGS_OF",
     "COUNT_PENDING_MARKS",
     "COUNT_STORED_READINGS",
@@ -34,6 +35,7 @@ REFRESH_ROLLUPS: Final = "SELECT marks FROM smartcity_refresh_rollups()"
 
 # () → (count,) of hours still waiting for a refresh.
 COUNT_PENDING_MARKS: Final = "SELECT count(*) FROM rollup_pending"
+ANALYZE_TABLES: Final = "ANALYZE readings, rollup_1m, rollup_1h, rollup_1d, devices, metrics"
 
 # What a user of plain TimescaleDB writes for the same three questions the planner answers: the
 # schema's names joined in, time_bucket over the raw rows. The parameters are those of the API.
