@@ -255,3 +255,23 @@ def test_the_openapi_document_has_the_route_with_examples(client: TestClient) ->
     # FastAPI drops null members from the document (exclude_none), examples' included.
     assert [e.get("ispu") for e in examples] == [163, None]
     assert examples[1]["reason"].startswith("too little data")
+
+
+@pytest.mark.parametrize("at", ["0001-01-02T00:00:00Z", "9999-12-30T00:00:00Z"])
+def test_a_time_far_from_the_data_is_no_number_not_an_error(client: TestClient, at: str) -> None:
+    response = client.get(URL, params={"site": "tanah-grogot", "at": at})
+
+    assert response.status_code == 200, response.text
+    assert response.json()["ispu"] is None
+
+
+@pytest.mark.usefixtures("steps")
+def test_the_us_aqi_needs_a_24_hour_pm25_window(settings: Any) -> None:
+    from api import create_app
+
+    hourly = settings.model_copy(update={"index": settings.index.model_copy(
+        update={"averaging_hours": {**settings.index.averaging_hours, "pm25": 1}})})
+    with TestClient(create_app(hourly)) as client:
+        body = client.get(URL, params={"site": "kuaro", "at": AT.isoformat()}).json()
+    assert body["sub_indices"]["pm25"]["averaging_hours"] == 1
+    assert (body["dominant"], body["us_aqi"]) == ("pm25", None)
