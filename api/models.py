@@ -6,6 +6,7 @@ from datetime import datetime
 from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field
+from pydantic.config import JsonDict
 
 __all__ = [
     "AggregateOut",
@@ -14,9 +15,12 @@ __all__ = [
     "DeviceLatest",
     "DeviceOut",
     "HealthReport",
+    "IspuOut",
     "LatestValue",
+    "PollutantIndex",
     "Problem",
     "SiteOut",
+    "UsAqiOut",
 ]
 
 ServiceState = Literal["ok", "error"]
@@ -91,6 +95,78 @@ class AggregateOut(BaseModel):
     bucket: str
     agg: str
     series: list[AggregateSeries]
+
+
+class PollutantIndex(BaseModel):
+    """One pollutant's mean over its averaging window and, with enough data, its ISPU sub-index."""
+
+    concentration: float | None = Field(description="Mean over the window, in `unit`; null without readings")
+    unit: str = Field(description="The unit of the regulation's table (the catalogue's is converted to it)")
+    averaging_hours: int = Field(description="The window: the hours before `time` the mean is taken over")
+    coverage: float = Field(description="Share (0–1) of the window's hours that held readings")
+    readings: int
+    sub_index: float | None = Field(description="ISPU sub-index, capped at 500; null when coverage is "
+                                    "below the minimum")
+    band: str | None = Field(description="Category id of the table band the concentration falls in")
+    beyond_scale: bool = Field(description="Above the table's last column: sub_index is capped at 500")
+
+
+class UsAqiOut(BaseModel):
+    """The US EPA AQI (2024) of the PM2.5 24-hour mean."""
+
+    aqi: int
+    category: str
+    concentration: float = Field(description="The mean truncated to one decimal, µg/m³, as looked up")
+    beyond_scale: bool
+
+
+_ISPU_EXAMPLE: JsonDict = {
+    "site_id": "tanah-grogot", "time": "2026-09-15T04:00:00Z", "ispu": 163, "category": "Tidak Sehat",
+    "category_id": "tidak_sehat", "color": "yellow", "dominant": "pm25", "beyond_scale": False,
+    "min_coverage": 0.75, "excluded": ["hc"], "reason": None,
+    "sub_indices": {
+        "pm25": {"concentration": 115.1, "unit": "µg/m³", "averaging_hours": 24, "coverage": 1.0,
+                 "readings": 8640, "sub_index": 162.84, "band": "tidak_sehat", "beyond_scale": False},
+        "hc": {"concentration": 20.0, "unit": "µg/m³", "averaging_hours": 3, "coverage": 0.333,
+               "readings": 12, "sub_index": None, "band": None, "beyond_scale": False},
+    },
+    "us_aqi": {"aqi": 193, "category": "Unhealthy", "concentration": 115.1, "beyond_scale": False},
+}
+_ISPU_NO_DATA_EXAMPLE: JsonDict = {
+    "site_id": "kuaro", "time": "2026-09-15T04:00:00Z", "ispu": None, "category": None,
+    "category_id": None, "color": None, "dominant": None, "beyond_scale": False, "min_coverage": 0.75,
+    "excluded": ["pm25"], "us_aqi": None,
+    "reason": "too little data for every pollutant (at least 75 % of a window's hours need readings):"
+              " pm25 had 6 of 24 h (25 %)",
+    "sub_indices": {"pm25": {"concentration": 40.2, "unit": "µg/m³", "averaging_hours": 24,
+                             "coverage": 0.25, "readings": 72, "sub_index": None, "band": None,
+                             "beyond_scale": False}},
+}
+
+
+class IspuOut(BaseModel):
+    """A site's ISPU (Permen LHK P.14/2020) at a time: the highest sub-index and its pollutant.
+
+    `ispu` is null, with a `reason`, when no pollutant has enough data in its window.
+    """
+
+    model_config = ConfigDict(json_schema_extra={"examples": [_ISPU_EXAMPLE, _ISPU_NO_DATA_EXAMPLE]})
+
+    site_id: str
+    time: datetime = Field(description="The end of every averaging window (exclusive)")
+    ispu: int | None = Field(description="The highest sub-index rounded up (0–50 Baik, 51–100 Sedang, "
+                             "101–200 Tidak Sehat, 201–300 Sangat Tidak Sehat, 301–500 Berbahaya)")
+    category: str | None = Field(description="Indonesian name of the category")
+    category_id: str | None
+    color: str | None
+    dominant: str | None = Field(description="The pollutant of the highest sub-index; ties go to the "
+                                 "first in the table's order pm10, pm25, so2, co, o3, no2, hc")
+    beyond_scale: bool
+    min_coverage: float
+    excluded: list[str] = Field(description="Pollutants whose coverage was below the minimum")
+    reason: str | None = Field(description="Why `ispu` is null")
+    sub_indices: dict[str, PollutantIndex]
+    us_aqi: UsAqiOut | None = Field(description="From the PM2.5 24-hour mean, when it has enough data")
 
 
 class Problem(BaseModel):

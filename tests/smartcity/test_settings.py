@@ -49,6 +49,10 @@ def test_settings_file_is_read_and_environment_wins(monkeypatch: pytest.MonkeyPa
     # Days are made of hours: a zone 5:30 from UTC cannot have daily rollups.
     ("SMARTCITY_ROLLUP__TIMEZONE", "Asia/Kolkata", "SMARTCITY_ROLLUP__TIMEZONE.*whole number of hours"),
     ("SMARTCITY_ROLLUP__INTERVAL_S", "0", "interval_s"),
+    ("SMARTCITY_INDEX__AVERAGING_HOURS", '{"pm1": 24}',
+     "SMARTCITY_INDEX__AVERAGING_HOURS: unknown pollutant.s. pm1; known: pm25, pm10"),
+    ("SMARTCITY_INDEX__AVERAGING_HOURS", '{"o3": 0}', "averaging_hours.o3"),
+    ("SMARTCITY_INDEX__MIN_COVERAGE", "1.5", "min_coverage"),
 ])
 def test_bad_values_fail_fast_naming_the_key(monkeypatch: pytest.MonkeyPatch, tmp_path: Path,
                                              key: str, value: str, named: str) -> None:
@@ -85,3 +89,16 @@ def test_rollup_defaults_keep_the_lag_bound_and_take_a_zone(monkeypatch: pytest.
     assert rollup.metrics_port not in (0, load_settings().ingest.metrics_port)
     monkeypatch.setenv("SMARTCITY_ROLLUP__TIMEZONE", "America/New_York")  # DST, whole hours both ways
     assert load_settings().rollup.timezone == "America/New_York"
+
+
+def test_index_averaging_hours_given_replace_only_those_defaults(monkeypatch: pytest.MonkeyPatch,
+                                                               tmp_path: Path) -> None:
+    monkeypatch.chdir(tmp_path)
+    assert load_settings().index.averaging_hours == {
+        "pm10": 24, "pm25": 24, "so2": 24, "co": 8, "o3": 1, "no2": 1, "hc": 3}
+    monkeypatch.setenv("SMARTCITY_INDEX__AVERAGING_HOURS", '{"o3": 8, "no2": 24}')
+    monkeypatch.setenv("SMARTCITY_INDEX__MIN_COVERAGE", "0.5")
+    settings = load_settings()
+    assert settings.index.averaging_hours == {
+        "pm10": 24, "pm25": 24, "so2": 24, "co": 8, "o3": 8, "no2": 24, "hc": 3}
+    assert settings.index.min_coverage == 0.5
