@@ -44,6 +44,7 @@ AGGREGATE_METRIC = "pm25"
 HISTORY = timedelta(hours=24)
 HISTORY_INTERVAL_S = 300  # 5-minute history: a dozen readings per device and hour
 _STARTUP_TIMEOUT_S = 60.0
+_STDERR_FD = 2
 
 
 class ApiBenchError(RuntimeError):
@@ -133,11 +134,13 @@ def _start_platform(stack: ExitStack, services: BenchStack, port: int) -> dict[s
     }
     if services.mqtt_ca_file is not None:
         env["SMARTCITY_MQTT_CA_FILE"] = str(services.mqtt_ca_file)
+    # The children's stdout goes to our stderr: the simulator prints its totals when it stops,
+    # and our stdout carries only the result (--json).
     children = {
-        "ingest": ChildProcess("ingest", ["ingest"]),
-        "rollup": ChildProcess("rollup", ["rollup"]),
-        "api": ChildProcess("api", ["api"]),
-        "simulator": ChildProcess("simulator", ["simulate", "--demo"]),
+        "ingest": ChildProcess("ingest", ["ingest"], stdout=_STDERR_FD),
+        "rollup": ChildProcess("rollup", ["rollup"], stdout=_STDERR_FD),
+        "api": ChildProcess("api", ["api"], stdout=_STDERR_FD),
+        "simulator": ChildProcess("simulator", ["simulate", "--demo"], stdout=_STDERR_FD),
     }
     for child in children.values():
         stack.callback(child.stop)  # unwound in reverse: the fleet stops first, as in `smartcity up`
