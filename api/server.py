@@ -54,6 +54,10 @@ def run_api(settings: Settings) -> None:
         log_level=settings.log_level.lower(),
         log_config=None,  # use the process's logging set-up, like every other service
         lifespan="on",
+        # Named, not "auto": a missing install fails at start instead of serving 2x slower on
+        # h11 and the stock asyncio loop (bench api measured both).
+        http="httptools",
+        loop="uvloop",
         timeout_graceful_shutdown=5,
     )
     server = _Server(config)
