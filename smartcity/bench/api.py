@@ -105,8 +105,8 @@ def run_api_bench(config: ApiBenchConfig, settings: Settings) -> ApiBenchResult:
 
 
 def api_workers(settings: Settings) -> int:
-    """Return how many API worker processes ``settings`` asks for."""
-    return 1
+    """Return how many API worker processes ``settings`` asks for (SMARTCITY_API__WORKERS)."""
+    return settings.api.workers
 
 
 def _refuse_used_database(url: str, specs: Sequence[DeviceSpec]) -> None:
