@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import contextlib
 import functools
+import gc
 import signal
 import threading
 from collections.abc import Iterator
@@ -23,6 +24,9 @@ from smartcity.settings import Settings
 __all__ = ["ApiStartError", "run_api"]
 
 _STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM)
+# Young-generation collections every 700 allocations ran many times a second under load, each a
+# pause for every request in flight; the app's objects live as long as the process (frozen below).
+_GC_THRESHOLDS = (50_000, 20, 100)
 
 
 class ApiStartError(RuntimeError):
@@ -49,10 +53,19 @@ class _Server(uvicorn.Server):
                 signal.signal(sig, handler)
 
 
+def _tune_garbage_collector() -> None:
+    """Move what exists now (modules, the app) out of the collector's sight; collect young less often."""
+    gc.collect()
+    gc.freeze()
+    gc.set_threshold(*_GC_THRESHOLDS)
+
+
 def _worker_app(settings: Settings) -> FastAPI:
     """Build the app in a worker process, which starts with no logging set up."""
     configure_logging(settings.log_level, settings.log_format)
-    return create_app(settings)
+    app = create_app(settings)
+    _tune_garbage_collector()
+    return app
 
 
 def run_api(settings: Settings) -> None:
@@ -89,6 +102,7 @@ def run_api(settings: Settings) -> None:
             finally:
                 sock.close()
             return
+        _tune_garbage_collector()
         server.run()
     except SystemExit as exc:  # uvicorn exits when it cannot bind or startup fails
         raise ApiStartError(f"the API could not start on {where}") from exc
