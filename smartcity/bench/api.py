@@ -26,7 +26,7 @@ import orjson
 from simulators.backfill import backfill
 from simulators.fleet import DeviceSpec, demo_fleet
 from smartcity.bench.api_report import ApiBenchResult, EndpointLoad
-from smartcity.bench.cpu import process_tree_cpu_seconds
+from smartcity.bench.cpu import machine_busy_seconds, process_tree_cpu_seconds
 from smartcity.bench.http_load import LoadResult, run_load
 from smartcity.bench.stack import BenchStack, bench_services
 from smartcity.db.connect import connect
@@ -203,11 +203,15 @@ def _load(port: int, paths: Sequence[str], config: ApiBenchConfig,
     if config.warmup_s > 0:
         run_load("127.0.0.1", port, paths, concurrency=config.concurrency, seconds=config.warmup_s)
     before = {name: process_tree_cpu_seconds(pid) for name, pid in pids.items()}
+    machine_before = machine_busy_seconds()
     result: LoadResult = run_load("127.0.0.1", port, paths, concurrency=config.concurrency,
                                   seconds=config.seconds)
+    machine = machine_busy_seconds() - machine_before
     cores = {name: (process_tree_cpu_seconds(pid) - before[name]) / result.seconds
              for name, pid in pids.items()}
     cores["load_generator"] = result.generator_cpu_s / result.seconds
+    # Every core's busy time, this run's or not: the other processes on the machine show here.
+    cores["machine"] = machine / result.seconds
     log.info("%s: %.0f req/s, p50 %.2f ms, p99 %.2f ms, %d errors", paths[0],
              result.requests_per_s, result.percentile_ms(50), result.percentile_ms(99), result.errors)
     return EndpointLoad(requests_per_s=result.requests_per_s, p50_ms=result.percentile_ms(50),

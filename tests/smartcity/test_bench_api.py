@@ -49,6 +49,7 @@ def test_short_run_prints_the_issues_json_with_positive_figures(monkeypatch: pyt
         # The API served the load and the generator's own cost is reported beside it.
         assert cpu["api"] > 0 and cpu["load_generator"] > 0
         assert {"ingest", "simulator", "rollup"} <= set(cpu)
+        assert cpu["machine"] > 0  # every core's busy time, whoever used it
     assert b"PublisherStats" in result.stderr  # the simulator's totals, kept out of the JSON
     assert set(glob.glob("/tmp/smartcity-bench-*")) <= before  # the temporary stack is removed
 
