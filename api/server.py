@@ -1,24 +1,16 @@
-"""Serve the API with uvicorn until SIGINT or SIGTERM, then return.
-
-With ``api.workers`` > 1, uvicorn's process manager binds the port once and runs that many
-worker processes on it, each building the app (and its pool) from the same settings.
-"""
+"""Serve the API with uvicorn until SIGINT or SIGTERM, then return."""
 
 from __future__ import annotations
 
 import contextlib
-import functools
 import gc
 import signal
 import threading
 from collections.abc import Iterator
 
 import uvicorn
-from fastapi import FastAPI
-from uvicorn.supervisors import Multiprocess
 
 from api.app import create_app
-from smartcity.logs import configure_logging
 from smartcity.settings import Settings
 
 __all__ = ["ApiStartError", "run_api"]
@@ -60,26 +52,14 @@ def _tune_garbage_collector() -> None:
     gc.set_threshold(*_GC_THRESHOLDS)
 
 
-def _worker_app(settings: Settings) -> FastAPI:
-    """Build the app in a worker process, which starts with no logging set up."""
-    configure_logging(settings.log_level, settings.log_format)
-    app = create_app(settings)
-    _tune_garbage_collector()
-    return app
-
-
 def run_api(settings: Settings) -> None:
     """Serve the API on ``settings.api.host:port`` until SIGINT or SIGTERM.
 
     Raises:
         ApiStartError: the server did not start, e.g. the port is in use.
     """
-    workers = settings.api.workers
     config = uvicorn.Config(
-        # Workers are spawned processes: they get a picklable factory, not a built app.
-        functools.partial(_worker_app, settings) if workers > 1 else create_app(settings),
-        factory=workers > 1,
-        workers=workers,
+        create_app(settings),
         host=settings.api.host,
         port=settings.api.port,
         log_level=settings.log_level.lower(),
@@ -94,14 +74,6 @@ def run_api(settings: Settings) -> None:
     server = _Server(config)
     where = f"{settings.api.host}:{settings.api.port}"
     try:
-        if workers > 1:
-            sock = config.bind_socket()
-            try:
-                # Stops the workers (SIGTERM: each shuts down gracefully) on SIGINT or SIGTERM.
-                Multiprocess(config, sockets=[sock]).run()
-            finally:
-                sock.close()
-            return
         _tune_garbage_collector()
         server.run()
     except SystemExit as exc:  # uvicorn exits when it cannot bind or startup fails

@@ -163,9 +163,6 @@ class ApiSettings(BaseModel):
     port: Port = 8000
     pool_max_size: int = Field(10, ge=1)
     aggregate_max_points: int = Field(10_000, ge=1)  # points one /aggregates answer may hold
-    # Server processes sharing the port (uvicorn workers), each with its own pool: one process
-    # tops out near one core (bench api), so a second one is what reaches the latest target.
-    workers: int = Field(1, ge=1, le=64)
 
 
 class SimulatorSettings(BaseModel):
