@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import gc
 import signal
 import threading
 from collections.abc import Iterator
@@ -15,6 +16,9 @@ from smartcity.settings import Settings
 __all__ = ["ApiStartError", "run_api"]
 
 _STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM)
+# Young-generation collections every 700 allocations ran many times a second under load, each a
+# pause for every request in flight; the app's objects live as long as the process (frozen below).
+_GC_THRESHOLDS = (50_000, 20, 100)
 
 
 class ApiStartError(RuntimeError):
@@ -41,6 +45,13 @@ class _Server(uvicorn.Server):
                 signal.signal(sig, handler)
 
 
+def _tune_garbage_collector() -> None:
+    """Move what exists now (modules, the app) out of the collector's sight; collect young less often."""
+    gc.collect()
+    gc.freeze()
+    gc.set_threshold(*_GC_THRESHOLDS)
+
+
 def run_api(settings: Settings) -> None:
     """Serve the API on ``settings.api.host:port`` until SIGINT or SIGTERM.
 
@@ -54,14 +65,18 @@ def run_api(settings: Settings) -> None:
         log_level=settings.log_level.lower(),
         log_config=None,  # use the process's logging set-up, like every other service
         lifespan="on",
+        # Named, not "auto": a missing install fails at start instead of silently serving on
+        # h11 and the stock asyncio loop, which bench api measured slower.
+        http="httptools",
+        loop="uvloop",
         timeout_graceful_shutdown=5,
     )
     server = _Server(config)
+    where = f"{settings.api.host}:{settings.api.port}"
     try:
+        _tune_garbage_collector()
         server.run()
     except SystemExit as exc:  # uvicorn exits when it cannot bind or startup fails
-        raise ApiStartError(
-            f"the API could not start on {settings.api.host}:{settings.api.port}"
-        ) from exc
+        raise ApiStartError(f"the API could not start on {where}") from exc
     if not server.started:
-        raise ApiStartError(f"the API could not start on {settings.api.host}:{settings.api.port}")
+        raise ApiStartError(f"the API could not start on {where}")

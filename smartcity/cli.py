@@ -310,6 +310,40 @@ def bench_query(settings: Settings, readings: int, backfill_readings: int, runs:
         click.echo(result.to_text())
 
 
+@bench.command("api")
+@click.option("--seconds", type=click.FloatRange(min=0, min_open=True), default=10, show_default=True,
+              help="Seconds of load on each endpoint, after a 1-second warm-up.")
+@click.option("--concurrency", type=click.IntRange(min=1), default=50, show_default=True,
+              help="Concurrent keep-alive HTTP clients.")
+@click.option("--json", "as_json", is_flag=True, help="Print the result as JSON.")
+@click.pass_obj
+def bench_api(settings: Settings, seconds: float, concurrency: int, as_json: bool) -> None:
+    """Load the HTTP API (latest, a 24-hour aggregate) with concurrent clients while the fleet runs.
+
+    Reports requests/s, p50/p99 and errors of each endpoint, the CPU used by each process, and a
+    verdict against the target for latest. Runs a private PostgreSQL and Mosquitto in a temporary
+    directory unless SMARTCITY_DATABASE_URL / SMARTCITY_MQTT_URL are set.
+    """
+    from smartcity.bench.api import ApiBenchConfig, ApiBenchError, run_api_bench
+
+    config = ApiBenchConfig(seconds=seconds, concurrency=concurrency)
+
+    def interrupt(signum: int, frame: object) -> None:
+        raise KeyboardInterrupt  # unwinds the run, which stops everything it started
+
+    signal.signal(signal.SIGTERM, interrupt)
+    try:
+        result = run_api_bench(config, settings)
+    except ApiBenchError as err:
+        raise click.ClickException(str(err)) from None
+    except KeyboardInterrupt:
+        raise click.Abort() from None
+    if as_json:
+        _echo_json(result.to_dict())
+    else:
+        click.echo(result.to_text())
+
+
 @main.group()
 def db() -> None:
     """Database schema."""

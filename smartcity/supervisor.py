@@ -40,10 +40,12 @@ class ChildProcess:
     args: list[str]
     process: subprocess.Popen[bytes] | None = None
     started_at: float = 0.0  # time.monotonic() of the last start
+    stdout: int | None = None  # a file descriptor for the child's stdout; None: this process's
 
     def start(self, env: dict[str, str]) -> None:
         """Start ``python -m smartcity <args>`` with ``env``."""
-        self.process = subprocess.Popen([sys.executable, "-m", "smartcity", *self.args], env=env)
+        self.process = subprocess.Popen([sys.executable, "-m", "smartcity", *self.args], env=env,
+                                        stdout=self.stdout)
         self.started_at = time.monotonic()
         log.info("started %s (pid %d)", self.name, self.process.pid)
 

@@ -6,7 +6,7 @@ import os
 from collections import defaultdict
 from pathlib import Path
 
-__all__ = ["find_pid", "process_tree_cpu_seconds"]
+__all__ = ["find_pid", "machine_busy_seconds", "process_tree_cpu_seconds"]
 
 _PROC = Path("/proc")
 _TICKS = os.sysconf("SC_CLK_TCK") if hasattr(os, "sysconf") else 100
@@ -47,6 +47,21 @@ def process_tree_cpu_seconds(pid: int) -> float:
             total += int(child_fields[11]) + int(child_fields[12])
             stack.extend(tree.get(child, []))
     return total / _TICKS
+
+
+def machine_busy_seconds() -> float:
+    """Return the CPU seconds all cores have spent busy since boot (0.0 without ``/proc/stat``).
+
+    What the processes' own counters miss shows here: interrupts, and kernel work no process is
+    charged for.
+    """
+    try:
+        fields = (_PROC / "stat").read_text().split("\n", 1)[0].split()
+    except OSError:
+        return 0.0
+    # cpu user nice system idle iowait irq softirq steal …: busy is all but idle and iowait.
+    ticks = [int(v) for v in fields[1:9]]
+    return (sum(ticks) - ticks[3] - ticks[4]) / _TICKS
 
 
 def find_pid(cmdline_part: str) -> int | None:
