@@ -9,7 +9,8 @@ import dataclasses
 import logging
 import signal
 import threading
-from typing import TYPE_CHECKING, Any
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any, Protocol, TypeVar
 
 import click
 import orjson
@@ -211,6 +212,34 @@ def simulate(settings: Settings, use_demo: bool, size: int | None, kind_mix: dic
         click.echo(f"{result}")
 
 
+class _BenchResult(Protocol):
+    def to_dict(self) -> dict[str, Any]: ...
+    def to_text(self) -> str: ...
+
+
+_R = TypeVar("_R", bound=_BenchResult)
+
+
+def _run_bench(run: Callable[[], _R], errors: type[Exception], as_json: bool) -> _R:
+    """Run a benchmark, stopping cleanly on SIGTERM/Ctrl-C, and print its result (or --json)."""
+
+    def interrupt(signum: int, frame: object) -> None:
+        raise KeyboardInterrupt  # unwinds the run, which stops everything it started
+
+    signal.signal(signal.SIGTERM, interrupt)
+    try:
+        result = run()
+    except errors as err:
+        raise click.ClickException(str(err)) from None
+    except KeyboardInterrupt:
+        raise click.Abort() from None
+    if as_json:
+        _echo_json(result.to_dict())
+    else:
+        click.echo(result.to_text())
+    return result
+
+
 @main.group()
 def bench() -> None:
     """Benchmarks: they measure the platform on this machine and print figures."""
@@ -252,20 +281,7 @@ def bench_ingest(settings: Settings, messages: int, rate: float, publishers: int
     except ValueError as err:
         raise click.UsageError(str(err)) from None
 
-    def interrupt(signum: int, frame: object) -> None:
-        raise KeyboardInterrupt  # unwinds the run, which stops everything it started
-
-    signal.signal(signal.SIGTERM, interrupt)
-    try:
-        result = run_ingest_bench(config, settings)
-    except BenchError as err:
-        raise click.ClickException(str(err)) from None
-    except KeyboardInterrupt:
-        raise click.Abort() from None
-    if as_json:
-        _echo_json(result.to_dict())
-    else:
-        click.echo(result.to_text())
+    result = _run_bench(lambda: run_ingest_bench(config, settings), BenchError, as_json)
     if result.lost:
         raise SystemExit(1)
 
@@ -293,21 +309,9 @@ def bench_query(settings: Settings, readings: int, backfill_readings: int, runs:
 
     config = QueryBenchConfig(readings, backfill_readings, runs)
 
-    def interrupt(signum: int, frame: object) -> None:
-        raise KeyboardInterrupt  # unwinds the run, which stops everything it started
-
-    signal.signal(signal.SIGTERM, interrupt)
-    try:
-        result = run_query_bench(config, settings, progress=not as_json)
-    except QueryBenchError as err:
-        raise click.ClickException(str(err)) from None
-    except KeyboardInterrupt:
-        raise click.Abort() from None
     if as_json:
         click.echo(f"note: {RAW_NOTE}", err=True)
-        _echo_json(result.to_dict())
-    else:
-        click.echo(result.to_text())
+    _run_bench(lambda: run_query_bench(config, settings, progress=not as_json), QueryBenchError, as_json)
 
 
 @bench.command("api")
@@ -328,20 +332,7 @@ def bench_api(settings: Settings, seconds: float, concurrency: int, as_json: boo
 
     config = ApiBenchConfig(seconds=seconds, concurrency=concurrency)
 
-    def interrupt(signum: int, frame: object) -> None:
-        raise KeyboardInterrupt  # unwinds the run, which stops everything it started
-
-    signal.signal(signal.SIGTERM, interrupt)
-    try:
-        result = run_api_bench(config, settings)
-    except ApiBenchError as err:
-        raise click.ClickException(str(err)) from None
-    except KeyboardInterrupt:
-        raise click.Abort() from None
-    if as_json:
-        _echo_json(result.to_dict())
-    else:
-        click.echo(result.to_text())
+    _run_bench(lambda: run_api_bench(config, settings), ApiBenchError, as_json)
 
 
 @main.group()

@@ -28,7 +28,7 @@ from simulators.fleet import DeviceSpec, demo_fleet
 from smartcity.bench.api_report import ApiBenchResult, EndpointLoad
 from smartcity.bench.cpu import machine_busy_seconds, process_tree_cpu_seconds
 from smartcity.bench.http_load import LoadResult, run_load
-from smartcity.bench.stack import BenchStack, bench_services
+from smartcity.bench.stack import BenchStack, bench_services, used_database_refusal
 from smartcity.db.connect import connect
 from smartcity.db.queries import bench as bench_sql
 from smartcity.launcher import migrate_database, register_fleet
@@ -78,7 +78,8 @@ def run_api_bench(config: ApiBenchConfig, settings: Settings) -> ApiBenchResult:
         services = stack.enter_context(bench_services(settings))
         url = services.database_url
         migrate_database(url)
-        _refuse_used_database(url, specs)
+        if (refusal := used_database_refusal(url, (spec.device_id for spec in specs), "api")):
+            raise ApiBenchError(refusal)
         register_fleet(url, specs)
         now = time.time()
         history = backfill(url, specs, config.seed, HISTORY.total_seconds(), HISTORY_INTERVAL_S,
@@ -103,19 +104,6 @@ def run_api_bench(config: ApiBenchConfig, settings: Settings) -> ApiBenchResult:
     return ApiBenchResult(latest=latest, aggregates_24h=aggregates, concurrency=config.concurrency,
                           api_workers=API_WORKERS, seconds=config.seconds,
                           devices=len(specs), history_readings=history.stored)
-
-
-def _refuse_used_database(url: str, specs: Sequence[DeviceSpec]) -> None:
-    """Refuse a database where the demo fleet has readings: the run would add to them.
-
-    Only an external database (SMARTCITY_DATABASE_URL) can have them; the embedded one is new.
-    """
-    with connect(url, purpose="bench") as conn:
-        row = conn.execute(bench_sql.ANY_READINGS_OF, ([spec.device_id for spec in specs],)).fetchone()
-    if row is not None and row[0]:
-        raise ApiBenchError("the database already holds readings of the demo fleet; bench api stores"
-                            " its own: point SMARTCITY_DATABASE_URL at an empty database, or unset it"
-                            " to use a private one")
 
 
 def _start_platform(stack: ExitStack, services: BenchStack, port: int) -> dict[str, ChildProcess]:

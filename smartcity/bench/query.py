@@ -29,7 +29,7 @@ import psycopg
 from simulators.backfill import backfill
 from simulators.fleet import DeviceSpec, demo_fleet
 from smartcity.bench.query_report import QueryBenchResult, QueryTiming
-from smartcity.bench.stack import BenchStack, bench_services
+from smartcity.bench.stack import BenchStack, bench_services, used_database_refusal
 from smartcity.catalog import DEVICE_KINDS, METRICS, SITES
 from smartcity.db.connect import connect
 from smartcity.db.queries import bench as bench_sql
@@ -95,7 +95,8 @@ def run_query_bench(config: QueryBenchConfig, settings: Settings, *,
         services = stack.enter_context(bench_services(settings))
         url = services.database_url
         migrate_database(url)
-        _refuse_used_database(url, specs)
+        if (refusal := used_database_refusal(url, (spec.device_id for spec in specs), "query")):
+            raise QueryBenchError(refusal)
         register_fleet(url, specs)
         log.info("loading %d minutes of the demo fleet (%d devices, %d readings a minute)",
                  minutes, len(specs), per_minute)
@@ -132,19 +133,6 @@ def run_query_bench(config: QueryBenchConfig, settings: Settings, *,
         device=str(questions[0].params["device"]), site=str(questions[2].params["site"]),
         fleet_devices=len(specs), span_days=minutes / 1440, runs=config.runs,
     )
-
-
-def _refuse_used_database(url: str, specs: Sequence[DeviceSpec]) -> None:
-    """Refuse a database where the demo fleet has readings: the run would mix its data with them.
-
-    Only an external database (SMARTCITY_DATABASE_URL) can have them; the embedded one is new.
-    """
-    with connect(url, purpose="bench") as conn:
-        row = conn.execute(bench_sql.ANY_READINGS_OF, ([spec.device_id for spec in specs],)).fetchone()
-    if row is not None and row[0]:
-        raise QueryBenchError("the database already holds readings of the demo fleet; bench query loads"
-                              " its own: point SMARTCITY_DATABASE_URL at an empty database, or unset it"
-                              " to use a private one")
 
 
 def _refresh_until_done(conn: psycopg.Connection[Any]) -> float:

@@ -8,17 +8,18 @@ from __future__ import annotations
 
 import shutil
 import tempfile
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from smartcity.bench.cpu import find_pid
-from smartcity.db.connect import database_url
+from smartcity.db.connect import connect, database_url
+from smartcity.db.queries import bench as bench_sql
 from smartcity.services import EmbeddedMosquitto, EmbeddedPostgres, free_port
 from smartcity.settings import Settings
 
-__all__ = ["BenchStack", "bench_services"]
+__all__ = ["BenchStack", "bench_services", "used_database_refusal"]
 
 
 @dataclass
@@ -63,3 +64,18 @@ def bench_services(settings: Settings) -> Iterator[BenchStack]:
             mqtt_url, ca_file = settings.mqtt_url or "", settings.mqtt_ca_file
         yield BenchStack(url, mqtt_url, ca_file, pids)
 
+
+
+def used_database_refusal(url: str, device_ids: Iterable[str], bench: str) -> str | None:
+    """Why ``bench`` may not run on this database, or None: it must hold no readings of the fleet.
+
+    A bench stores its own readings and reports on them; mixed with earlier ones, its figures and
+    checks would be wrong. Only an external database (SMARTCITY_DATABASE_URL) can hold them; the
+    embedded one is new.
+    """
+    with connect(url, purpose="bench") as conn:
+        row = conn.execute(bench_sql.ANY_READINGS_OF, (list(device_ids),)).fetchone()
+    if row is None or not row[0]:
+        return None
+    return (f"the database already holds readings of the demo fleet; bench {bench} stores its own:"
+            " point SMARTCITY_DATABASE_URL at an empty database, or unset it to use a private one")
