@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import http.client
 import logging
-import os
 import time
 from collections.abc import Callable, Sequence
 from contextlib import ExitStack
@@ -108,16 +107,7 @@ def run_api_bench(config: ApiBenchConfig, settings: Settings) -> ApiBenchResult:
 
 def _start_platform(stack: ExitStack, services: BenchStack, port: int) -> dict[str, ChildProcess]:
     """Start ingest, the refresher, the API and the fleet as `smartcity up` does; stop them at exit."""
-    env = {
-        **{k: v for k, v in os.environ.items() if k != "SMARTCITY_MQTT_CA_FILE"},
-        "SMARTCITY_DATABASE_URL": services.database_url,
-        "SMARTCITY_MQTT_URL": services.mqtt_url,
-        "SMARTCITY_API__HOST": "127.0.0.1",
-        "SMARTCITY_API__PORT": str(port),
-        "SMARTCITY_LOG_LEVEL": os.environ.get("SMARTCITY_LOG_LEVEL", "WARNING"),
-    }
-    if services.mqtt_ca_file is not None:
-        env["SMARTCITY_MQTT_CA_FILE"] = str(services.mqtt_ca_file)
+    env = services.child_env(port)
     # The children's stdout goes to our stderr: the simulator prints its totals when it stops,
     # and our stdout carries only the result (--json).
     children = {

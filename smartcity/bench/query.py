@@ -12,7 +12,6 @@ from __future__ import annotations
 import http.client
 import logging
 import math
-import os
 import time
 from collections import Counter
 from collections.abc import Callable, Sequence
@@ -198,16 +197,7 @@ def _catchup_fleet(specs: list[DeviceSpec], config: QueryBenchConfig, per_minute
 def _start_api(stack: ExitStack, services: BenchStack) -> http.client.HTTPConnection:
     """Serve the API from a child process on a free port; return a keep-alive connection to it."""
     port = free_port()
-    env = {
-        **{k: v for k, v in os.environ.items() if k != "SMARTCITY_MQTT_CA_FILE"},
-        "SMARTCITY_DATABASE_URL": services.database_url,
-        "SMARTCITY_MQTT_URL": services.mqtt_url,
-        "SMARTCITY_API__HOST": "127.0.0.1",
-        "SMARTCITY_API__PORT": str(port),
-        "SMARTCITY_LOG_LEVEL": os.environ.get("SMARTCITY_LOG_LEVEL", "WARNING"),
-    }
-    if services.mqtt_ca_file is not None:
-        env["SMARTCITY_MQTT_CA_FILE"] = str(services.mqtt_ca_file)
+    env = services.child_env(port)
     child = ChildProcess("api", ["api"])
     stack.callback(child.stop)
     child.start(env)

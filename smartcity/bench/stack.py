@@ -6,6 +6,7 @@ own PostgreSQL and Mosquitto on free ports in a temporary directory, removed whe
 
 from __future__ import annotations
 
+import os
 import shutil
 import tempfile
 from collections.abc import Iterable, Iterator
@@ -30,6 +31,24 @@ class BenchStack:
     mqtt_url: str  # as given, login included: what the workers are told (SMARTCITY_MQTT_URL)
     mqtt_ca_file: Path | None
     cpu_pids: dict[str, int] = field(default_factory=dict)  # embedded service → main pid
+
+    def child_env(self, api_port: int) -> dict[str, str]:
+        """The environment of a platform child (`smartcity ingest`, `api`, …) the run starts.
+
+        Children log at WARNING unless SMARTCITY_LOG_LEVEL says otherwise: an access-log line per
+        request would cost the API part of what a bench measures.
+        """
+        env = {
+            **{k: v for k, v in os.environ.items() if k != "SMARTCITY_MQTT_CA_FILE"},
+            "SMARTCITY_DATABASE_URL": self.database_url,
+            "SMARTCITY_MQTT_URL": self.mqtt_url,
+            "SMARTCITY_API__HOST": "127.0.0.1",
+            "SMARTCITY_API__PORT": str(api_port),
+            "SMARTCITY_LOG_LEVEL": os.environ.get("SMARTCITY_LOG_LEVEL", "WARNING"),
+        }
+        if self.mqtt_ca_file is not None:
+            env["SMARTCITY_MQTT_CA_FILE"] = str(self.mqtt_ca_file)
+        return env
 
 
 @contextmanager
