@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import contextlib
-import gc
 import signal
 import threading
 from collections.abc import Iterator
@@ -11,6 +10,7 @@ from collections.abc import Iterator
 import uvicorn
 
 from api.app import create_app
+from smartcity.runtime import tune_garbage_collector
 from smartcity.settings import Settings
 
 __all__ = ["ApiStartError", "run_api"]
@@ -45,13 +45,6 @@ class _Server(uvicorn.Server):
                 signal.signal(sig, handler)
 
 
-def _tune_garbage_collector() -> None:
-    """Move what exists now (modules, the app) out of the collector's sight; collect young less often."""
-    gc.collect()
-    gc.freeze()
-    gc.set_threshold(*_GC_THRESHOLDS)
-
-
 def run_api(settings: Settings) -> None:
     """Serve the API on ``settings.api.host:port`` until SIGINT or SIGTERM.
 
@@ -74,7 +67,7 @@ def run_api(settings: Settings) -> None:
     server = _Server(config)
     where = f"{settings.api.host}:{settings.api.port}"
     try:
-        _tune_garbage_collector()
+        tune_garbage_collector(_GC_THRESHOLDS)
         server.run()
     except SystemExit as exc:  # uvicorn exits when it cannot bind or startup fails
         raise ApiStartError(f"the API could not start on {where}") from exc

@@ -2,12 +2,12 @@
 
 from __future__ import annotations
 
-import gc
 import logging
 import threading
 
 from ingest.pipeline import IngestWorker
 from smartcity.db import database_url
+from smartcity.runtime import tune_garbage_collector as _tune
 from smartcity.settings import Settings
 
 __all__ = ["run_ingest", "tune_garbage_collector"]
@@ -23,8 +23,7 @@ _GC_THRESHOLDS = (20_000, 10, 10)
 
 def tune_garbage_collector() -> None:
     """Set this process's cycle collector for an ingest worker (process-wide: call at the entry point)."""
-    gc.freeze()
-    gc.set_threshold(*_GC_THRESHOLDS)
+    _tune(_GC_THRESHOLDS)
 
 
 def run_ingest(settings: Settings, stop: threading.Event) -> IngestWorker:
