@@ -11,7 +11,7 @@ from psycopg import AsyncConnection
 
 from smartcity.db.queries import indices as index_sql
 
-__all__ = ["PollutantWindow", "read_pollutant_windows", "site_exists"]
+__all__ = ["PollutantWindow", "read_pollutant_windows"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -28,12 +28,6 @@ class PollutantWindow:
     def coverage(self) -> float:
         """Return the share of the window's hours that held at least one reading."""
         return self.hours_with_data / self.hours
-
-
-async def site_exists(conn: AsyncConnection[Any], site: str) -> bool:
-    """Tell whether ``site`` is a stored site."""
-    cur = await conn.execute(index_sql.SELECT_SITE_EXISTS, {"site": site})
-    return await cur.fetchone() is not None
 
 
 async def read_pollutant_windows(conn: AsyncConnection[Any], site: str, at: datetime,

@@ -6,10 +6,7 @@ from __future__ import annotations
 
 from typing import Final
 
-__all__ = ["SELECT_POLLUTANT_WINDOWS", "SELECT_SITE_EXISTS"]
-
-# {"site"} → one row (true) when the site exists, none otherwise.
-SELECT_SITE_EXISTS: Final = "SELECT true FROM sites WHERE site_id = %(site)s"
+__all__ = ["SELECT_POLLUTANT_WINDOWS"]
 
 # {"site", "at": timestamptz, "metrics": text[], "hours": int[] (the window of each metric)}
 # → per metric, in the order given: (metric, mean, readings, hours_with_data) over
