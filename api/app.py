@@ -17,6 +17,7 @@ from fastapi import FastAPI
 from psycopg import AsyncConnection
 from psycopg_pool import AsyncConnectionPool
 
+from api.auth import KeyCache
 from api.broker import Broker
 from api.deps import Pool
 from api.errors import install_error_handlers
@@ -91,6 +92,7 @@ def create_app(settings: Settings) -> FastAPI:
         lifespan=_lifespan,
     )
     app.state.settings = settings
+    app.state.key_cache = KeyCache(settings.api.key_cache_s)
     install_error_handlers(app)
     app.include_router(build_router())
     return app

@@ -4,6 +4,8 @@ Exceptions the routes raise (``ApiError`` and its subclasses carry their own sta
 
     ApiError
      ├── BadRequest          400  the request cannot be answered as asked (/aggregates: any bad input)
+     ├── Unauthorized        401  no API key, or one that is malformed, unknown or revoked
+     ├── Forbidden           403  the key's scope is below the route's
      ├── NotFound            404  an addressed resource does not exist
      ├── InvalidParameter    422  a parameter names something the catalogue does not know
      └── ServiceUnavailable  503  a backing service (database, broker) cannot be reached
@@ -41,10 +43,12 @@ __all__ = [
     "ApiError",
     "BadRequest",
     "CatchUnexpected",
+    "Forbidden",
     "InvalidParameter",
     "NotFound",
     "ProblemResponse",
     "ServiceUnavailable",
+    "Unauthorized",
     "install_error_handlers",
     "problem_responses",
     "to_problem",
@@ -75,6 +79,29 @@ class BadRequest(ApiError):
     status = HTTPStatus.BAD_REQUEST
     problem_type = _TYPE_PREFIX + "bad-request"
     title = "Bad request"
+
+
+class Unauthorized(ApiError):
+    """No usable API key: missing, malformed, unknown or revoked (RFC 6750's challenge attached)."""
+
+    status = HTTPStatus.UNAUTHORIZED
+    problem_type = _TYPE_PREFIX + "unauthorized"
+    title = "API key required"
+
+    def __init__(self, detail: str, error: str | None = None) -> None:
+        super().__init__(detail)
+        challenge = 'Bearer realm="smartcity"'
+        if error:
+            challenge += f', error="{error}"'
+        self.headers = {"WWW-Authenticate": challenge}
+
+
+class Forbidden(ApiError):
+    """The key is valid but its scope is below what the route needs."""
+
+    status = HTTPStatus.FORBIDDEN
+    problem_type = _TYPE_PREFIX + "forbidden"
+    title = "Scope too low"
 
 
 class NotFound(ApiError):

@@ -16,8 +16,10 @@ import os
 import threading
 from collections.abc import Iterator, Sequence
 from contextlib import ExitStack, contextmanager
+from pathlib import Path
 from typing import TYPE_CHECKING
 
+from smartcity.apikeys import Scope, create_key, is_active
 from smartcity.db import apply_migrations, seed_catalog
 from smartcity.db.connect import connect, database_url, embedded_postgres_dir
 from smartcity.devices import DeviceExists, register_device
@@ -26,7 +28,7 @@ from smartcity.services import EmbeddedMosquitto, EmbeddedPostgres
 from smartcity.settings import Settings
 from smartcity.supervisor import BrokerProcess, ChildProcess, CrashLoop, Supervised, Supervisor
 
-__all__ = ["migrate_database", "register_fleet", "run_platform"]
+__all__ = ["ensure_operator_key", "migrate_database", "register_fleet", "run_platform"]
 
 if TYPE_CHECKING:
     from simulators.fleet import DeviceSpec
@@ -54,6 +56,21 @@ def register_fleet(url: str, specs: Sequence[DeviceSpec]) -> int:
             except DeviceExists:
                 pass
     return added
+
+
+def ensure_operator_key(url: str, path: Path) -> bool:
+    """Keep an active admin API key in ``path`` (mode 0600) for the local operator; return whether
+    a new one was created (none was there, or it was revoked)."""
+    with connect(url, purpose="register", autocommit=True) as conn:
+        if path.exists() and is_active(conn, path.read_text().strip()):
+            return False
+        key = create_key(conn, Scope.ADMIN, "operator (smartcity up)").key
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    os.fchmod(fd, 0o600)  # a file that existed keeps its mode through O_CREAT
+    with os.fdopen(fd, "w") as out:
+        out.write(key + "\n")
+    return True
 
 
 @contextmanager
@@ -92,6 +109,12 @@ def run_platform(settings: Settings, stop: threading.Event) -> int:
         log.info("database ready (migrations applied now: %s)", applied or "none")
         fleet = demo_fleet()
         log.info("demo fleet: %d devices (%d newly registered)", len(fleet), register_fleet(url, fleet))
+        if settings.uses_embedded_database:
+            # The embedded platform is a single operator's: give them a key to call the API with.
+            key_file = settings.embedded.data_dir / "api-key"
+            created = ensure_operator_key(url, key_file)
+            log.info("%s admin API key in %s (send it as 'Authorization: Bearer <key>')",
+                     "new" if created else "the", key_file)
         # The URL as given (login included), not rebuilt from host and port: children log in too.
         env = {**os.environ, "SMARTCITY_DATABASE_URL": url,
                "SMARTCITY_MQTT_URL": settings.mqtt_url or settings.broker.url}

@@ -165,6 +165,11 @@ class ApiSettings(BaseModel):
     port: Port = 8000
     pool_max_size: int = Field(10, ge=1)
     aggregate_max_points: int = Field(10_000, ge=1)  # points one /aggregates answer may hold
+    # Read routes without a key (the regency may publish air quality openly); off by default.
+    public_read: bool = False
+    # How long a presented key's row is trusted before it is looked up again: a revocation takes
+    # effect within this many seconds, and last_used_at is written about this often per key.
+    key_cache_s: float = Field(5.0, ge=0, le=300)
 
 
 # The hours each pollutant's mean is taken over for the air-quality indices. Particulates: 24 h,

@@ -9,6 +9,7 @@ import psycopg
 import pytest
 
 from ingest.pipeline import IngestWorker
+from smartcity.apikeys import Scope, create_key
 from smartcity.db import apply_migrations, seed_catalog
 from smartcity.services import EmbeddedMosquitto, EmbeddedPostgres, free_port
 from smartcity.settings import IngestSettings
@@ -18,7 +19,7 @@ from tests.services import scratch_dir
 # Tables whose rows tests create; the catalogue tables are seeded once per session. The rollups and
 # marks too: device ids restart at 1, so another test's rollup rows would be read as this test's.
 _DATA_TABLES = ("readings", "latest_readings", "quarantine", "devices", "rollup_1m", "rollup_1h", "rollup_1d",
-                "rollup_pending", "retention_horizon")
+                "rollup_pending", "retention_horizon", "api_keys")
 
 
 @pytest.fixture(scope="session")
@@ -49,6 +50,19 @@ def db(database_url: str) -> Iterator[psycopg.Connection]:
     """An autocommit connection to the clean test database."""
     with psycopg.connect(database_url, autocommit=True) as conn:
         yield conn
+
+
+@pytest.fixture
+def admin_key(database_url: str) -> str:
+    """A fresh admin API key (the tables are emptied per test, keys included)."""
+    with psycopg.connect(database_url, autocommit=True) as conn:
+        return create_key(conn, Scope.ADMIN, "tests").key
+
+
+@pytest.fixture
+def admin_headers(admin_key: str) -> dict[str, str]:
+    """Request headers that carry ``admin_key``."""
+    return {"Authorization": f"Bearer {admin_key}"}
 
 
 @pytest.fixture

@@ -9,6 +9,7 @@ import psycopg
 
 from api import create_app
 from ingest.pipeline import IngestWorker
+from smartcity.apikeys import Scope, create_key
 from smartcity.broker_url import parse_broker_url
 from smartcity.contract import telemetry_topic
 from smartcity.devices import register_device
@@ -36,7 +37,8 @@ def test_a_published_reading_comes_back_from_the_api(
         with mqtt_publisher(mosquitto, "river-kandilo-01") as device:
             publish(device, telemetry_topic("river-kandilo-01"),
                     b'{"ts": "%s", "metrics": {"water_level": 2.41}}' % local_time.encode())
-        with TestClient(create_app(settings)) as api:
+        reader = create_key(db, Scope.READ, "e2e").key
+        with TestClient(create_app(settings), headers={"Authorization": f"Bearer {reader}"}) as api:
             def latest() -> dict:
                 body = api.get("/api/v1/devices/river-kandilo-01/latest").json()
                 return body if body["metrics"] else {}

@@ -14,7 +14,7 @@ from __future__ import annotations
 import http.client
 import logging
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from contextlib import ExitStack
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
@@ -27,7 +27,7 @@ from simulators.fleet import DeviceSpec, demo_fleet
 from smartcity.bench.api_report import ApiBenchResult, EndpointLoad
 from smartcity.bench.cpu import machine_busy_seconds, process_tree_cpu_seconds
 from smartcity.bench.http_load import LoadResult, run_load
-from smartcity.bench.stack import BenchStack, bench_services, used_database_refusal
+from smartcity.bench.stack import BenchStack, bench_read_key, bench_services, used_database_refusal
 from smartcity.db.connect import connect
 from smartcity.db.queries import bench as bench_sql
 from smartcity.launcher import migrate_database, register_fleet
@@ -93,10 +93,11 @@ def run_api_bench(config: ApiBenchConfig, settings: Settings) -> ApiBenchResult:
         aggregate_path = "/api/v1/aggregates?" + urlencode({
             "metric": AGGREGATE_METRIC, "bucket": "1h", "agg": "avg", "group_by": "device",
             "start": (end - HISTORY).isoformat(), "end": end.isoformat()})
-        _check_aggregate_has_points(port, aggregate_path)
+        headers = bench_read_key(url)
+        _check_aggregate_has_points(port, aggregate_path, headers)
         pids = {name: child.pid for name, child in children.items()} | services.cpu_pids
-        latest = _load(port, latest_paths, config, pids)
-        aggregates = _load(port, [aggregate_path], config, pids)
+        latest = _load(port, latest_paths, config, pids, headers)
+        aggregates = _load(port, [aggregate_path], config, pids, headers)
         for name, child in children.items():
             if (status := child.exited()) is not None:
                 raise ApiBenchError(f"{name} exited with status {status} during the run")
@@ -152,19 +153,19 @@ def _wait_for(condition: Callable[[], bool], children: dict[str, ChildProcess], 
         time.sleep(0.2)
 
 
-def _get(port: int, path: str) -> tuple[int, bytes]:
+def _get(port: int, path: str, headers: Mapping[str, str] | None = None) -> tuple[int, bytes]:
     conn = http.client.HTTPConnection("127.0.0.1", port, timeout=30)
     try:
-        conn.request("GET", path)
+        conn.request("GET", path, headers=dict(headers or {}))
         response = conn.getresponse()
         return response.status, response.read()
     finally:
         conn.close()
 
 
-def _check_aggregate_has_points(port: int, path: str) -> None:
+def _check_aggregate_has_points(port: int, path: str, headers: Mapping[str, str]) -> None:
     """Fail unless the aggregate answers 200 with points: timing an empty answer proves nothing."""
-    status, body = _get(port, path)
+    status, body = _get(port, path, headers)
     if status != 200:
         raise ApiBenchError(f"the aggregate query answered {status}: {body[:500]!r}")
     if not any(series["points"] for series in orjson.loads(body)["series"]):
@@ -172,14 +173,15 @@ def _check_aggregate_has_points(port: int, path: str) -> None:
 
 
 def _load(port: int, paths: Sequence[str], config: ApiBenchConfig,
-          pids: dict[str, int]) -> EndpointLoad:
+          pids: dict[str, int], headers: Mapping[str, str]) -> EndpointLoad:
     """Warm up, then load ``paths`` for the configured time; return its figures and CPU split."""
     if config.warmup_s > 0:
-        run_load("127.0.0.1", port, paths, concurrency=config.concurrency, seconds=config.warmup_s)
+        run_load("127.0.0.1", port, paths, concurrency=config.concurrency, seconds=config.warmup_s,
+                 headers=headers)
     before = {name: process_tree_cpu_seconds(pid) for name, pid in pids.items()}
     machine_before = machine_busy_seconds()
     result: LoadResult = run_load("127.0.0.1", port, paths, concurrency=config.concurrency,
-                                  seconds=config.seconds)
+                                  seconds=config.seconds, headers=headers)
     machine = machine_busy_seconds() - machine_before
     cores = {name: (process_tree_cpu_seconds(pid) - before[name]) / result.seconds
              for name, pid in pids.items()}

@@ -11,7 +11,7 @@ from __future__ import annotations
 import asyncio
 import itertools
 import time
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -130,10 +130,12 @@ async def _run(host: str, port: int, requests: Sequence[bytes], concurrency: int
 
 
 def run_load(host: str, port: int, paths: Sequence[str], *, concurrency: int,
-             seconds: float) -> LoadResult:
-    """GET ``paths`` (rotating; client i starts at path i) with ``concurrency`` clients for ``seconds``."""
+             seconds: float, headers: Mapping[str, str] | None = None) -> LoadResult:
+    """GET ``paths`` (rotating; client i starts at path i) with ``concurrency`` clients for ``seconds``,
+    each request carrying ``headers``."""
     if not paths or concurrency < 1 or seconds <= 0:
         raise ValueError("need at least one path, one client and a positive duration")
-    requests = [f"GET {path} HTTP/1.1\r\nHost: {host}:{port}\r\nAccept: application/json\r\n\r\n"
+    extra = "".join(f"{name}: {value}\r\n" for name, value in (headers or {}).items())
+    requests = [f"GET {path} HTTP/1.1\r\nHost: {host}:{port}\r\nAccept: application/json\r\n{extra}\r\n"
                 .encode("ascii") for path in paths]
     return asyncio.run(_run(host, port, requests, concurrency, seconds))

@@ -14,7 +14,7 @@ import logging
 import math
 import time
 from collections import Counter
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from contextlib import ExitStack
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime, timedelta
@@ -28,7 +28,7 @@ import psycopg
 from simulators.backfill import backfill
 from simulators.fleet import DeviceSpec, demo_fleet
 from smartcity.bench.query_report import QueryBenchResult, QueryTiming
-from smartcity.bench.stack import BenchStack, bench_services, used_database_refusal
+from smartcity.bench.stack import BenchStack, bench_read_key, bench_services, used_database_refusal
 from smartcity.catalog import DEVICE_KINDS, METRICS, SITES
 from smartcity.db.connect import connect
 from smartcity.db.queries import bench as bench_sql
@@ -114,7 +114,8 @@ def run_query_bench(config: QueryBenchConfig, settings: Settings, *,
 
         questions = _questions(specs, datetime.now(UTC))
         api = _start_api(stack, services)
-        queries = {q.name: _time_question(api, conn, q, config) for q in questions}
+        headers = bench_read_key(url)
+        queries = {q.name: _time_question(api, headers, conn, q, config) for q in questions}
 
         catchup_specs, into_past = _catchup_fleet(specs, config, per_minute, loaded_from)
         if not into_past:
@@ -218,19 +219,21 @@ def _start_api(stack: ExitStack, services: BenchStack) -> http.client.HTTPConnec
         time.sleep(0.1)
 
 
-def _get(api: http.client.HTTPConnection, path: str) -> tuple[int, bytes]:
-    api.request("GET", path)
+def _get(api: http.client.HTTPConnection, path: str,
+         headers: Mapping[str, str] | None = None) -> tuple[int, bytes]:
+    api.request("GET", path, headers=dict(headers or {}))
     response = api.getresponse()
     return response.status, response.read()
 
 
-def _time_question(api: http.client.HTTPConnection, conn: psycopg.Connection[Any],
+def _time_question(api: http.client.HTTPConnection, headers: Mapping[str, str],
+                   conn: psycopg.Connection[Any],
                    question: _Question, config: QueryBenchConfig) -> QueryTiming:
     """Time ``question`` through the API and as raw SQL; check both answer with data."""
     path = "/api/v1/aggregates?" + urlencode(question.params, doseq=True)
 
     def through_api() -> list[tuple[Any, ...]]:
-        status, body = _get(api, path)
+        status, body = _get(api, path, headers)
         if status != 200:
             raise QueryBenchError(f"{question.name}: the API answered {status}: {body[:500]!r}")
         return [(s["key"], datetime.fromisoformat(p["time"]), p["value"], p["count"])

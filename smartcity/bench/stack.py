@@ -14,13 +14,14 @@ from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from smartcity.apikeys import Scope, create_key
 from smartcity.bench.cpu import find_pid
 from smartcity.db.connect import connect, database_url
 from smartcity.db.queries import bench as bench_sql
 from smartcity.services import EmbeddedMosquitto, EmbeddedPostgres, free_port
 from smartcity.settings import Settings
 
-__all__ = ["BenchStack", "bench_services", "used_database_refusal"]
+__all__ = ["BenchStack", "bench_read_key", "bench_services", "used_database_refusal"]
 
 
 @dataclass
@@ -98,3 +99,14 @@ def used_database_refusal(url: str, device_ids: Iterable[str], bench: str) -> st
         return None
     return (f"the database already holds readings of the demo fleet; bench {bench} stores its own:"
             " point SMARTCITY_DATABASE_URL at an empty database, or unset it to use a private one")
+
+
+def bench_read_key(url: str) -> dict[str, str]:
+    """Create a read key in the (migrated) database at ``url``; return the headers that send it.
+
+    The benchmarks go through authentication as every client does: the key's cached check is
+    part of what a request costs.
+    """
+    with connect(url, purpose="bench", autocommit=True) as conn:
+        key = create_key(conn, Scope.READ, "bench").key
+    return {"Authorization": f"Bearer {key}"}

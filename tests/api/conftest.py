@@ -22,9 +22,10 @@ def settings(database_url: str, mosquitto: EmbeddedMosquitto) -> Settings:
 
 
 @pytest.fixture
-def client(settings: Settings) -> Iterator[TestClient]:
-    """A client of a running app (lifespan started), once its broker connection is up."""
-    with TestClient(create_app(settings)) as client:
+def client(settings: Settings, admin_headers: dict[str, str]) -> Iterator[TestClient]:
+    """A client of a running app (lifespan started) sending an admin key, once its broker
+    connection is up."""
+    with TestClient(create_app(settings), headers=admin_headers) as client:
         wait_until(lambda: client.get("/api/v1/health").status_code == 200, timeout=10,
                    message="API healthy")
         yield client

@@ -63,13 +63,13 @@ def readings(db: psycopg.Connection, database_url: str) -> dict[str, list[tuple[
 
 
 @pytest.fixture
-def small_limit_client(settings: Settings) -> Iterator[TestClient]:
+def small_limit_client(settings: Settings, admin_headers: dict[str, str]) -> Iterator[TestClient]:
     """A client whose answers may hold at most 30 points."""
     from api import create_app
 
     limited = settings.model_copy(update={"api": settings.api.model_copy(
         update={"aggregate_max_points": 30})})
-    with TestClient(create_app(limited)) as client:
+    with TestClient(create_app(limited), headers=admin_headers) as client:
         yield client
 
 

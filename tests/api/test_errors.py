@@ -136,7 +136,7 @@ def test_nul_path_gives_a_clean_problem_and_a_clean_log(
 
 
 def test_uvicorn_access_log_line_for_a_nul_path_has_no_raw_control_character(
-        settings: Settings) -> None:
+        settings: Settings, admin_key: str) -> None:
     stream = io.StringIO()
     handler = logging.StreamHandler(stream)
     handler.setFormatter(TextFormatter("%(name)s: %(message)s"))
@@ -153,7 +153,8 @@ def test_uvicorn_access_log_line_for_a_nul_path_has_no_raw_control_character(
         wait_until(lambda: server.started, timeout=20, message="uvicorn started")
         # A raw request: HTTP clients normalise paths, a device or attacker need not.
         with socket.create_connection(("127.0.0.1", port), timeout=5) as sock:
-            sock.sendall(b"GET /api/v1/devices/%00%1B[2J HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
+            sock.sendall(b"GET /api/v1/devices/%00%1B[2J HTTP/1.1\r\nHost: x\r\nConnection: close\r\n"
+                         b"Authorization: Bearer " + admin_key.encode() + b"\r\n\r\n")
             reply = b""
             while chunk := sock.recv(65536):
                 reply += chunk

@@ -204,14 +204,14 @@ def test_exactly_the_minimum_coverage_is_enough_and_gaps_anywhere_count(
 
 
 def test_the_minimum_coverage_is_a_setting(settings: Any, db: psycopg.Connection,
-                                           database_url: str) -> None:
+                                           database_url: str, admin_headers: dict[str, str]) -> None:
     from api import create_app
 
     _store(db, database_url, "long-ikis", {"pm25": _hours_of_data(set(range(12)))},
            AT - timedelta(hours=24), AT)
     lenient = settings.model_copy(update={"index": settings.index.model_copy(
         update={"min_coverage": 0.5})})
-    with TestClient(create_app(lenient)) as client:
+    with TestClient(create_app(lenient), headers=admin_headers) as client:
         body = client.get(URL, params={"site": "long-ikis", "at": AT.isoformat()}).json()
     assert (body["ispu"], body["min_coverage"]) == (math.ceil(compute_sub_index("pm25", 50.0).value), 0.5)
 
@@ -266,12 +266,12 @@ def test_a_time_far_from_the_data_is_no_number_not_an_error(client: TestClient, 
 
 
 @pytest.mark.usefixtures("steps")
-def test_the_us_aqi_needs_a_24_hour_pm25_window(settings: Any) -> None:
+def test_the_us_aqi_needs_a_24_hour_pm25_window(settings: Any, admin_headers: dict[str, str]) -> None:
     from api import create_app
 
     hourly = settings.model_copy(update={"index": settings.index.model_copy(
         update={"averaging_hours": {**settings.index.averaging_hours, "pm25": 1}})})
-    with TestClient(create_app(hourly)) as client:
+    with TestClient(create_app(hourly), headers=admin_headers) as client:
         body = client.get(URL, params={"site": "kuaro", "at": AT.isoformat()}).json()
     assert body["sub_indices"]["pm25"]["averaging_hours"] == 1
     assert (body["dominant"], body["us_aqi"]) == ("pm25", None)

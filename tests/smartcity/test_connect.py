@@ -56,7 +56,7 @@ def test_api_pool_connections_are_named_and_in_utc(
     register_device(db, "aq-kuaro-01", "air_quality_station", "kuaro")
     db.execute("UPDATE devices SET last_seen = '2026-11-27 10:00:00+08'")
     settings = Settings(_env_file=None, database_url=makassar_url,  # type: ignore[call-arg]
-                        mqtt_url=mosquitto.url)
+                        mqtt_url=mosquitto.url, api={"public_read": True})
     with TestClient(create_app(settings)) as client:
         device = client.get("/api/v1/devices/aq-kuaro-01").json()
         sessions = _sessions(makassar_url, "smartcity-api")

@@ -45,9 +45,14 @@ def _start(data_dir: Path, ports: dict[str, int]) -> subprocess.Popen[bytes]:
                             stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
 
 
-def _latest(api: str, device_id: str) -> dict:
+def _latest(api: str, device_id: str, data_dir: Path) -> dict:
+    """The device's latest values, asked with the operator key `up` leaves in the data directory."""
+    key_file = data_dir / "api-key"
+    if not key_file.exists():
+        return {}
+    headers = {"Authorization": f"Bearer {key_file.read_text().strip()}"}
     try:
-        response = httpx.get(f"{api}/devices/{device_id}/latest", timeout=2)
+        response = httpx.get(f"{api}/devices/{device_id}/latest", timeout=2, headers=headers)
     except httpx.TransportError:
         return {}
     return response.json()["metrics"] if response.status_code == 200 else {}
@@ -74,7 +79,7 @@ def test_up_serves_simulated_readings_stops_cleanly_and_keeps_data() -> None:
         data_dir = root / ".smartcity"
         process = _start(data_dir, ports)
         try:
-            first = wait_until(lambda: _latest(api, "aq-tanah-grogot-01"), timeout=60,
+            first = wait_until(lambda: _latest(api, "aq-tanah-grogot-01", data_dir), timeout=60,
                                interval=0.5, message="simulated readings in the API")
             health = httpx.get(f"{api}/health", timeout=2).json()
             metrics = httpx.get(f"http://127.0.0.1:{ports['metrics']}/metrics", timeout=2).text
@@ -92,7 +97,7 @@ def test_up_serves_simulated_readings_stops_cleanly_and_keeps_data() -> None:
 
         process = _start(data_dir, ports)
         try:
-            wait_until(lambda: _latest(api, "aq-tanah-grogot-01"), timeout=60, interval=0.5,
+            wait_until(lambda: _latest(api, "aq-tanah-grogot-01", data_dir), timeout=60, interval=0.5,
                        message="API back after restart")
             url = embedded_postgres_url(data_dir / "postgres", ports["pg"])
             with psycopg.connect(url) as conn:
@@ -313,10 +318,12 @@ def test_up_restarts_its_embedded_broker_after_a_crash_and_readings_flow_again()
     ports = {"pg": free_port(), "mqtt": free_port(), "api": free_port(), "metrics": free_port()}
     api = f"http://127.0.0.1:{ports['api']}/api/v1"
     with scratch_dir("smartcity-up-broker-") as root:
-        process = _start(root / ".smartcity", ports)
+        data_dir = root / ".smartcity"
+        process = _start(data_dir, ports)
         output = _Output(process)
         try:
-            first = wait_until(lambda: _latest(api, "aq-tanah-grogot-01"), timeout=60, interval=0.5,
+            first = wait_until(lambda: _latest(api, "aq-tanah-grogot-01", data_dir), timeout=60,
+                               interval=0.5,
                                message="simulated readings in the API")
             pid = int(wait_until(lambda: re.search(r"mosquitto listening on \S+ \(pid (\d+)", output.text),
                                  message="broker pid logged").group(1))
@@ -324,7 +331,7 @@ def test_up_restarts_its_embedded_broker_after_a_crash_and_readings_flow_again()
             wait_until(lambda: re.findall(r"mosquitto listening on \S+ \(pid (\d+)", output.text)[1:],
                        timeout=30, message="broker restarted")
             # The simulator and ingest reconnect by themselves: newer readings reach the API.
-            wait_until(lambda: _latest(api, "aq-tanah-grogot-01").get("pm25", {}).get("time", "")
+            wait_until(lambda: _latest(api, "aq-tanah-grogot-01", data_dir).get("pm25", {}).get("time", "")
                        > first["pm25"]["time"], timeout=60, interval=0.5, message="readings after the crash")
             assert process.poll() is None
         finally:
