@@ -19,6 +19,7 @@ __all__ = [
     "ISPU_INDEX_POINTS",
     "ISPU_POLLUTANTS",
     "ISPU_TABLE",
+    "PARTICULATES",
     "TABLE_UNIT",
     "US_AQI_PM25_BANDS",
     "AirIndexError",
@@ -211,13 +212,21 @@ def compute_sub_index(pollutant: str, concentration: float) -> SubIndex:
     return SubIndex(pollutant, concentration, value, ISPU_CATEGORIES[band], False)
 
 
+# What a haze raises. An index of the gases alone reads "Baik" through a haze whose particulate
+# sensor is silent or just started, so a site needs one of these with enough data for a number.
+PARTICULATES = ("pm10", "pm25")
+
+
 def compute_site_index(sub_indices: Mapping[str, SubIndex]) -> SiteIndex | None:
-    """Return the site's ISPU: the highest sub-index and its pollutant; None without any.
+    """Return the site's ISPU: the highest sub-index and its pollutant; None without a particulate.
+
+    The sub-indices are those of the pollutants with enough data. Without PM10 or PM2.5 among
+    them there is no index (``PARTICULATES``): the gases alone would understate a haze.
 
     Ties go to the pollutant that comes first in the regulation's table (PM10, PM2.5, SO2, CO,
     O3, NO2, HC), so the answer never depends on the mapping's order.
     """
-    if not sub_indices:
+    if not any(name in sub_indices for name in PARTICULATES):
         return None
     order = {name: n for n, name in enumerate(ISPU_POLLUTANTS)}
     top = min(sub_indices.values(), key=lambda s: (-s.value, order.get(s.pollutant, len(order))))

@@ -147,7 +147,7 @@ _ISPU_NO_DATA_EXAMPLE: JsonDict = {
 class IspuOut(BaseModel):
     """A site's ISPU (Permen LHK P.14/2020) at a time: the highest sub-index and its pollutant.
 
-    `ispu` is null, with a `reason`, when no pollutant has enough data in its window.
+    `ispu` is null, with a `reason`, when neither PM10 nor PM2.5 has enough data in its window.
     """
 
     model_config = ConfigDict(json_schema_extra={"examples": [_ISPU_EXAMPLE, _ISPU_NO_DATA_EXAMPLE]})

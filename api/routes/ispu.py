@@ -2,7 +2,8 @@
 
 Each pollutant's mean over its averaging window (``index.averaging_hours``) ending at ``at`` comes
 from the planner; a mean is used only when enough of its window's hours held readings
-(``index.min_coverage``), so too little data gives ``"ispu": null`` and a reason, never a number.
+(``index.min_coverage``), and the index needs a particulate among them (``PARTICULATES``), so too
+little data gives ``"ispu": null`` and a reason, never a number.
 """
 
 from __future__ import annotations
@@ -16,6 +17,7 @@ from pydantic import AwareDatetime
 from api.deps import ConnDep, SettingsDep
 from api.errors import NotFound, problem_responses
 from api.indices import (
+    PARTICULATES,
     TABLE_UNIT,
     SubIndex,
     compute_site_index,
@@ -53,7 +55,8 @@ async def read_ispu(
     """Compute a site's ISPU from each pollutant's mean over its averaging window before `at`.
 
     Pollutants whose window held readings in fewer than the minimum share of its hours are left
-    out (`excluded`); when that is every pollutant, `ispu` is null and `reason` says what each had.
+    out (`excluded`). When that leaves neither PM10 nor PM2.5, `ispu` is null and `reason` says what
+    each had: the gases alone would read "Baik" through a haze.
     """
     if site not in SITES:  # the catalogue seeds the sites table: no round trip needed
         raise NotFound(f"no site {site!r}; GET /api/v1/sites lists them")
@@ -88,9 +91,13 @@ async def read_ispu(
 
     site_index = compute_site_index(usable)
     reason = None
-    if site_index is None:
-        reason = (f"too little data for every pollutant (at least {index_settings.min_coverage:.0%}"
-                  f" of a window's hours need readings): {', '.join(map(_describe, excluded))}")
+    need = f"at least {index_settings.min_coverage:.0%} of a window's hours need readings"
+    if site_index is None and usable:
+        particulates = [w for w in excluded if w.metric in PARTICULATES]
+        reason = (f"too little data for a particulate ({need}): {', '.join(map(_describe, particulates))};"
+                  f" an index of {', '.join(usable)} alone would understate a haze")
+    elif site_index is None:
+        reason = f"too little data for every pollutant ({need}): {', '.join(map(_describe, excluded))}"
     return IspuOut(
         site_id=site, time=at,
         ispu=None if site_index is None else site_index.ispu,

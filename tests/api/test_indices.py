@@ -142,9 +142,19 @@ def test_a_tie_goes_to_the_pollutant_first_in_the_table_whatever_the_order_given
         got = compute_site_index({p: _sub(p, c) for p, c in order})
         assert got is not None
         assert (got.dominant, got.ispu) == ("pm25", 100)
-    beyond = compute_site_index({"co": _sub("co", 50000), "no2": _sub("no2", 4000)})
+    beyond = compute_site_index({"pm10": _sub("pm10", 10), "co": _sub("co", 50000),
+                                 "no2": _sub("no2", 4000)})
     assert beyond is not None
     assert (beyond.dominant, beyond.ispu, beyond.beyond_scale) == ("co", 500, True)
+
+
+def test_gases_without_a_particulate_give_no_index_however_high() -> None:
+    # A haze with the PM sensor silent would otherwise read from NO2 alone: "Baik".
+    assert compute_site_index({"no2": _sub("no2", 30), "co": _sub("co", 2000)}) is None
+    assert compute_site_index({"co": _sub("co", 50000)}) is None
+    for particulate in ("pm10", "pm25"):
+        only = compute_site_index({particulate: _sub(particulate, 10), "no2": _sub("no2", 30)})
+        assert only is not None and only.dominant in (particulate, "no2")
 
 
 def test_the_reported_ispu_rounds_up_into_its_category_s_range() -> None:

@@ -190,6 +190,22 @@ def test_too_little_data_gives_no_number_and_says_what_each_pollutant_had(
     assert body["sub_indices"]["co"]["concentration"] is None
 
 
+def test_gases_alone_give_no_number_when_the_particulates_lack_data(
+        client: TestClient, db: psycopg.Connection, database_url: str) -> None:
+    # PM2.5 only for the last 4 hours (a sensor just back), the gases all day: NO2 alone reads Baik.
+    _store(db, database_url, "batu-engau", {"pm25": _hours_of_data(set(range(4))),
+                                            "no2": lambda t: 30.0, "co": lambda t: 2000.0},
+           AT - timedelta(hours=24), AT)
+
+    body = client.get(URL, params={"site": "batu-engau", "at": AT.isoformat()}).json()
+
+    assert (body["ispu"], body["category"], body["dominant"], body["us_aqi"]) == (None, None, None, None)
+    assert body["sub_indices"]["no2"]["sub_index"] is not None  # the gases' sub-indices stay shown
+    assert body["reason"] == (
+        "too little data for a particulate (at least 75% of a window's hours need readings): pm10 had"
+        " 0 of 24 h (0%), pm25 had 4 of 24 h (17%); an index of co, no2 alone would understate a haze")
+
+
 def test_exactly_the_minimum_coverage_is_enough_and_gaps_anywhere_count(
         client: TestClient, db: psycopg.Connection, database_url: str) -> None:
     # 18 of 24 hours, the gaps spread over the window: 75 %.
