@@ -103,3 +103,8 @@ class SecuredMosquitto(EmbeddedMosquitto):
         """Return the broker's URL with a login, percent-encoded as SMARTCITY_MQTT_URL wants it."""
         scheme = "mqtts" if self.tls else "mqtt"
         return f"{scheme}://{quote(user, safe='')}:{quote(password, safe='')}@127.0.0.1:{self.port}"
+
+
+def leftover_bench_stacks(directory: Path) -> list[str]:
+    """Return the names of benchmark stacks left in ``directory``."""
+    return sorted(p.name for p in directory.glob("smartcity-bench-*"))

@@ -3,9 +3,9 @@ small end-to-end run on its own embedded stack."""
 
 from __future__ import annotations
 
-import glob
 import math
 import time
+from pathlib import Path
 
 import orjson
 import pytest
@@ -18,6 +18,7 @@ from smartcity.bench.prometheus import histogram_quantile, merge_snapshots, pars
 from smartcity.bench.wire import encode_publish, encode_varint
 from smartcity.cli import main
 from smartcity.settings import Settings
+from tests.services import leftover_bench_stacks
 
 INF = math.inf
 # 10 observations ≤ 0.1 s, 50 in (0.1, 0.3], 30 in (0.3, 1], 10 above 1 s.
@@ -82,8 +83,7 @@ def test_cli_refuses_fewer_devices_than_publishers_before_starting_anything() ->
 
 @pytest.mark.slow
 @pytest.mark.parametrize("client", ["paho", "raw"])
-def test_small_run_stores_every_published_reading(client: str) -> None:
-    before = set(glob.glob("/tmp/smartcity-bench-*"))
+def test_small_run_stores_every_published_reading(client: str, bench_tmpdir: Path) -> None:
     config = IngestBenchConfig(messages=3000, publishers=2, workers=1, devices=20, timeout=60,
                                client=client)  # type: ignore[arg-type]
     settings = Settings(_env_file=None, database_url=None, mqtt_url=None)  # type: ignore[call-arg]
@@ -101,4 +101,4 @@ def test_small_run_stores_every_published_reading(client: str) -> None:
     out = orjson.loads(orjson.dumps(result.to_dict()))
     assert out["readings_stored"] == 18_000 and out["verdict"].startswith("verdict: ")
     assert "bucket-interpolated" in result.to_text()
-    assert set(glob.glob("/tmp/smartcity-bench-*")) <= before  # the temporary stack is removed
+    assert leftover_bench_stacks(bench_tmpdir) == []  # the temporary stack is removed

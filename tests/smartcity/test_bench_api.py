@@ -4,12 +4,12 @@ the report judges the target; bad options are refused."""
 
 from __future__ import annotations
 
-import glob
 import subprocess
 import sys
 import threading
 from collections.abc import Iterator
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
 
 import orjson
 import pytest
@@ -19,15 +19,16 @@ from smartcity.bench.api_report import ApiBenchResult, EndpointLoad
 from smartcity.bench.http_load import run_load
 from smartcity.cli import main
 from smartcity.services import free_port
+from tests.services import leftover_bench_stacks
 
 FIGURES = {"requests_per_s", "p50_ms", "p99_ms", "errors"}
 
 
 @pytest.mark.slow
-def test_short_run_prints_the_issues_json_with_positive_figures(monkeypatch: pytest.MonkeyPatch) -> None:
+def test_short_run_prints_the_issues_json_with_positive_figures(
+        monkeypatch: pytest.MonkeyPatch, bench_tmpdir: Path) -> None:
     for name in ("SMARTCITY_DATABASE_URL", "SMARTCITY_MQTT_URL"):
         monkeypatch.delenv(name, raising=False)
-    before = set(glob.glob("/tmp/smartcity-bench-*"))
 
     # A real process, not CliRunner: the children write to the file descriptors, and stdout must
     # hold nothing but the JSON.
@@ -51,7 +52,7 @@ def test_short_run_prints_the_issues_json_with_positive_figures(monkeypatch: pyt
         assert {"ingest", "simulator", "rollup"} <= set(cpu)
         assert cpu["machine"] > 0  # every core's busy time, whoever used it
     assert b"PublisherStats" in result.stderr  # the simulator's totals, kept out of the JSON
-    assert set(glob.glob("/tmp/smartcity-bench-*")) <= before  # the temporary stack is removed
+    assert leftover_bench_stacks(bench_tmpdir) == []  # the temporary stack is removed
 
 
 class _Handler(BaseHTTPRequestHandler):

@@ -3,9 +3,9 @@ positive; the report judges the targets; the catch-up backfill stays within raw 
 
 from __future__ import annotations
 
-import glob
 import math
 import time
+from pathlib import Path
 
 import orjson
 import psycopg
@@ -22,16 +22,17 @@ from smartcity.cli import main
 from smartcity.devices import register_device
 from smartcity.services import EmbeddedMosquitto
 from smartcity.settings import Settings
+from tests.services import leftover_bench_stacks
 
 QUERIES = {"device_24h_1m", "fleet_24h_1h", "site_90d_1d"}
 PER_MINUTE = sum(len(DEVICE_KINDS[spec.kind].metrics) for spec in demo_fleet())
 
 
 @pytest.mark.slow
-def test_small_run_prints_the_issues_json_with_positive_figures(monkeypatch: pytest.MonkeyPatch) -> None:
+def test_small_run_prints_the_issues_json_with_positive_figures(
+        monkeypatch: pytest.MonkeyPatch, bench_tmpdir: Path) -> None:
     for name in ("SMARTCITY_DATABASE_URL", "SMARTCITY_MQTT_URL"):
         monkeypatch.delenv(name, raising=False)
-    before = set(glob.glob("/tmp/smartcity-bench-*"))
 
     result = CliRunner().invoke(main, ["bench", "query", "--readings", "20000",
                                        "--backfill-readings", "2000", "--runs", "3", "--json"])
@@ -49,7 +50,7 @@ def test_small_run_prints_the_issues_json_with_positive_figures(monkeypatch: pyt
         assert figures["raw_p95_ms"] > 0
         assert figures["speedup"] == pytest.approx(figures["raw_p95_ms"] / figures["p95_ms"], abs=0.1)
     assert "without HTTP" in result.stderr
-    assert set(glob.glob("/tmp/smartcity-bench-*")) <= before  # the temporary stack is removed
+    assert leftover_bench_stacks(bench_tmpdir) == []  # the temporary stack is removed
 
 
 def _result(p95_ms: float, raw_p95_ms: float, catchup_s: float) -> QueryBenchResult:
