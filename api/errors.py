@@ -5,6 +5,7 @@ Exceptions the routes raise (``ApiError`` and its subclasses carry their own sta
     ApiError
      ├── BadRequest          400  the request cannot be answered as asked (/aggregates: any bad input)
      ├── NotFound            404  an addressed resource does not exist
+     ├── Conflict            409  the resource to create exists already
      ├── InvalidParameter    422  a parameter names something the catalogue does not know
      └── ServiceUnavailable  503  a backing service (database, broker) cannot be reached
 
@@ -41,6 +42,7 @@ __all__ = [
     "ApiError",
     "BadRequest",
     "CatchUnexpected",
+    "Conflict",
     "InvalidParameter",
     "NotFound",
     "ProblemResponse",
@@ -83,6 +85,14 @@ class NotFound(ApiError):
     status = HTTPStatus.NOT_FOUND
     problem_type = _TYPE_PREFIX + "not-found"
     title = "Resource not found"
+
+
+class Conflict(ApiError):
+    """The resource to create exists already."""
+
+    status = HTTPStatus.CONFLICT
+    problem_type = _TYPE_PREFIX + "conflict"
+    title = "Resource exists"
 
 
 class InvalidParameter(ApiError):
