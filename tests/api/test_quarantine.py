@@ -19,6 +19,7 @@ from ingest.replay import list_quarantine, replay_unknown_devices
 from ingest.validate import TimeWindow
 from ingest.write import Writer
 from smartcity.contract import Reason, telemetry_topic
+from smartcity.db.queries import quarantine as quarantine_sql
 from smartcity.devices import register_device
 from tests.api.client import TestClient
 
@@ -313,3 +314,19 @@ def test_show_payload(head: bytes, size: int, stored: int, expected: tuple[str, 
     assert (shown.size, shown.stored) == (size, stored)
     raw = orjson.loads(shown.model_dump_json())["data"]
     assert raw == shown.data
+
+
+def test_a_device_filter_walks_the_device_index_not_the_table(db: psycopg.Connection) -> None:
+    # 20,000 rows of 500 devices (written directly: this is about the plan, not the ingest path).
+    db.execute(
+        "INSERT INTO quarantine (received_at, topic, device_id, reason, reasons, detail, parts, payload,"
+        " payload_size) SELECT now(), 'smartcity/v1/devices/dev-' || i % 500 || '/telemetry',"
+        " 'dev-' || i % 500, 'out_of_range', ARRAY['out_of_range'], 'x',"
+        " '{\"total\": 1, \"by_reason\": {\"out_of_range\": 1}, \"first\": []}', '\\x7b7d', 2"
+        " FROM generate_series(1, 20000) i")
+    db.execute("ANALYZE quarantine")
+    params = quarantine_sql.list_params(head=1024, limit=51, device="dev-42", replayed=None)
+
+    plan = "\n".join(row[0] for row in db.execute(f"EXPLAIN {quarantine_sql.LIST}", params))
+
+    assert "quarantine_device_recent" in plan, plan
