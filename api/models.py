@@ -225,9 +225,9 @@ class PayloadOut(BaseModel):
 class QuarantineItemOut(BaseModel):
     """One quarantined message: where and when it came, why each part was rejected, its payload."""
 
-    id: int
-    received_at: datetime
-    topic: str
+    id: int = Field(description="The item's id (grows with every quarantined message)")
+    received_at: datetime = Field(description="When ingest received the message")
+    topic: str = Field(description="The MQTT topic it was published on")
     device_id: str | None = Field(description="The device the topic names, null for an invalid topic")
     reason: str = Field(description="The first rejected part's reason code")
     reasons: dict[str, int] = Field(description="Rejected parts per reason code")
@@ -236,7 +236,7 @@ class QuarantineItemOut(BaseModel):
     parts_total: int = Field(description="Rejected parts in the message")
     parts: list[QuarantinePart] = Field(description="The first rejected parts (at most 20), in order")
     content_type: str | None = Field(description="The MQTT v5 content type, when the message had one")
-    payload: PayloadOut
+    payload: PayloadOut = Field(description="The raw payload, as much as `payload_bytes` asked for")
     replayed_at: datetime | None = Field(description="When `smartcity quarantine replay` stored it")
     replay_of: int | None = Field(description="The item whose replay rejected these parts again "
                                   "(the payload is that item's)")
@@ -247,7 +247,7 @@ class QuarantinePage(BaseModel):
 
     model_config = ConfigDict(json_schema_extra={"examples": [{
         "items": [{
-            "id": 7, "received_at": "2026-11-30T03:12:09.101+00:00",
+            "id": 7, "received_at": "2026-11-30T03:12:09.101000Z",
             "topic": "smartcity/v1/devices/aq-kuaro-02/telemetry", "device_id": "aq-kuaro-02",
             "reason": "unknown_device", "reasons": {"unknown_device": 1},
             "detail": "device aq-kuaro-02 is not registered", "parts_total": 1,
@@ -257,11 +257,11 @@ class QuarantinePage(BaseModel):
                         "stored": 29, "shown": 29, "capped": False},
             "replayed_at": None, "replay_of": None,
         }],
-        "next_cursor": "eyJiIjo3LCJmIjoiOWMxZjNhMmIifQ",
-        "next": "http://127.0.0.1:8000/api/v1/quarantine?limit=1&cursor=eyJiIjo3LCJmIjoiOWMxZjNhMmIifQ",
+        "next_cursor": "eyJiIjo3LCJmIjoiOWMxZjNhMmIwNGQxZTdhYSJ9",
+        "next": "http://127.0.0.1:8000/api/v1/quarantine?limit=1&cursor=eyJiIjo3LCJmIjoiOWMxZjNhMmIwNGQxZTdhYSJ9",
     }]})
 
-    items: list[QuarantineItemOut]
+    items: list[QuarantineItemOut] = Field(description="At most `limit` items, newest first")
     next_cursor: str | None = Field(description="Pass as `cursor` for the next page; null on the last")
     next: str | None = Field(description="The next page's URL (also in the `Link` header); null on "
                              "the last")

@@ -124,12 +124,14 @@ class QuarantineParams(BaseModel):
                                         examples=["2026-12-01T00:00:00+08:00"])
     state: Literal["pending", "replayed", "all"] = Field(
         "pending", description="pending: not replayed yet (as `smartcity quarantine list`); "
-        "replayed; or all (`--all`)")
-    limit: int = Field(50, ge=1, le=QUARANTINE_MAX_PAGE, description="Items per page, newest first")
+        "replayed; or all (`--all`)", examples=["all"])
+    limit: int = Field(50, ge=1, le=QUARANTINE_MAX_PAGE, description="Items per page, newest first",
+                       examples=[100])
     cursor: str | None = Field(None, max_length=200,
-                               description="`next_cursor` of the previous page, as given")
+                               description="`next_cursor` of the previous page, as given",
+                               examples=["eyJiIjo3LCJmIjoiOWMxZjNhMmIwNGQxZTdhYSJ9"])
     payload_bytes: int = Field(
-        1024, ge=0, le=QUARANTINE_PAYLOAD_MAX,
+        1024, ge=0, le=QUARANTINE_PAYLOAD_MAX, examples=[65536],
         description="Show at most this many bytes of each payload (the size as received is always given)")
 
 

@@ -76,7 +76,8 @@ def _register(url: str, device: DeviceIn) -> DeviceRegistered:
                             mqtt_password=registration.mqtt_password)
 
 
-@admin_router.post("", status_code=201, response_model=DeviceRegistered)
+@admin_router.post("", status_code=201, response_model=DeviceRegistered,
+                   summary="Register a device (its MQTT password is shown once)")
 async def create_device(request: Request, response: Response, settings: SettingsDep,
                         device: DeviceIn) -> DeviceRegistered:
     """Register a device and return it with its MQTT login; the password is shown only this once.

@@ -107,7 +107,7 @@ def _item(row: dict[str, Any]) -> QuarantineItemOut:
     )
 
 
-@admin_router.get("/quarantine", response_model=QuarantinePage)
+@admin_router.get("/quarantine", response_model=QuarantinePage, summary="List quarantined messages")
 async def read_quarantine(request: Request, response: Response, conn: ConnDep,
                           params: Annotated[QuarantineParams, Query()]) -> QuarantinePage:
     """List quarantined messages, newest first: each part's reason and detail, and the payload.
