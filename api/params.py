@@ -9,6 +9,7 @@ and the pattern.
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable
+from datetime import UTC, datetime
 from typing import Annotated, Literal
 
 from fastapi import Path
@@ -101,6 +102,16 @@ class AggregateParams(BaseModel):
                            "(default: the rollup zone, Asia/Makassar)", examples=["Asia/Makassar"])
 
 
+def _in_utc(value: datetime) -> datetime:
+    try:
+        return value.astimezone(UTC)
+    except OverflowError:  # 0001-01-01T00:00+08:00 and the like: no such instant in UTC
+        raise PydanticCustomError("datetime_range", "is out of range once converted to UTC") from None
+
+
+# Normalised on arrival: times compare and print alike whatever offset they came with.
+UtcDatetime = Annotated[AwareDatetime, AfterValidator(_in_utc)]
+
 # A page of the quarantine may carry up to this many items, each with up to this many payload
 # bytes (a stored payload is at most 64 KiB, so the largest value shows any of them whole).
 QUARANTINE_MAX_PAGE = 500
@@ -118,9 +129,9 @@ class QuarantineParams(BaseModel):
     device: str | None = Field(None, pattern=DEVICE_ID_PATTERN.pattern,
                                description="Only messages of this device id",
                                examples=["aq-tanah-grogot-01"])
-    since: AwareDatetime | None = Field(None, description="Received at or after (RFC 3339, inclusive)",
+    since: UtcDatetime | None = Field(None, description="Received at or after (RFC 3339, inclusive)",
                                         examples=["2026-11-30T00:00:00+08:00"])
-    until: AwareDatetime | None = Field(None, description="Received before (RFC 3339, exclusive)",
+    until: UtcDatetime | None = Field(None, description="Received before (RFC 3339, exclusive)",
                                         examples=["2026-12-01T00:00:00+08:00"])
     state: Literal["pending", "replayed", "all"] = Field(
         "pending", description="pending: not replayed yet (as `smartcity quarantine list`); "

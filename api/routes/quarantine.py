@@ -11,7 +11,6 @@ from __future__ import annotations
 import base64
 import binascii
 import hashlib
-from datetime import UTC
 from typing import Annotated, Any
 
 import orjson
@@ -34,12 +33,12 @@ admin_router = APIRouter(tags=["quarantine"], responses=problem_responses(400, 4
 PAGE_BYTES_MAX = 8 * 1024 * 1024
 
 _REPLAYED = {"pending": False, "replayed": True, "all": None}
+_MAX_ID = 2**63 - 1  # the id is a bigint: a larger one would fail in the database, not here
 
 
 def _fingerprint(params: QuarantineParams) -> str:
     """Return a digest of the filters a cursor is valid for (not the page size or payload bytes)."""
-    since, until = (None if t is None else t.astimezone(UTC).isoformat()
-                    for t in (params.since, params.until))
+    since, until = (None if t is None else t.isoformat() for t in (params.since, params.until))
     key = [sorted({r.value for r in params.reason}), params.device, since, until, params.state]
     return hashlib.sha256(orjson.dumps(key)).hexdigest()[:16]
 
@@ -59,7 +58,7 @@ def _decode_cursor(cursor: str, fingerprint: str) -> int:
         raw = base64.b64decode(cursor + "=" * (-len(cursor) % 4), altchars=b"-_", validate=True)
         fields = orjson.loads(raw)
         last_id, made_for = fields["b"], fields["f"]
-        valid = type(last_id) is int and last_id > 0 and isinstance(made_for, str)
+        valid = type(last_id) is int and 0 < last_id <= _MAX_ID and isinstance(made_for, str)
     except (binascii.Error, ValueError, TypeError, KeyError):
         valid = False
     if not valid:

@@ -123,6 +123,7 @@ def test_binary_payloads_come_as_base64_text_as_text(client: TestClient, seeded:
     ({"until": _at(20)}, [2, 1]),                           # exclusive
     ({"since": _at(10), "until": _at(40)}, [4, 3, 2]),
     ({"since": "2026-01-01T00:00:00+08:00", "until": "2026-01-02T00:00:00+08:00"}, []),
+    ({"since": "0001-01-01T00:00:00Z", "until": "9999-12-31T23:59:59Z"}, [6, 5, 4, 3, 2, 1]),
     ({"since": _at(10), "device": NOISE, "reason": "invalid_json"}, [3]),
     ({"state": "replayed"}, []),
     ({"state": "all"}, [6, 5, 4, 3, 2, 1]),
@@ -221,6 +222,8 @@ def _problem(response: Any, status: int) -> dict[str, Any]:
     ({"until": "2026-13-01T00:00:00Z"}, "until", "datetime"),
     ({"since": "2026-11-30T10:00:00Z", "until": "2026-11-30T10:00:00Z"}, "until", "later than since"),
     ({"since": "2026-11-30T11:00:00Z", "until": "2026-11-30T10:00:00Z"}, "until", "later than since"),
+    ({"since": "0001-01-01T00:00:00+08:00"}, "since", "out of range once converted to UTC"),
+    ({"until": "9999-12-31T23:59:59-08:00"}, "until", "out of range once converted to UTC"),
     ({"state": "done"}, "state", "'pending'"),
     ({"limit": 0}, "limit", "greater than or equal to 1"),
     ({"limit": 501}, "limit", "less than or equal to 500"),
@@ -263,6 +266,10 @@ def test_a_cursor_reused_with_other_filters_is_a_400(client: TestClient, seeded:
                   {"device": NOISE, "reason": "out_of_range"}, {"device": NOISE, "since": _at(0)}):
         body = _problem(client.get(URL, params={**other, "cursor": first["next_cursor"]}), 400)
         assert "other filters" in body["detail"]
+    # The same instant in another offset is the same filter.
+    since = client.get(URL, params={"limit": 1, "since": "2020-01-01T08:00:00+08:00"}).json()
+    again = client.get(URL, params={"since": "2020-01-01T00:00:00Z", "cursor": since["next_cursor"]})
+    assert again.status_code == 200 and _ids(again.json()) == [5, 4, 3, 2, 1]
     # The page size and payload bytes may change between pages.
     rest = client.get(URL, params={"device": NOISE, "limit": 50, "payload_bytes": 3,
                                    "cursor": first["next_cursor"]})
@@ -330,3 +337,15 @@ def test_a_device_filter_walks_the_device_index_not_the_table(db: psycopg.Connec
     plan = "\n".join(row[0] for row in db.execute(f"EXPLAIN {quarantine_sql.LIST}", params))
 
     assert "quarantine_device_recent" in plan, plan
+
+
+def test_a_cursor_with_an_id_beyond_bigint_is_a_400_not_a_database_error(
+        client: TestClient, seeded: None) -> None:
+    cursor = client.get(URL, params={"limit": 1}).json()["next_cursor"]
+    fields = orjson.loads(base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4)))
+    for last_id in (2**63, 0):
+        forged = base64.urlsafe_b64encode(orjson.dumps({**fields, "b": last_id})).decode()
+        assert "cursor is malformed" in _problem(client.get(URL, params={"cursor": forged}), 400)["detail"]
+    # Any id of the right type is only a position: an id past the newest lists from the newest.
+    forged = base64.urlsafe_b64encode(orjson.dumps({**fields, "b": 2**63 - 1})).decode()
+    assert _ids(client.get(URL, params={"cursor": forged}).json()) == [6, 5, 4, 3, 2, 1]
