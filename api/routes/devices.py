@@ -70,8 +70,8 @@ def _register(url: str, device: DeviceIn) -> DeviceRegistered:
         registration = register_device(conn, device.id, device.kind, device.site, device.lat,
                                        device.lon)
         record = get_device(conn, device.id)
-    if record is None:  # deleted between the two statements: nothing sensible to show
-        raise DeviceError(f"device {device.id!r} vanished right after its registration")
+    if record is None:  # deleted between the two statements: not the client's doing (a 500)
+        raise RuntimeError(f"device {device.id!r} vanished right after its registration")
     return DeviceRegistered(**dataclasses.asdict(record), mqtt_username=registration.mqtt_username,
                             mqtt_password=registration.mqtt_password)
 
@@ -94,4 +94,6 @@ async def create_device(request: Request, response: Response, settings: Settings
     except DeviceError as err:  # the body model checks the same first; kept as the last word
         raise InvalidParameter("body", str(err), "body") from None
     response.headers["Location"] = request.app.url_path_for("read_device", device_id=device.id)
+    # A secret in the body: no cache on the way may keep a copy.
+    response.headers["Cache-Control"] = "no-store"
     return registered

@@ -47,6 +47,7 @@ def test_registration_returns_the_device_and_its_login_once(
 
     assert response.status_code == 201, response.text
     assert response.headers["location"] == "/api/v1/devices/river-kandilo-02"
+    assert response.headers["cache-control"] == "no-store"
     body = response.json()
     assert set(body) == RECORD_FIELDS | {"mqtt_username", "mqtt_password"}
     password = body.pop("mqtt_password")
