@@ -7,6 +7,7 @@ Exceptions the routes raise (``ApiError`` and its subclasses carry their own sta
      ├── Unauthorized        401  no API key, or one that is malformed, unknown or revoked
      ├── Forbidden           403  the key's scope is below the route's
      ├── NotFound            404  an addressed resource does not exist
+     ├── Conflict            409  the resource to create exists already
      ├── InvalidParameter    422  a parameter names something the catalogue does not know
      └── ServiceUnavailable  503  a backing service (database, broker) cannot be reached
 
@@ -43,6 +44,7 @@ __all__ = [
     "ApiError",
     "BadRequest",
     "CatchUnexpected",
+    "Conflict",
     "Forbidden",
     "InvalidParameter",
     "NotFound",
@@ -110,6 +112,14 @@ class NotFound(ApiError):
     status = HTTPStatus.NOT_FOUND
     problem_type = _TYPE_PREFIX + "not-found"
     title = "Resource not found"
+
+
+class Conflict(ApiError):
+    """The resource to create exists already."""
+
+    status = HTTPStatus.CONFLICT
+    problem_type = _TYPE_PREFIX + "conflict"
+    title = "Resource exists"
 
 
 class InvalidParameter(ApiError):

@@ -14,11 +14,16 @@ __all__ = [
     "AggregateSeries",
     "DeviceLatest",
     "DeviceOut",
+    "DeviceRegistered",
     "HealthReport",
     "IspuOut",
     "LatestValue",
+    "PayloadOut",
     "PollutantIndex",
     "Problem",
+    "QuarantineItemOut",
+    "QuarantinePage",
+    "QuarantinePart",
     "SiteOut",
     "UsAqiOut",
 ]
@@ -179,3 +184,84 @@ class Problem(BaseModel):
     status: int
     detail: str
     instance: str | None = None
+
+
+class DeviceRegistered(DeviceOut):
+    """A device just registered, with its MQTT login: the password is shown this once only."""
+
+    model_config = ConfigDict(json_schema_extra={"examples": [{
+        "device_id": "river-kandilo-02", "kind": "river_level_sensor", "site_id": "tanah-grogot",
+        "latitude": -1.905, "longitude": 116.196, "status": "unknown", "last_seen": None,
+        "created_at": "2026-11-30T04:00:00Z", "mqtt_username": "river-kandilo-02",
+        "mqtt_password": "q9f1S0y2oK4lW7c3b8n6VxZr0aTgHh5e",
+    }]})
+
+    mqtt_username: str = Field(description="The device's MQTT username (its id)")
+    mqtt_password: str = Field(description="The device's MQTT password; only a hash is kept, so "
+                               "it cannot be read again")
+
+
+class QuarantinePart(BaseModel):
+    """One rejected part of a message: its reason code and what was wrong."""
+
+    reason: str = Field(description="A reason code of the contract", examples=["out_of_range"])
+    detail: str = Field(description="What was wrong with the part",
+                        examples=["pm25 = 1500 is outside 0..1000"])
+
+
+class PayloadOut(BaseModel):
+    """A quarantined payload, as much as was asked for: UTF-8 text, or base64 when it is not text."""
+
+    encoding: Literal["utf-8", "base64"] = Field(
+        description="utf-8: `data` is the bytes as text; base64: they are not valid UTF-8")
+    data: str = Field(description="The first `shown` bytes of the payload")
+    size: int = Field(description="Bytes as received")
+    stored: int = Field(description="Bytes the quarantine kept (payloads are cut to 64 KiB)")
+    shown: int = Field(description="Bytes in `data` (fewer than asked when a UTF-8 character "
+                       "would be cut)")
+    capped: bool = Field(description="True when `data` is not the whole payload as received")
+
+
+class QuarantineItemOut(BaseModel):
+    """One quarantined message: where and when it came, why each part was rejected, its payload."""
+
+    id: int = Field(description="The item's id (grows with every quarantined message)")
+    received_at: datetime = Field(description="When ingest received the message")
+    topic: str = Field(description="The MQTT topic it was published on")
+    device_id: str | None = Field(description="The device the topic names, null for an invalid topic")
+    reason: str = Field(description="The first rejected part's reason code")
+    reasons: dict[str, int] = Field(description="Rejected parts per reason code")
+    detail: str = Field(description="The first rejected part's detail, and how many more parts "
+                        "were rejected")
+    parts_total: int = Field(description="Rejected parts in the message")
+    parts: list[QuarantinePart] = Field(description="The first rejected parts (at most 20), in order")
+    content_type: str | None = Field(description="The MQTT v5 content type, when the message had one")
+    payload: PayloadOut = Field(description="The raw payload, as much as `payload_bytes` asked for")
+    replayed_at: datetime | None = Field(description="When `smartcity quarantine replay` stored it")
+    replay_of: int | None = Field(description="The item whose replay rejected these parts again "
+                                  "(the payload is that item's)")
+
+
+class QuarantinePage(BaseModel):
+    """A page of quarantined messages, newest first, and where the next page starts."""
+
+    model_config = ConfigDict(json_schema_extra={"examples": [{
+        "items": [{
+            "id": 7, "received_at": "2026-11-30T03:12:09.101000Z",
+            "topic": "smartcity/v1/devices/aq-kuaro-02/telemetry", "device_id": "aq-kuaro-02",
+            "reason": "unknown_device", "reasons": {"unknown_device": 1},
+            "detail": "device aq-kuaro-02 is not registered", "parts_total": 1,
+            "parts": [{"reason": "unknown_device", "detail": "device aq-kuaro-02 is not registered"}],
+            "content_type": None,
+            "payload": {"encoding": "utf-8", "data": "{\"metrics\": {\"pm25\": 12.5}}", "size": 29,
+                        "stored": 29, "shown": 29, "capped": False},
+            "replayed_at": None, "replay_of": None,
+        }],
+        "next_cursor": "eyJiIjo3LCJmIjoiOWMxZjNhMmIwNGQxZTdhYSJ9",
+        "next": "http://127.0.0.1:8000/api/v1/quarantine?limit=1&cursor=eyJiIjo3LCJmIjoiOWMxZjNhMmIwNGQxZTdhYSJ9",
+    }]})
+
+    items: list[QuarantineItemOut] = Field(description="At most `limit` items, newest first")
+    next_cursor: str | None = Field(description="Pass as `cursor` for the next page; null on the last")
+    next: str | None = Field(description="The next page's URL (also in the `Link` header); null on "
+                             "the last")

@@ -9,15 +9,35 @@ and the pattern.
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable
+from datetime import UTC, datetime
 from typing import Annotated, Literal
 
 from fastapi import Path
-from pydantic import AfterValidator, AwareDatetime, BaseModel, ConfigDict, Field, WithJsonSchema
+from pydantic import (
+    AfterValidator,
+    AwareDatetime,
+    BaseModel,
+    ConfigDict,
+    Field,
+    WithJsonSchema,
+    model_validator,
+)
 from pydantic_core import PydanticCustomError
 
 from smartcity.catalog import DEVICE_ID_PATTERN, DEVICE_KINDS, METRICS, SITES
+from smartcity.contract import Reason
 
-__all__ = ["AGGS", "AggregateParams", "DeviceIdPath", "KindName", "SiteId"]
+__all__ = [
+    "AGGS",
+    "QUARANTINE_MAX_PAGE",
+    "QUARANTINE_PAYLOAD_MAX",
+    "AggregateParams",
+    "DeviceIdPath",
+    "DeviceIn",
+    "KindName",
+    "QuarantineParams",
+    "SiteId",
+]
 
 
 def _member_of(known: Iterable[str], what: str) -> Callable[[str], str]:
@@ -80,3 +100,73 @@ class AggregateParams(BaseModel):
         "device", description="One series per device, per site, or one for all ('all')")
     tz: str | None = Field(None, description="IANA time zone of day, week and month buckets "
                            "(default: the rollup zone, Asia/Makassar)", examples=["Asia/Makassar"])
+
+
+def _in_utc(value: datetime) -> datetime:
+    try:
+        return value.astimezone(UTC)
+    except OverflowError:  # 0001-01-01T00:00+08:00 and the like: no such instant in UTC
+        raise PydanticCustomError("datetime_range", "is out of range once converted to UTC") from None
+
+
+# Normalised on arrival: times compare and print alike whatever offset they came with.
+UtcDatetime = Annotated[AwareDatetime, AfterValidator(_in_utc)]
+
+# A page of the quarantine may carry up to this many items, each with up to this many payload
+# bytes (a stored payload is at most 64 KiB, so the largest value shows any of them whole).
+QUARANTINE_MAX_PAGE = 500
+QUARANTINE_PAYLOAD_MAX = 65536
+
+
+class QuarantineParams(BaseModel):
+    """The query of ``GET /quarantine``: filters, the page, and how much of each payload to show."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    reason: list[Reason] = Field(
+        [], description="Only messages with a part rejected for one of these codes (repeat)",
+        examples=[["unknown_device"]])
+    device: str | None = Field(None, pattern=DEVICE_ID_PATTERN.pattern,
+                               description="Only messages of this device id",
+                               examples=["aq-tanah-grogot-01"])
+    since: UtcDatetime | None = Field(None, description="Received at or after (RFC 3339, inclusive)",
+                                        examples=["2026-11-30T00:00:00+08:00"])
+    until: UtcDatetime | None = Field(None, description="Received before (RFC 3339, exclusive)",
+                                        examples=["2026-12-01T00:00:00+08:00"])
+    state: Literal["pending", "replayed", "all"] = Field(
+        "pending", description="pending: not replayed yet (as `smartcity quarantine list`); "
+        "replayed; or all (`--all`)", examples=["all"])
+    limit: int = Field(50, ge=1, le=QUARANTINE_MAX_PAGE, description="Items per page, newest first",
+                       examples=[100])
+    cursor: str | None = Field(None, max_length=200,
+                               description="`next_cursor` of the previous page, as given",
+                               examples=["eyJiIjo3LCJmIjoiOWMxZjNhMmIwNGQxZTdhYSJ9"])
+    payload_bytes: int = Field(
+        1024, ge=0, le=QUARANTINE_PAYLOAD_MAX, examples=[65536],
+        description="Show at most this many bytes of each payload (the size as received is always given)")
+
+
+class DeviceIn(BaseModel):
+    """A device to register (``POST /devices``), as ``smartcity devices add`` takes it."""
+
+    # A misspelt field (``site_id``, ``latitude``) would otherwise be dropped silently and the
+    # device registered without what the operator meant to give.
+    model_config = ConfigDict(extra="forbid", allow_inf_nan=False, json_schema_extra={"examples": [
+        {"id": "river-kandilo-02", "kind": "river_level_sensor", "site": "tanah-grogot",
+         "lat": -1.905, "lon": 116.196},
+    ]})
+
+    id: str = Field(pattern=DEVICE_ID_PATTERN.pattern, description="The device's public id, also "
+                    "its MQTT username and topic level", examples=["river-kandilo-02"])
+    kind: KindName = Field(description="A device kind of the catalogue", examples=["river_level_sensor"])
+    site: SiteId = Field(description="The site (kecamatan) id", examples=["tanah-grogot"])
+    lat: float | None = Field(None, ge=-90, le=90, description="Latitude in degrees (with lon)",
+                              examples=[-1.905])
+    lon: float | None = Field(None, ge=-180, le=180, description="Longitude in degrees (with lat)",
+                              examples=[116.196])
+
+    @model_validator(mode="after")
+    def _both_coordinates_or_neither(self) -> DeviceIn:
+        if (self.lat is None) != (self.lon is None):
+            raise ValueError("give both lat and lon, or neither")
+        return self

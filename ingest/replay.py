@@ -106,12 +106,12 @@ def list_quarantine(conn: psycopg.Connection, *, reason: Reason | str | None = N
     Raises:
         ValueError: ``reason`` is not a reason code.
     """
-    code = None if reason is None else Reason(reason).value
     # Four bytes per character at most, so the preview never needs the whole (≤ 64 KiB) payload.
-    head = PREVIEW_CHARS * 4
+    params = quarantine_sql.list_params(
+        head=PREVIEW_CHARS * 4, limit=limit, reasons=None if reason is None else [reason],
+        device=device_id, replayed=False if pending_only else None)
     with conn.cursor(row_factory=dict_row) as cur:
-        rows = cur.execute(quarantine_sql.LIST, {"head": head, "reason": code, "device": device_id,
-                                                 "pending": pending_only, "limit": limit}).fetchall()
+        rows = cur.execute(quarantine_sql.LIST, params).fetchall()
     return [
         QuarantineRecord(
             id=r["id"], received_at=r["received_at"], topic=r["topic"], device_id=r["device_id"],

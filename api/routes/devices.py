@@ -1,18 +1,22 @@
-"""GET /devices, /devices/{device_id} and /devices/{device_id}/latest."""
+"""GET /devices, /devices/{device_id} and /devices/{device_id}/latest; POST /devices (admin)."""
 
 from __future__ import annotations
 
+import asyncio
+import dataclasses
 from typing import Annotated
 
-from fastapi import APIRouter, Query
+from fastapi import APIRouter, Query, Request, Response
 
-from api.deps import ConnDep
-from api.errors import PROBLEM_RESPONSES, NotFound
-from api.models import DeviceLatest, DeviceOut, LatestValue
-from api.params import DeviceIdPath, KindName, SiteId
+from api.deps import ConnDep, SettingsDep
+from api.errors import PROBLEM_RESPONSES, Conflict, InvalidParameter, NotFound, problem_responses
+from api.models import DeviceLatest, DeviceOut, DeviceRegistered, LatestValue
+from api.params import DeviceIdPath, DeviceIn, KindName, SiteId
 from api.queries import devices as queries
+from smartcity.db.connect import connect, database_url
+from smartcity.devices import DeviceError, DeviceExists, get_device, register_device
 
-__all__ = ["router"]
+__all__ = ["admin_router", "router"]
 
 router = APIRouter(prefix="/devices", tags=["devices"], responses=PROBLEM_RESPONSES)
 
@@ -54,3 +58,42 @@ async def read_latest(conn: ConnDep, device_id: DeviceIdPath) -> DeviceLatest:
             for row in rows
         },
     )
+
+
+admin_router = APIRouter(prefix="/devices", tags=["devices"],
+                         responses=problem_responses(409, 422, 503))
+
+
+def _register(url: str, device: DeviceIn) -> DeviceRegistered:
+    """Register ``device`` through the CLI's path and return it with its credentials."""
+    with connect(url, purpose="api", autocommit=True) as conn:
+        registration = register_device(conn, device.id, device.kind, device.site, device.lat,
+                                       device.lon)
+        record = get_device(conn, device.id)
+    if record is None:  # deleted between the two statements: not the client's doing (a 500)
+        raise RuntimeError(f"device {device.id!r} vanished right after its registration")
+    return DeviceRegistered(**dataclasses.asdict(record), mqtt_username=registration.mqtt_username,
+                            mqtt_password=registration.mqtt_password)
+
+
+@admin_router.post("", status_code=201, response_model=DeviceRegistered,
+                   summary="Register a device (its MQTT password is shown once)")
+async def create_device(request: Request, response: Response, settings: SettingsDep,
+                        device: DeviceIn) -> DeviceRegistered:
+    """Register a device and return it with its MQTT login; the password is shown only this once.
+
+    Its readings quarantined as `unknown_device` before now are stored by
+    `smartcity quarantine replay`.
+    """
+    # smartcity.devices is the one registration path (the CLI's too) and speaks psycopg's sync
+    # API: it runs in a worker thread on a connection of its own, not on the event loop.
+    try:
+        registered = await asyncio.to_thread(_register, database_url(settings), device)
+    except DeviceExists as err:
+        raise Conflict(str(err), device_id=device.id) from None
+    except DeviceError as err:  # the body model checks the same first; kept as the last word
+        raise InvalidParameter("body", str(err), "body") from None
+    response.headers["Location"] = request.app.url_path_for("read_device", device_id=device.id)
+    # A secret in the body: no cache on the way may keep a copy.
+    response.headers["Cache-Control"] = "no-store"
+    return registered

@@ -8,7 +8,13 @@ replay points at the row it came from (``replay_of``) and stores no payload of i
 
 from __future__ import annotations
 
-__all__ = ["INSERT", "LIST", "MARK_REPLAYED", "STILL_UNKNOWN", "TAKE_UNKNOWN_DEVICE"]
+from collections.abc import Sequence
+from datetime import datetime
+from typing import Any
+
+from smartcity.contract import Reason
+
+__all__ = ["INSERT", "LIST", "MARK_REPLAYED", "STILL_UNKNOWN", "TAKE_UNKNOWN_DEVICE", "list_params"]
 
 INSERT = (
     "INSERT INTO quarantine (received_at, topic, device_id, reason, reasons, detail, parts, payload,"
@@ -16,18 +22,44 @@ INSERT = (
     " VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s)"
 )
 
+# The listing of `smartcity quarantine list` and `GET /api/v1/quarantine`: both run this statement
+# with parameters from ``list_params``, so the CLI and the API select and order alike. Newest
+# first by id (the identity grows with every insert, so a page boundary never moves under
+# concurrent inserts); ``before`` is the keyset cursor, the last id of the previous page.
+# ``reasons`` matches a message with any part rejected for any of the codes (&& uses the GIN index).
 # The payload of a replay's row is its source's; only ``head`` bytes of it leave the server.
 LIST = (
     "SELECT q.id, q.received_at, q.topic, q.device_id, q.reason, q.reasons, q.detail, q.parts,"
     " q.payload_size, length(coalesce(q.payload, s.payload)) AS payload_kept,"
     " substring(coalesce(q.payload, s.payload) FROM 1 FOR %(head)s) AS head,"
-    " q.replayed_at, q.replay_of"
+    " q.content_type, q.replayed_at, q.replay_of"
     " FROM quarantine q LEFT JOIN quarantine s ON s.id = q.replay_of"
-    " WHERE (%(reason)s::text IS NULL OR %(reason)s::text = ANY(q.reasons))"
+    " WHERE (%(reasons)s::text[] IS NULL OR q.reasons && %(reasons)s::text[])"
     " AND (%(device)s::text IS NULL OR q.device_id = %(device)s)"
-    " AND (NOT %(pending)s OR q.replayed_at IS NULL)"
+    " AND (%(replayed)s::boolean IS NULL OR (q.replayed_at IS NOT NULL) = %(replayed)s::boolean)"
+    " AND (%(since)s::timestamptz IS NULL OR q.received_at >= %(since)s::timestamptz)"
+    " AND (%(until)s::timestamptz IS NULL OR q.received_at < %(until)s::timestamptz)"
+    " AND (%(before)s::bigint IS NULL OR q.id < %(before)s::bigint)"
     " ORDER BY q.id DESC LIMIT %(limit)s"
 )
+
+
+def list_params(*, head: int, limit: int, reasons: Sequence[str] | None = None,
+                device: str | None = None, replayed: bool | None = None,
+                since: datetime | None = None, until: datetime | None = None,
+                before: int | None = None) -> dict[str, Any]:
+    """Return the parameters of ``LIST``: every filter named, None where it does not apply.
+
+    ``replayed`` False keeps pending items only, True replayed ones, None both; ``since`` is
+    inclusive and ``until`` exclusive on the receive time.
+
+    Raises:
+        ValueError: a reason is not one of the contract's codes.
+    """
+    codes = None if reasons is None else sorted({Reason(r).value for r in reasons})
+    return {"head": head, "limit": limit, "reasons": codes or None, "device": device,
+            "replayed": replayed, "since": since, "until": until, "before": before}
+
 
 # Only rows whose device exists now: the others would just be quarantined again. SKIP LOCKED lets
 # a concurrent replay take other rows instead of waiting for, and then re-taking, these. ``source``
