@@ -165,6 +165,12 @@ class ApiSettings(BaseModel):
     port: Port = 8000
     pool_max_size: int = Field(10, ge=1)
     aggregate_max_points: int = Field(10_000, ge=1)  # points one /aggregates answer may hold
+    # GET /readings: the largest page (`limit`), the rows one CSV answer streams, the longest
+    # start..end, and the most series (device × metric) one request may merge.
+    readings_max_page: int = Field(10_000, ge=1)
+    readings_csv_max_rows: int = Field(1_000_000, ge=1)
+    readings_max_range_days: int = Field(31, ge=1)
+    readings_max_series: int = Field(100, ge=1)
 
 
 # The hours each pollutant's mean is taken over for the air-quality indices. Particulates: 24 h,

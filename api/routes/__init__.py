@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from fastapi import APIRouter
 
-from api.routes import aggregates, devices, health, ispu, sites
+from api.routes import aggregates, devices, health, ispu, readings, sites
 
 __all__ = ["API_PREFIX", "build_router"]
 
@@ -14,6 +14,6 @@ API_PREFIX = "/api/v1"
 def build_router() -> APIRouter:
     """Return every resource's routes under the API prefix."""
     router = APIRouter(prefix=API_PREFIX)
-    for module in (health, sites, devices, aggregates, ispu):
+    for module in (health, sites, devices, readings, aggregates, ispu):
         router.include_router(module.router)
     return router
