@@ -8,7 +8,7 @@ cancelled because the client went away.
 from __future__ import annotations
 
 import contextlib
-from collections.abc import AsyncIterator
+from collections.abc import AsyncGenerator, AsyncIterator
 from typing import Any
 
 import anyio
@@ -44,7 +44,7 @@ async def held_connection(pool: Pool) -> AsyncIterator[AsyncConnection[Any]]:
 
 
 async def fetch_batches(conn: AsyncConnection[Any], query: str | sql.Composed, params: Any, *,
-                        batch_rows: int) -> AsyncIterator[list[tuple[Any, ...]]]:
+                        batch_rows: int) -> AsyncGenerator[list[tuple[Any, ...]], None]:
     """Yield the rows of ``query`` in batches of at most ``batch_rows``, from a server-side cursor.
 
     The connection must be in a transaction (a server-side cursor lives in one).
