@@ -87,14 +87,18 @@ class ReadingStream:
 
 async def select_series(conn: AsyncConnection[Any], devices: Sequence[str], sites: Sequence[str],
                         metrics: Sequence[str]) -> SeriesSelection:
-    """Return the series of the devices and/or sites named, limited to ``metrics`` if any."""
+    """Return the series of the devices named (those in ``sites``, if any) or else of the sites named.
+
+    ``metrics``, if any, limits the series to those metrics.
+    """
     cur = await conn.execute(reading_sql.SELECT_READING_SERIES, {
         "devices": list(devices) or None, "sites": list(sites) or None, "metrics": list(metrics) or None})
     rows = await cur.fetchall()
     known = {device_id for device_id, *_ in rows}
     # Sorted here, not in SQL: the order must be Python's (code points), which the cursor compares.
     series = sorted((Series(device_id, metric, device_key, metric_key)
-                     for device_id, metric, device_key, metric_key in rows if metric is not None),
+                     for device_id, metric, device_key, metric_key, selected in rows
+                     if metric is not None and selected),
                     key=lambda one: (one.device_id, one.metric))
     return SeriesSelection(series, sorted(set(devices) - known))
 

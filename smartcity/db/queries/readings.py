@@ -65,18 +65,19 @@ SELECT_DEVICE_KEYS = "SELECT device_id, id, kind FROM devices WHERE device_id = 
 
 
 # {"devices": text[] | None, "sites": text[] | None, "metrics": text[] | None} → (device_id, metric
-# name, device key, metric key) for each metric the device's kind reports (ingest stores no other),
-# of the devices named and/or of the sites named; a registered device none of whose metrics is asked
-# for comes back once with NULL metric columns, so an unknown device is one that has no row at all.
+# name, device key, metric key, selected) for each metric the device's kind reports (ingest stores
+# no other) among those asked for. The devices are those named, else those of the sites named;
+# `selected` is false for a named device outside the sites named. A device none of whose metrics
+# is asked for comes back once with NULL metric columns, so an unknown device has no row at all.
 SELECT_READING_SERIES: Final = """
-SELECT d.device_id, m.name, d.id, m.metric_id
+SELECT d.device_id, m.name, d.id, m.metric_id,
+       (%(sites)s::text[] IS NULL OR d.site_id = ANY (%(sites)s::text[])) AS selected
 FROM devices d
 LEFT JOIN (device_kind_metrics k JOIN metrics m ON m.metric_id = k.metric_id)
        ON k.kind = d.kind AND (%(metrics)s::text[] IS NULL OR m.name = ANY (%(metrics)s::text[]))
-WHERE (%(devices)s::text[] IS NULL OR d.device_id = ANY (%(devices)s::text[]))
-  AND (%(sites)s::text[] IS NULL OR d.site_id = ANY (%(sites)s::text[]))
+WHERE CASE WHEN %(devices)s::text[] IS NULL THEN d.site_id = ANY (%(sites)s::text[])
+           ELSE d.device_id = ANY (%(devices)s::text[]) END
 """
-
 
 # First statement of a transaction whose statements must all see one snapshot (a CSV page: the
 # probe for its last key, then its rows).
