@@ -10,7 +10,7 @@ from typing import Any
 from psycopg import AsyncConnection
 
 from api.deps import Pool
-from api.queries.streaming import fetch_batches, held_connection
+from api.queries.streaming import fetch_batches, held_snapshot
 from smartcity.db.queries import aggregates as aggregate_sql
 
 __all__ = ["AggregateRequest", "AggregateRows", "AggregateStream", "open_aggregate_stream", "run_aggregate"]
@@ -59,7 +59,7 @@ def _params(request: AggregateRequest, max_buckets: int, max_points: int) -> dic
 
 
 async def _stream(pool: Pool, params: dict[str, Any], batch_rows: int) -> AsyncGenerator[Any, None]:
-    async with held_connection(pool) as conn, conn.transaction():
+    async with held_snapshot(pool) as conn:
         batches = fetch_batches(conn, aggregate_sql.SELECT_AGGREGATE, params, batch_rows=batch_rows)
         try:
             bound, *rows = await anext(batches)

@@ -19,7 +19,7 @@ from psycopg import AsyncConnection
 
 from api.deps import Pool
 from api.pagination import ReadingKey
-from api.queries.streaming import fetch_batches, held_connection
+from api.queries.streaming import fetch_batches, held_snapshot
 from smartcity.catalog import METRICS
 from smartcity.db.queries import readings as reading_sql
 
@@ -147,8 +147,7 @@ async def _stream(pool: Pool, series: Sequence[Series], window: Window, limit: i
         return
     # One snapshot for the probe and the rows: the page streamed is exactly the rows up to the
     # key the probe found, whatever is inserted meanwhile, so the next page loses nothing.
-    async with held_connection(pool) as conn, conn.transaction():
-        await conn.execute(reading_sql.SET_SNAPSHOT_ISOLATION)
+    async with held_snapshot(pool) as conn:
         yield await find_page_end(conn, series, window, limit)
         params = [*_branch_params(series, window, limit), limit]
         async for rows in fetch_batches(conn, reading_sql.select_readings_page(len(series)), params,

@@ -2,7 +2,10 @@
 
 For answers streamed to the client (CSV): the rows never sit in the API's memory all at once, and
 the connection is given back however the stream ends: exhausted, failed, closed early, or
-cancelled because the client went away.
+cancelled because the client went away. Every await on the database here is shielded from
+cancellation: psycopg closes a connection whose operation a cancellation interrupts, so a client
+that leaves would cost the pool a connection (and the server a new one). A cancellation waits for
+the batch in flight, then takes effect between batches, where the transaction is simply rolled back.
 """
 
 from __future__ import annotations
@@ -17,25 +20,24 @@ from psycopg import AsyncConnection, sql
 from psycopg.pq import TransactionStatus
 
 from api.deps import Pool
+from smartcity.db.queries import streams as stream_sql
 
-__all__ = ["fetch_batches", "held_connection"]
+__all__ = ["fetch_batches", "held_snapshot"]
 
 
 @contextlib.asynccontextmanager
-async def held_connection(pool: Pool) -> AsyncIterator[AsyncConnection[Any]]:
-    """Lend a pooled connection until the block ends, however it ends.
+async def held_snapshot(pool: Pool) -> AsyncIterator[AsyncConnection[Any]]:
+    """Lend a pooled connection, in a read-only snapshot transaction, until the block ends.
 
     Raises:
         psycopg_pool.PoolTimeout: no connection within the pool's timeout.
     """
     conn = await pool.getconn()
     try:
+        with anyio.CancelScope(shield=True):
+            await conn.execute(stream_sql.BEGIN_SNAPSHOT)
         yield conn
     finally:
-        # Shielded: a client that disconnects cancels the response's task, and an await that the
-        # cancellation interrupted here would lose the connection for good. A transaction still
-        # open (the stream was cut between batches) is rolled back, which closes its cursor; a
-        # connection cut in the middle of a fetch is closed by the pool, which opens another.
         with anyio.CancelScope(shield=True):
             if conn.info.transaction_status in (TransactionStatus.INTRANS, TransactionStatus.INERROR):
                 with contextlib.suppress(psycopg.Error):  # the pool discards what it cannot reset
@@ -47,12 +49,21 @@ async def fetch_batches(conn: AsyncConnection[Any], query: str | sql.Composed, p
                         batch_rows: int) -> AsyncGenerator[list[tuple[Any, ...]], None]:
     """Yield the rows of ``query`` in batches of at most ``batch_rows``, from a server-side cursor.
 
-    The connection must be in a transaction (a server-side cursor lives in one).
+    The connection must be in a transaction (``held_snapshot``): the cursor lives in it.
 
     Raises:
         psycopg.Error: the statement failed (raised before the first batch).
     """
-    async with conn.cursor(name="smartcity_stream", binary=True) as cur:
-        await cur.execute(query, params)
-        while rows := await cur.fetchmany(batch_rows):
+    cur = conn.cursor(name="smartcity_stream", binary=True)
+    try:
+        with anyio.CancelScope(shield=True):
+            await cur.execute(query, params)
+        while True:
+            with anyio.CancelScope(shield=True):
+                rows = await cur.fetchmany(batch_rows)
+            if not rows:
+                return
             yield rows
+    finally:
+        with anyio.CancelScope(shield=True):
+            await cur.close()

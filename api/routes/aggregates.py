@@ -28,7 +28,6 @@ from api.models import AggregateOut
 from api.negotiation import CSV, AcceptDep
 from api.params import AggregateParams
 from api.queries.aggregates import AggregateRequest, open_aggregate_stream, run_aggregate
-from api.queries.streaming import held_connection
 from smartcity.catalog import METRICS
 
 __all__ = ["CSV_BATCH_ROWS", "CSV_COLUMNS", "DEFAULT_SPAN", "router"]
@@ -109,7 +108,7 @@ async def read_aggregates(pool: PoolDep, settings: SettingsDep, accept: AcceptDe
     if accept == CSV:
         return await _csv(pool, request, buckets, limit)
     try:
-        async with held_connection(pool) as conn:
+        async with pool.connection() as conn:
             answer = await run_aggregate(conn, request, max_buckets=buckets, max_points=limit)
     except psycopg.errors.DataError as err:  # the planner's refusals, and values it cannot take
         raise _refused(err) from None

@@ -25,7 +25,6 @@ from api.negotiation import CSV, AcceptDep
 from api.pagination import Cursor, Filters, ReadingKey, decode_cursor, encode_cursor
 from api.params import ReadingParams
 from api.queries.readings import Row, Series, Window, open_reading_stream, read_page, select_series
-from api.queries.streaming import held_connection
 from smartcity.settings import ApiSettings
 
 __all__ = ["CSV_BATCH_ROWS", "CSV_COLUMNS", "DEFAULT_LIMIT", "DEFAULT_SPAN", "router"]
@@ -127,7 +126,7 @@ async def read_readings(request: Request, pool: PoolDep, settings: SettingsDep, 
     csv = accept == CSV
     limit = _limit(params, csv, api)
     # A connection of its own for these checks, given back before a CSV stream takes one.
-    async with held_connection(pool) as conn:
+    async with pool.connection() as conn:
         selection = await select_series(conn, params.device, params.site, params.metric)
         _check_series(params, selection.series, selection.unknown_devices, api)
         series = selection.series

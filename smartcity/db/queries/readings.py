@@ -13,7 +13,7 @@ from psycopg import sql
 
 __all__ = [
     "COPY_STAGING", "CREATE_STAGING", "INSERT_READINGS", "SELECT_DEVICE_KEYS", "SELECT_READING_SERIES",
-    "SET_SNAPSHOT_ISOLATION", "STAGING_TYPES", "UPDATE_LAST_SEEN", "UPDATE_STATUS", "UPSERT_LATEST",
+    "STAGING_TYPES", "UPDATE_LAST_SEEN", "UPDATE_STATUS", "UPSERT_LATEST",
     "select_page_boundary", "select_readings_page",
 ]
 
@@ -78,11 +78,6 @@ LEFT JOIN (device_kind_metrics k JOIN metrics m ON m.metric_id = k.metric_id)
 WHERE CASE WHEN %(devices)s::text[] IS NULL THEN d.site_id = ANY (%(sites)s::text[])
            ELSE d.device_id = ANY (%(devices)s::text[]) END
 """
-
-# First statement of a transaction whose statements must all see one snapshot (a CSV page: the
-# probe for its last key, then its rows).
-SET_SNAPSHOT_ISOLATION: Final = "SET TRANSACTION ISOLATION LEVEL REPEATABLE READ, READ ONLY"
-
 
 def _series_scans(series_count: int, columns: sql.Composable) -> sql.Composable:
     """One ordered range scan per series, as a UNION ALL the planner merges by time.
