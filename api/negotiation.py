@@ -87,9 +87,10 @@ def choose_representation(accept: str | None) -> Representation:
     return best
 
 
-async def _representation(accept: Annotated[str | None, Header(
-        description="`text/csv` streams CSV; `application/json` (or none, or `*/*`) answers JSON",
-        examples=["text/csv"])] = None) -> Representation:
+# Left out of the OpenAPI parameters: OpenAPI ignores a header parameter named Accept; the routes
+# list text/csv among their 200 response's content types instead.
+async def _representation(accept: Annotated[str | None, Header(include_in_schema=False)] = None
+                          ) -> Representation:
     return choose_representation(accept)
 
 

@@ -50,9 +50,11 @@ def _window(params: ReadingParams, cursor: Cursor | None, settings: ApiSettings)
                     f"{name} differs from the window of the request that returned the cursor"
                     f" ({carried.isoformat()})", hint="leave start and end out, or repeat those of"
                     " the first page (the `next` link carries them)")
-        return Window(cursor.start, cursor.end, cursor.after)
-    end = params.end or datetime.now(UTC)
-    start = params.start or end - DEFAULT_SPAN
+        start, end = cursor.start, cursor.end
+    else:
+        end = params.end or datetime.now(UTC)
+        start = params.start or end - DEFAULT_SPAN
+    # Checked for a cursor's window too: its checksum is no signature, so it may have been forged.
     if start >= end:
         raise BadRequest(f"start ({start.isoformat()}) must be before end ({end.isoformat()})")
     longest = timedelta(days=settings.readings_max_range_days)
@@ -60,7 +62,7 @@ def _window(params: ReadingParams, cursor: Cursor | None, settings: ApiSettings)
         raise BadRequest(
             f"the range from start to end is {end - start}, longer than the most one request may"
             f" span, {settings.readings_max_range_days} days", hint="page through shorter ranges")
-    return Window(start.astimezone(UTC), end.astimezone(UTC))
+    return Window(start.astimezone(UTC), end.astimezone(UTC), cursor.after if cursor else None)
 
 
 def _limit(params: ReadingParams, csv: bool, settings: ApiSettings) -> int:

@@ -12,6 +12,7 @@ import psycopg
 import pytest
 
 from api import create_app
+from api.pagination import Cursor, Filters, ReadingKey, encode_cursor
 from api.queries.readings import Series, Window
 from smartcity.catalog import METRICS
 from smartcity.db.queries import readings as reading_sql
@@ -158,6 +159,11 @@ def test_a_cursor_with_other_filters_or_altered_is_a_400(client: TestClient,
     fields[1] -= 60_000_000
     edited = base64.urlsafe_b64encode(orjson.dumps(fields)).rstrip(b"=").decode()
     assert "altered" in refused(cursor=edited)["detail"]
+    # A forged cursor (the checksum is no secret) is held to the same bounds as a request.
+    forged = encode_cursor(Cursor(ReadingKey(T0, "aq-grogot-01", "pm25"), T0 - timedelta(days=400), END),
+                           Filters.of(["aq-grogot-01"], [], []))
+    response = client.get(URL, params={"device": "aq-grogot-01", "limit": 10, "cursor": forged})
+    assert response.status_code == 400 and "31 days" in response.json()["detail"]
     for garbage in ("abc", "!!!", cursor[:-6], base64.urlsafe_b64encode(b"[1,2]").decode(), "e30"):
         assert "not one this API issued" in refused(cursor=garbage)["detail"], garbage
     assert client.get(URL, params={**params, "cursor": "x" * 1001}).status_code == 422
