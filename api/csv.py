@@ -63,26 +63,30 @@ async def _close(stream: AsyncIterable[Any]) -> None:
 
 
 class CsvResponse(StreamingResponse):
-    """A streamed CSV answer whose body iterator is closed however the response ends."""
+    """A streamed CSV answer whose chunks are closed however the response ends."""
 
     media_type = CSV_MEDIA_TYPE
+
+    def __init__(self, first: bytes, rest: AsyncIterator[bytes], *,
+                 headers: Mapping[str, str] | None = None, background: BackgroundTask | None = None) -> None:
+        super().__init__(_then(first, rest), headers=headers, background=background)
+        self._rest = rest
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         try:
             await super().__call__(scope, receive, send)
         finally:
             # Starlette stops iterating when the client goes away (or sending fails) but leaves
-            # the iterator open; closing it ends the database stream and frees its connection.
+            # the iterators open; closing them ends the database stream and frees its connection,
+            # the source too in case the body was never started.
             await _close(self.body_iterator)
+            await _close(self._rest)
 
 
 async def _then(first: bytes, rest: AsyncIterator[bytes]) -> AsyncIterator[bytes]:
-    try:
-        yield first
-        async for chunk in rest:
-            yield chunk
-    finally:
-        await _close(rest)
+    yield first
+    async for chunk in rest:
+        yield chunk
 
 
 async def start_csv_response(chunks: AsyncIterator[bytes], *, headers: Mapping[str, str] | None = None,
@@ -97,4 +101,4 @@ async def start_csv_response(chunks: AsyncIterator[bytes], *, headers: Mapping[s
     except BaseException:
         await _close(chunks)
         raise
-    return CsvResponse(_then(first, chunks), headers=headers, background=background)
+    return CsvResponse(first, chunks, headers=headers, background=background)

@@ -75,8 +75,7 @@ def _limit(params: ReadingParams, csv: bool, settings: ApiSettings) -> int:
     return limit
 
 
-def _check_series(params: ReadingParams, series: list[Series], unknown: list[str],
-                  settings: ApiSettings) -> None:
+def _check_series(series: list[Series], unknown: list[str], settings: ApiSettings) -> None:
     if unknown:
         raise BadRequest(f"unknown device(s): {', '.join(unknown)}", unknown=unknown)
     if len(series) > settings.readings_max_series:
@@ -130,7 +129,7 @@ async def read_readings(request: Request, pool: PoolDep, settings: SettingsDep, 
     # A connection of its own for these checks, given back before a CSV stream takes one.
     async with pool.connection() as conn:
         selection = await select_series(conn, params.device, params.site, params.metric)
-        _check_series(params, selection.series, selection.unknown_devices, api)
+        _check_series(selection.series, selection.unknown_devices, api)
         series = selection.series
         rows = [] if csv else await read_page(conn, series, window, limit + 1)
 
@@ -140,9 +139,14 @@ async def read_readings(request: Request, pool: PoolDep, settings: SettingsDep, 
 
     if csv:
         stream = await open_reading_stream(pool, series, window, limit=limit, batch_rows=CSV_BATCH_ROWS)
-        headers = {}
-        if stream.page_end is not None:
-            headers["Link"] = f'<{link_after(stream.page_end)[1]}>; rel="next"'
+        # From here the stream holds a connection, until the response (or this) closes it.
+        try:
+            headers = {}
+            if stream.page_end is not None:
+                headers["Link"] = f'<{link_after(stream.page_end)[1]}>; rel="next"'
+        except BaseException:
+            await stream.batches.aclose()
+            raise
         return await start_csv_response(csv_chunks(CSV_COLUMNS, _csv_rows(stream.batches, series)),
                                         headers=headers)
 

@@ -6,17 +6,21 @@ from __future__ import annotations
 import csv
 import io
 import threading
-from collections.abc import Iterator
+from collections.abc import AsyncIterator, Iterator
 from contextlib import contextmanager
 from datetime import timedelta
 from typing import Any
 
+import anyio
 import httpx2 as httpx
 import psycopg
 import pytest
 import uvicorn
+from starlette.requests import ClientDisconnect
+from starlette.types import Message
 
 from api import create_app
+from api.csv import start_csv_response
 from api.negotiation import NotAcceptable, choose_representation
 from smartcity.services import free_port
 from smartcity.settings import Settings
@@ -58,6 +62,32 @@ def test_an_accept_header_that_takes_neither_type_is_refused(accept: str) -> Non
     with pytest.raises(NotAcceptable) as raised:
         choose_representation(accept)
     assert raised.value.extensions["supported"] == ["application/json", "text/csv"]
+
+
+def test_a_response_cut_before_its_body_still_closes_its_source() -> None:
+    closed: list[str] = []
+
+    async def source() -> AsyncIterator[bytes]:
+        try:
+            yield b"key,time,value,count\r\n"
+            yield b"never sent\r\n"
+        finally:
+            closed.append("source")
+
+    async def send(message: Message) -> None:
+        raise OSError("the client has gone")  # as a server reports a closed socket
+
+    async def receive() -> Message:
+        return {"type": "http.disconnect"}
+
+    async def run() -> None:
+        response = await start_csv_response(source())
+        with pytest.raises(ClientDisconnect):
+            await response({"type": "http", "asgi": {"spec_version": "2.4"}}, receive, send)
+        # Closed by the response, not later by the event loop's finalisation of lost generators.
+        assert closed == ["source"]
+
+    anyio.run(run)
 
 
 @pytest.fixture
