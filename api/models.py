@@ -24,6 +24,8 @@ __all__ = [
     "QuarantineItemOut",
     "QuarantinePage",
     "QuarantinePart",
+    "ReadingOut",
+    "ReadingPage",
     "SiteOut",
     "UsAqiOut",
 ]
@@ -265,3 +267,34 @@ class QuarantinePage(BaseModel):
     next_cursor: str | None = Field(description="Pass as `cursor` for the next page; null on the last")
     next: str | None = Field(description="The next page's URL (also in the `Link` header); null on "
                              "the last")
+class ReadingOut(BaseModel):
+    """One stored reading, in the catalogue unit."""
+
+    device_id: str
+    metric: str
+    time: datetime
+    value: float
+    unit: str
+
+
+_READING_PAGE_EXAMPLE: JsonDict = {
+    "items": [
+        {"device_id": "aq-tanah-grogot-01", "metric": "pm10", "time": "2026-11-30T04:00:00+00:00",
+         "value": 41.7, "unit": "µg/m³"},
+        {"device_id": "aq-tanah-grogot-01", "metric": "pm25", "time": "2026-11-30T04:00:00+00:00",
+         "value": 23.4, "unit": "µg/m³"},
+    ],
+    "next_cursor": "WzEsMTc2NDQ3NTIwMDAwMDAwMCwiYXEtdGFuYWgtZ3JvZ290LTAxIiwicG0yNSIsLi4uXQ",
+    "next": "http://127.0.0.1:8000/api/v1/readings?device=aq-tanah-grogot-01&start=…&end=…&cursor=…",
+}
+
+
+class ReadingPage(BaseModel):
+    """A page of raw readings ordered by time, device id and metric; `next` is null on the last."""
+
+    model_config = ConfigDict(json_schema_extra={"examples": [_READING_PAGE_EXAMPLE]})
+
+    items: list[ReadingOut]
+    next_cursor: str | None = Field(description="Pass as `cursor` (with the same filters) for the next page")
+    next: str | None = Field(
+        description="The next page's URL, also sent as a `Link: <…>; rel=\"next\"` header")

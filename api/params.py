@@ -35,7 +35,9 @@ __all__ = [
     "DeviceIdPath",
     "DeviceIn",
     "KindName",
+    "MetricName",
     "QuarantineParams",
+    "ReadingParams",
     "SiteId",
 ]
 
@@ -63,6 +65,12 @@ KindName = Annotated[
     str,
     AfterValidator(_member_of(DEVICE_KINDS, "device kind")),
     WithJsonSchema({"type": "string", "enum": list(DEVICE_KINDS)}),
+]
+
+MetricName = Annotated[
+    str,
+    AfterValidator(_member_of(METRICS, "metric")),
+    WithJsonSchema({"type": "string", "enum": list(METRICS)}),
 ]
 
 # Checked before any query runs: an id that cannot exist (a NUL, a slash, 300 characters) is the
@@ -170,3 +178,22 @@ class DeviceIn(BaseModel):
         if (self.lat is None) != (self.lon is None):
             raise ValueError("give both lat and lon, or neither")
         return self
+class ReadingParams(BaseModel):
+    """The query of ``GET /readings``: which series, which window, and where the page starts."""
+
+    model_config = ConfigDict(extra="forbid")  # a misspelt filter would widen the answer
+
+    device: list[Annotated[str, Field(pattern=DEVICE_ID_PATTERN.pattern)]] = Field(
+        [], description="Readings of these devices (repeat); `device` or `site` is required",
+        examples=[["aq-tanah-grogot-01"]])
+    site: list[SiteId] = Field([], description="Readings of the devices of these sites (repeat); with "
+                               "`device`, only those devices that stand in these sites")
+    metric: list[MetricName] = Field([], description="Only these metrics (repeat); default: every "
+                                     "metric the devices report")
+    start: AwareDatetime | None = Field(None, description="RFC 3339, inclusive (default: end − 24 h)")
+    end: AwareDatetime | None = Field(None, description="RFC 3339, exclusive (default: now)")
+    limit: int | None = Field(None, ge=1, description="Readings per page (default 1,000; at most "
+                              "SMARTCITY_API__READINGS_MAX_PAGE). CSV: rows in the answer (default "
+                              "and most: SMARTCITY_API__READINGS_CSV_MAX_ROWS)")
+    cursor: str | None = Field(None, max_length=1000, description="`next_cursor` of the previous page; "
+                               "the other parameters must be those of that page's request")

@@ -170,6 +170,12 @@ class ApiSettings(BaseModel):
     # How long a presented key's row is trusted before it is looked up again: a revocation takes
     # effect within this many seconds, and last_used_at is written about this often per key.
     key_cache_s: float = Field(5.0, ge=0, le=300)
+    # GET /readings: the largest page (`limit`), the rows one CSV answer streams, the longest
+    # start..end, and the most series (device × metric) one request may merge.
+    readings_max_page: int = Field(10_000, ge=1)
+    readings_csv_max_rows: int = Field(1_000_000, ge=1)
+    readings_max_range_days: int = Field(31, ge=1)
+    readings_max_series: int = Field(100, ge=1)
 
 
 # The hours each pollutant's mean is taken over for the air-quality indices. Particulates: 24 h,

@@ -13,13 +13,13 @@ from fastapi import APIRouter
 
 from api.auth import require_admin, require_read, require_write
 from api.errors import problem_responses
-from api.routes import aggregates, devices, health, ispu, quarantine, sites
+from api.routes import aggregates, devices, health, ispu, quarantine, readings, sites
 
 __all__ = ["API_PREFIX", "build_router"]
 
 API_PREFIX = "/api/v1"
 
-_RESOURCES: tuple[ModuleType, ...] = (sites, devices, aggregates, ispu, quarantine)
+_RESOURCES: tuple[ModuleType, ...] = (sites, devices, readings, aggregates, ispu, quarantine)
 _SCOPED_ROUTERS = (("router", require_read), ("write_router", require_write),
                    ("admin_router", require_admin))
 

@@ -4,6 +4,7 @@ A thin route over ``smartcity_aggregate`` (migration 007), the one planner every
 one pooled connection, one statement, the body serialised by orjson. Every bad request is a 400
 problem: the planner's own refusals (SQLSTATE class 22) with its message and hint, malformed
 parameters, and answers that would hold more points than ``api.aggregate_max_points``.
+``Accept: text/csv`` streams the same rows as CSV (key, time, value, count).
 """
 
 from __future__ import annotations
@@ -20,16 +21,20 @@ from fastapi.responses import Response
 from fastapi.routing import APIRoute
 
 from api.buckets import max_buckets
-from api.deps import ConnDep, SettingsDep
+from api.csv import csv_chunks, start_csv_response
+from api.deps import Pool, PoolDep, SettingsDep
 from api.errors import BadRequest, problem_responses, to_problem
 from api.models import AggregateOut
+from api.negotiation import CSV, AcceptDep
 from api.params import AggregateParams
-from api.queries.aggregates import AggregateRequest, run_aggregate
+from api.queries.aggregates import AggregateRequest, open_aggregate_stream, run_aggregate
 from smartcity.catalog import METRICS
 
-__all__ = ["DEFAULT_SPAN", "router"]
+__all__ = ["CSV_BATCH_ROWS", "CSV_COLUMNS", "DEFAULT_SPAN", "router"]
 
 DEFAULT_SPAN = timedelta(hours=24)
+CSV_COLUMNS = ("key", "time", "value", "count")
+CSV_BATCH_ROWS = 2000
 
 
 class _BadRequestRoute(APIRoute):
@@ -49,19 +54,47 @@ class _BadRequestRoute(APIRoute):
 
 
 router = APIRouter(tags=["aggregates"], route_class=_BadRequestRoute,
-                   responses=problem_responses(400, 503))
+                   responses=problem_responses(400, 406, 503))
 
 
 class _JsonResponse(Response):
     media_type = "application/json"
 
 
-@router.get("/aggregates", response_model=AggregateOut, response_class=_JsonResponse)
-async def read_aggregates(conn: ConnDep, settings: SettingsDep,
+def _too_big(points_bound: int, limit: int) -> BadRequest:
+    return BadRequest(
+        f"the answer could hold up to {points_bound:,} points, more than the limit of"
+        f" {limit:,}", hint="use a larger bucket, a shorter range, fewer devices or sites, or"
+        " group_by=site or none")
+
+
+def _refused(err: psycopg.errors.DataError) -> BadRequest:
+    return BadRequest(err.diag.message_primary or str(err).strip(),
+                      **({"hint": err.diag.message_hint} if err.diag.message_hint else {}))
+
+
+async def _csv(pool: Pool, request: AggregateRequest, buckets: int, limit: int) -> Response:
+    try:
+        stream = await open_aggregate_stream(pool, request, max_buckets=buckets, max_points=limit,
+                                             batch_rows=CSV_BATCH_ROWS)
+    except psycopg.errors.DataError as err:
+        raise _refused(err) from None
+    if stream.points_bound > limit:
+        await stream.batches.aclose()
+        raise _too_big(stream.points_bound, limit)
+    return await start_csv_response(csv_chunks(CSV_COLUMNS, stream.batches))
+
+
+@router.get("/aggregates", response_model=AggregateOut, response_class=_JsonResponse, responses={
+    200: {"content": {"text/csv": {"schema": {"type": "string"}, "example":
+          "key,time,value,count\r\naq-tanah-grogot-01,2026-11-30T04:00:00+00:00,23.4,360\r\n"}},
+          "description": "The buckets (JSON), or the same rows as CSV"}})
+async def read_aggregates(pool: PoolDep, settings: SettingsDep, accept: AcceptDep,
                           params: Annotated[AggregateParams, Query()]) -> Response:
     """Aggregate a metric into time buckets, exact whatever the rollups' lag.
 
     `device` and `site` may repeat. Days, weeks and months follow `tz`; empty buckets are left out.
+    `Accept: text/csv` streams the rows as CSV: key, time, value, count.
     """
     end = params.end or datetime.now(UTC)
     start = params.start or end - DEFAULT_SPAN
@@ -71,18 +104,16 @@ async def read_aggregates(conn: ConnDep, settings: SettingsDep,
         devices=params.device or None, sites=params.site or None, group_by=params.group_by,
         tz=params.tz,
     )
+    buckets = max_buckets(params.bucket, start, end)
+    if accept == CSV:
+        return await _csv(pool, request, buckets, limit)
     try:
-        answer = await run_aggregate(conn, request, max_buckets=max_buckets(params.bucket, start, end),
-                                     max_points=limit)
+        async with pool.connection() as conn:
+            answer = await run_aggregate(conn, request, max_buckets=buckets, max_points=limit)
     except psycopg.errors.DataError as err:  # the planner's refusals, and values it cannot take
-        raise BadRequest(err.diag.message_primary or str(err).strip(),
-                         **({"hint": err.diag.message_hint} if err.diag.message_hint else {})
-                         ) from None
+        raise _refused(err) from None
     if answer.points_bound > limit:
-        raise BadRequest(
-            f"the answer could hold up to {answer.points_bound:,} points, more than the limit of"
-            f" {limit:,}", hint="use a larger bucket, a shorter range, fewer devices or sites, or"
-            " group_by=site or none")
+        raise _too_big(answer.points_bound, limit)
     series: list[dict[str, Any]] = []
     points: list[dict[str, Any]] = []
     key = None
