@@ -5,6 +5,7 @@ Exceptions the routes raise (``ApiError`` and its subclasses carry their own sta
     ApiError
      ├── BadRequest          400  the request cannot be answered as asked (/aggregates: any bad input)
      ├── NotFound            404  an addressed resource does not exist
+     ├── QueryTooLong        414  the query string is longer than ``api.max_query_length``
      ├── InvalidParameter    422  a parameter names something the catalogue does not know
      └── ServiceUnavailable  503  a backing service (database, broker) cannot be reached
 
@@ -44,6 +45,7 @@ __all__ = [
     "InvalidParameter",
     "NotFound",
     "ProblemResponse",
+    "QueryTooLong",
     "ServiceUnavailable",
     "install_error_handlers",
     "problem_responses",
@@ -83,6 +85,14 @@ class NotFound(ApiError):
     status = HTTPStatus.NOT_FOUND
     problem_type = _TYPE_PREFIX + "not-found"
     title = "Resource not found"
+
+
+class QueryTooLong(ApiError):
+    """The query string is longer than the API reads (``api.max_query_length``)."""
+
+    status = HTTPStatus.REQUEST_URI_TOO_LONG
+    problem_type = _TYPE_PREFIX + "query-too-long"
+    title = "Query string too long"
 
 
 class InvalidParameter(ApiError):

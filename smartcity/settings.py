@@ -165,6 +165,11 @@ class ApiSettings(BaseModel):
     port: Port = 8000
     pool_max_size: int = Field(10, ge=1)
     aggregate_max_points: int = Field(10_000, ge=1)  # points one /aggregates answer may hold
+    # The longest start–end range one /aggregates request may span, whatever its bucket.
+    aggregate_max_range_days: int = Field(3660, ge=1)
+    # Request limits every route shares (api.limits): query string bytes, query parameters.
+    max_query_length: int = Field(4096, ge=64)
+    max_query_params: int = Field(100, ge=1)
 
 
 # The hours each pollutant's mean is taken over for the air-quality indices. Particulates: 24 h,
