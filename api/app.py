@@ -24,26 +24,17 @@ from api.deps import Pool
 from api.errors import install_error_handlers
 from api.limits import QueryLimits
 from api.metrics import ApiMetrics, RequestMetrics
+from api.openapi import OPENAPI_TAGS, install_openapi
 from api.routes import build_router
 from smartcity.db import database_url
 from smartcity.db.connect import async_pool
 from smartcity.settings import Settings
 
-__all__ = ["DB_TIMEOUT_S", "OPENAPI_TAGS", "check_pooled_connection", "create_app"]
+__all__ = ["DB_TIMEOUT_S", "check_pooled_connection", "create_app"]
 
 # How long a request waits for a pooled connection before it gets a 503.
 DB_TIMEOUT_S = 5.0
 
-# Every tag a route uses, described once (tests/api/test_openapi.py fails on one missing here).
-OPENAPI_TAGS: list[dict[str, Any]] = [
-    {"name": "health", "description": "Whether the API, its database and its MQTT broker are up."},
-    {"name": "sites", "description": "The ten districts (kecamatan) of Kabupaten Paser."},
-    {"name": "devices", "description": "Registered devices, their connection state and latest values."},
-    {"name": "aggregates", "description": "A metric in time buckets per device, per site or over all,"
-                                          " exact whatever the rollups' lag."},
-    {"name": "air quality", "description": "ISPU (Permen LHK P.14/2020) and US AQI per site."},
-    {"name": "operations", "description": "For operators: Prometheus metrics of the API."},
-]
 # An example of GET /metrics, shortened.
 _METRICS_EXAMPLE = """\
 # HELP smartcity_api_requests_total HTTP requests answered, by route template, method and status code
@@ -135,8 +126,8 @@ def create_app(settings: Settings) -> FastAPI:
     # Top level and outside build_router(): the contract serves /metrics without a key.
     @app.get("/metrics", tags=["operations"], response_class=_PrometheusText, summary="Prometheus metrics",
              responses={200: {"description": "Every metric in the Prometheus text format",
-                              "content": {"text/plain": {"schema": {"type": "string"},
-                                                         "example": _METRICS_EXAMPLE}}}})
+                              "content": {CONTENT_TYPE_LATEST: {"schema": {"type": "string"},
+                                                                "example": _METRICS_EXAMPLE}}}})
     async def read_metrics() -> Response:
         """Return the API's metrics in the Prometheus text format.
 
@@ -145,4 +136,5 @@ def create_app(settings: Settings) -> FastAPI:
         """
         return _PrometheusText(metrics.render())
 
+    install_openapi(app)
     return app

@@ -34,10 +34,10 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from api.broker import BrokerUnavailable
-from api.models import Problem
 
 __all__ = [
     "PROBLEM_CONTENT_TYPE",
+    "PROBLEM_DESCRIPTIONS",
     "PROBLEM_RESPONSES",
     "ApiError",
     "BadRequest",
@@ -126,12 +126,27 @@ class ProblemResponse(Response):
         return orjson.dumps(content)
 
 
-def problem_responses(*statuses: int) -> dict[int | str, dict[str, Any]]:
-    """Return ``responses=`` for a router, so the OpenAPI document shows the real error bodies."""
+# What each problem status means on this API, for the OpenAPI document; a route may say more.
+PROBLEM_DESCRIPTIONS = {
+    400: "The request cannot be answered as asked: the problem says what to change (and `hint` how)",
+    404: "The addressed resource does not exist",
+    414: "The query string is longer than the API reads",
+    422: "A parameter is malformed or names something unknown: `errors` lists each",
+    503: "The database or the broker cannot be reached: retry after `Retry-After` seconds",
+}
+
+
+def problem_responses(*statuses: int, **descriptions: str) -> dict[int | str, dict[str, Any]]:
+    """Return ``responses=`` for a router, so the OpenAPI document shows the real error bodies.
+
+    ``descriptions`` (``s404="No such device"``) replace the general ones of ``PROBLEM_DESCRIPTIONS``.
+    """
     return {
         status: {
-            "description": HTTPStatus(status).phrase,
-            "content": {PROBLEM_CONTENT_TYPE: {"schema": Problem.model_json_schema()}},
+            "description": descriptions.get(f"s{status}")
+            or PROBLEM_DESCRIPTIONS.get(status, HTTPStatus(status).phrase),
+            # The schema is a component the app's document adds (api.app, complete_openapi).
+            "content": {PROBLEM_CONTENT_TYPE: {"schema": {"$ref": "#/components/schemas/Problem"}}},
         }
         for status in statuses
     }

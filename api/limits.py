@@ -2,44 +2,56 @@
 
 - ``QueryLimits`` (ASGI middleware, every route): the query string's length (414) and its number of
   parameters, repeats included (400), checked before routing, so no route parses an oversized query.
-- ``QueryTime``: a query parameter's time, with an offset and between 1970 and 2200 (422 otherwise),
-  so range arithmetic and the database's time functions never overflow.
-- ``check_range``: a start–end range no longer than a route's bound (400).
+- ``QueryTime``: a query parameter's time, RFC 3339 with an offset and a UTC time (422 otherwise).
+- ``check_range``: a start–end range no longer than a route's bound (400); ``range_start``: a
+  default start that cannot overflow.
 
 Settings: ``api.max_query_length``, ``api.max_query_params``; routes pass their own range bound.
 """
 
 from __future__ import annotations
 
+import re
 from datetime import UTC, datetime, timedelta
-from typing import Annotated
+from typing import Annotated, Any
 
-from pydantic import AfterValidator, AwareDatetime
+from pydantic import AfterValidator, AwareDatetime, BeforeValidator
 from pydantic_core import PydanticCustomError
 from starlette.requests import Request
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 from api.errors import ApiError, BadRequest, QueryTooLong, handle_error
 
-__all__ = ["EARLIEST_TIME", "LATEST_TIME", "QueryLimits", "QueryTime", "check_range"]
+__all__ = ["QueryLimits", "QueryTime", "check_range", "range_start"]
 
-# Readings carry epoch times (the contract), and no one asks about the 23rd century: anything
-# outside is a typo, and within it no arithmetic of a day or a month's width can overflow.
-EARLIEST_TIME = datetime(1970, 1, 1, tzinfo=UTC)
-LATEST_TIME = datetime(2200, 1, 1, tzinfo=UTC)
+# RFC 3339's date-time, loosely: pydantic's own parser then checks every field. Without this, pydantic
+# would also take a bare number ("0", "1.5e9") as epoch seconds, which the contract does not offer.
+_RFC3339 = re.compile(r"^\d{4}-\d{2}-\d{2}[Tt ]\d{2}:\d{2}")
 
 
-def _check_time(value: datetime) -> datetime:
-    # The year first: converting a time of year 1 or 9999 with an offset to UTC overflows.
-    if not EARLIEST_TIME.year <= value.year < LATEST_TIME.year or not (
-            EARLIEST_TIME <= value < LATEST_TIME):
+def _check_text(value: Any) -> Any:
+    if isinstance(value, str) and not _RFC3339.match(value):
         raise PydanticCustomError(
-            "time_out_of_range", "must lie between {earliest} and {latest}",
-            {"earliest": EARLIEST_TIME.isoformat(), "latest": LATEST_TIME.isoformat()})
+            "rfc3339", "must be an RFC 3339 datetime with an offset, e.g. 2026-09-15T12:30:00+08:00")
     return value
 
 
-QueryTime = Annotated[AwareDatetime, AfterValidator(_check_time)]
+def _check_time(value: datetime) -> datetime:
+    try:
+        # A time of year 1 or 9999 may not exist in UTC: the database and every comparison need it.
+        value.astimezone(UTC)
+    except OverflowError:
+        raise PydanticCustomError("time_out_of_range", "is out of range: it has no UTC time") from None
+    return value
+
+
+QueryTime = Annotated[AwareDatetime, BeforeValidator(_check_text), AfterValidator(_check_time)]
+
+
+def range_start(end: datetime, span: timedelta) -> datetime:
+    """Return ``end - span``, or the earliest time there is when that is earlier."""
+    earliest = datetime.min.replace(tzinfo=UTC)
+    return end - span if end - earliest > span else earliest
 
 
 def check_range(start: datetime, end: datetime, longest: timedelta, *, what: str = "start to end") -> None:

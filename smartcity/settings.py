@@ -165,8 +165,9 @@ class ApiSettings(BaseModel):
     port: Port = 8000
     pool_max_size: int = Field(10, ge=1)
     aggregate_max_points: int = Field(10_000, ge=1)  # points one /aggregates answer may hold
-    # The longest start–end range one /aggregates request may span, whatever its bucket.
-    aggregate_max_range_days: int = Field(3660, ge=1)
+    # The longest start–end range one /aggregates request may span, whatever its bucket; None: only
+    # the points bound holds (a year-long 1d question and a millennium-long 99999mo one both pass).
+    aggregate_max_range_days: int | None = Field(None, ge=1)
     # Request limits every route shares (api.limits): query string bytes, query parameters.
     max_query_length: int = Field(4096, ge=64)
     max_query_params: int = Field(100, ge=1)

@@ -3,7 +3,8 @@
 A thin route over ``smartcity_aggregate`` (migration 007), the one planner every reader shares:
 one pooled connection, one statement, the body serialised by orjson. Every bad request is a 400
 problem: the planner's own refusals (SQLSTATE class 22) with its message and hint, malformed
-parameters, and answers that would hold more points than ``api.aggregate_max_points``.
+parameters, ranges longer than ``api.aggregate_max_range_days`` and answers that would hold more
+points than ``api.aggregate_max_points``.
 """
 
 from __future__ import annotations
@@ -22,6 +23,7 @@ from fastapi.routing import APIRoute
 from api.buckets import max_buckets
 from api.deps import ConnDep, SettingsDep
 from api.errors import BadRequest, problem_responses, to_problem
+from api.limits import check_range, range_start
 from api.models import AggregateOut
 from api.params import AggregateParams
 from api.queries.aggregates import AggregateRequest, run_aggregate
@@ -48,23 +50,28 @@ class _BadRequestRoute(APIRoute):
         return handle
 
 
-router = APIRouter(tags=["aggregates"], route_class=_BadRequestRoute,
-                   responses=problem_responses(400, 503))
+router = APIRouter(tags=["aggregates"], route_class=_BadRequestRoute, responses=problem_responses(
+    400, 503, s400="Any bad input: a malformed or unknown parameter (`errors` lists each), a value the"
+                   " planner refuses, a range or an answer over its limit (the bound is stated)"))
 
 
 class _JsonResponse(Response):
     media_type = "application/json"
 
 
-@router.get("/aggregates", response_model=AggregateOut, response_class=_JsonResponse)
+@router.get("/aggregates", response_model=AggregateOut, summary="Aggregate a metric in time buckets")
 async def read_aggregates(conn: ConnDep, settings: SettingsDep,
                           params: Annotated[AggregateParams, Query()]) -> Response:
     """Aggregate a metric into time buckets, exact whatever the rollups' lag.
 
     `device` and `site` may repeat. Days, weeks and months follow `tz`; empty buckets are left out.
+    An answer may hold a bounded number of points (buckets × series) and span a bounded range: a
+    bigger question is a 400 that states the bound.
     """
     end = params.end or datetime.now(UTC)
-    start = params.start or end - DEFAULT_SPAN
+    start = params.start or range_start(end, DEFAULT_SPAN)
+    if settings.api.aggregate_max_range_days is not None:
+        check_range(start, end, timedelta(days=settings.api.aggregate_max_range_days))
     limit = settings.api.aggregate_max_points
     request = AggregateRequest(
         metric=params.metric, bucket=params.bucket, agg=params.agg, start=start, end=end,
