@@ -1,7 +1,8 @@
 """Limits on what one request may ask, each refused with a 4xx problem that states the bound.
 
-- ``QueryLimits`` (ASGI middleware, every route): the query string's length (414) and its number of
-  parameters, repeats included (400), checked before routing, so no route parses an oversized query.
+- ``QueryLimits`` (ASGI middleware, every route): the query string's length (414), its number of
+  parameters, repeats included (400), and no NUL character (400), checked before routing, so no
+  route parses an oversized query.
 - ``QueryTime``: a query parameter's time, RFC 3339 with an offset and a UTC time (422 otherwise).
 - ``check_range``: a start–end range no longer than a route's bound (400); ``range_start``: a
   default start that cannot overflow.
@@ -68,10 +69,11 @@ def check_range(start: datetime, end: datetime, longest: timedelta, *, what: str
 
 
 class QueryLimits:
-    """ASGI middleware: refuse a query string over ``max_length`` bytes or ``max_params`` parameters.
+    """ASGI middleware: refuse a query string over ``max_length`` bytes or ``max_params`` parameters,
+    or holding a NUL.
 
-    Two byte scans of the raw query string and no parsing: a request without one (``latest``) pays
-    a length check.
+    Byte scans of the raw query string and no parsing: a request without one (``latest``) pays a
+    length check.
     """
 
     def __init__(self, app: ASGIApp, *, max_length: int, max_params: int) -> None:
@@ -83,6 +85,8 @@ class QueryLimits:
         if len(query) > self.max_length:
             return QueryTooLong(f"the query string holds {len(query):,} bytes, more than the limit of"
                                 f" {self.max_length:,}", max_length=self.max_length)
+        if b"%00" in query:  # no parameter can hold one, and the database refuses them in text
+            return BadRequest("the query string holds a NUL character (%00), which no parameter may contain")
         params = query.count(b"&") + 1
         if params > self.max_params:
             return BadRequest(f"the query string holds {params:,} parameters, more than the limit of"
