@@ -7,16 +7,19 @@ apps in one process (the tests) keep separate counts, like ingest's and the refr
 from __future__ import annotations
 
 import time
+from bisect import bisect_left
 from collections.abc import Iterator
+from itertools import accumulate
 from typing import Any
 
 from fastapi.routing import iter_route_contexts
-from prometheus_client import CollectorRegistry, Counter, Histogram, generate_latest
-from prometheus_client.core import GaugeMetricFamily, Metric
+from prometheus_client import CollectorRegistry, generate_latest
+from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, HistogramMetricFamily, Metric
 from prometheus_client.registry import Collector
+from prometheus_client.utils import floatToGoString
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-__all__ = ["UNMATCHED_ROUTE", "ApiMetrics", "PoolCollector", "RequestMetrics"]
+__all__ = ["UNMATCHED_ROUTE", "ApiMetrics", "PoolCollector", "RequestMetrics", "RequestStats"]
 
 # The label of every request no route matched: raw paths would let any client add series at will.
 UNMATCHED_ROUTE = "unmatched"
@@ -48,36 +51,63 @@ class PoolCollector(Collector):
             yield GaugeMetricFamily(name, text, value=stats.get(key, 0))
 
 
-class ApiMetrics:
-    """The API's request counters, latency histogram and pool gauges, in a registry of their own."""
+class RequestStats(Collector):
+    """Request counts by (route, method, status) and latency histograms by route, as plain numbers.
 
-    def __init__(self) -> None:
-        self.registry = CollectorRegistry()
-        self.requests = Counter(
-            "smartcity_api_requests",
-            "HTTP requests answered, by route template, method and status code",
-            ["route", "method", "status"], registry=self.registry)
-        self.latency = Histogram(
-            "smartcity_api_request_duration_seconds",
-            "Time from a request's arrival to its response's last byte, by route template",
-            ["route"], buckets=_LATENCY_BUCKETS, registry=self.registry)
-        self.pool = PoolCollector()
-        self.registry.register(self.pool)
-        # Labelled children looked up once: `labels()` takes a lock and validates every call.
-        self._counters: dict[tuple[str, str, int], Any] = {}
-        self._histograms: dict[str, Any] = {}
+    Prometheus' own ``Counter`` and ``Histogram`` take a lock and walk the buckets in Python on
+    every observation; here one request costs two dict updates and a C bisect, and the families are
+    built at scrape time. Requests and scrapes both run on the app's event loop thread, so no lock.
+    """
+
+    def __init__(self, buckets: tuple[float, ...] = _LATENCY_BUCKETS) -> None:
+        self.buckets = buckets
+        self.counts: dict[tuple[str, str, int], int] = {}
+        # route → one count per bucket (the last for +Inf), then the sum of the seconds
+        self.latency: dict[str, list[float]] = {}
 
     def observe(self, route: str, method: str, status: int, seconds: float) -> None:
         """Count one answered request and its latency."""
         key = (route, method, status)
-        counter = self._counters.get(key)
-        if counter is None:
-            counter = self._counters[key] = self.requests.labels(route, method, str(status))
-        counter.inc()
-        histogram = self._histograms.get(route)
+        self.counts[key] = self.counts.get(key, 0) + 1
+        histogram = self.latency.get(route)
         if histogram is None:
-            histogram = self._histograms[route] = self.latency.labels(route)
-        histogram.observe(seconds)
+            histogram = self.latency[route] = [0.0] * (len(self.buckets) + 2)
+        # Prometheus buckets are "less than or equal": the first bound >= seconds.
+        histogram[bisect_left(self.buckets, seconds)] += 1
+        histogram[-1] += seconds
+
+    def collect(self) -> Iterator[Metric]:
+        """Yield the request counter and the latency histogram."""
+        requests = CounterMetricFamily(
+            "smartcity_api_requests", "HTTP requests answered, by route template, method and status code",
+            labels=["route", "method", "status"])
+        for (route, method, status), count in self.counts.items():
+            requests.add_metric([route, method, str(status)], count)
+        yield requests
+        latency = HistogramMetricFamily(
+            "smartcity_api_request_duration_seconds",
+            "Time from a request's arrival to its response's last byte, by route template",
+            labels=["route"])
+        bounds = [*map(floatToGoString, self.buckets), "+Inf"]
+        for route, histogram in self.latency.items():
+            cumulative = list(accumulate(histogram[:-1]))
+            latency.add_metric([route], list(zip(bounds, cumulative, strict=True)), sum_value=histogram[-1])
+        yield latency
+
+
+class ApiMetrics:
+    """The API's request counts, latency histograms and pool gauges, in a registry of their own."""
+
+    def __init__(self) -> None:
+        self.registry = CollectorRegistry()
+        self.requests = RequestStats()
+        self.pool = PoolCollector()
+        self.registry.register(self.requests)
+        self.registry.register(self.pool)
+
+    def observe(self, route: str, method: str, status: int, seconds: float) -> None:
+        """Count one answered request and its latency."""
+        self.requests.observe(route, method, status, seconds)
 
     def render(self) -> bytes:
         """Return every metric in the Prometheus text format."""
