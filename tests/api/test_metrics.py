@@ -3,8 +3,11 @@
 from __future__ import annotations
 
 import psycopg
+import pytest
+from prometheus_client import CollectorRegistry, generate_latest
 from prometheus_client.parser import text_string_to_metric_families
 
+from api.metrics import RequestStats
 from smartcity.devices import register_device
 from smartcity.settings import Settings
 from tests.api.client import TestClient
@@ -83,3 +86,20 @@ def test_pool_gauges_report_the_pools_stats(client: TestClient, settings: Settin
     # Between requests every connection is idle and no one waits.
     assert samples[("smartcity_api_pool_available", ())] == size
     assert samples[("smartcity_api_pool_waiting", ())] == 0
+
+
+def test_latency_buckets_are_cumulative_and_less_than_or_equal() -> None:
+    stats = RequestStats(buckets=(0.01, 0.1))
+    for seconds in (0.005, 0.01, 0.05, 0.1, 2.0):  # on a bound counts in that bucket
+        stats.observe("/r", "GET", 200, seconds)
+    registry = CollectorRegistry()
+    registry.register(stats)
+    samples = {(s.name, s.labels.get("le")): s.value
+               for family in text_string_to_metric_families(generate_latest(registry).decode())
+               for s in family.samples}
+    assert samples[("smartcity_api_request_duration_seconds_bucket", "0.01")] == 2
+    assert samples[("smartcity_api_request_duration_seconds_bucket", "0.1")] == 4
+    assert samples[("smartcity_api_request_duration_seconds_bucket", "+Inf")] == 5
+    assert samples[("smartcity_api_request_duration_seconds_count", None)] == 5
+    assert samples[("smartcity_api_request_duration_seconds_sum", None)] == pytest.approx(2.165)
+    assert samples[("smartcity_api_requests_total", None)] == 5
