@@ -75,6 +75,8 @@ def _build_pool(settings: Settings) -> Pool:
         max_size=settings.api.pool_max_size,
         timeout=DB_TIMEOUT_S,
         autocommit=True,
+        # No request holds a connection (and a backend) longer than this, whatever it asked.
+        statement_timeout_ms=settings.api.statement_timeout_ms,
         # A check on checkout replaces connections a database restart has broken, instead of
         # failing the first request after it; it is a poll(2) unless the server has spoken.
         check=check_pooled_connection,

@@ -11,7 +11,8 @@ Exceptions the routes raise (``ApiError`` and its subclasses carry their own sta
 
 Others are mapped too: FastAPI's ``RequestValidationError`` → 422 naming each parameter,
 Starlette's ``HTTPException`` (unknown route, wrong method) → its status, a database that cannot
-be reached (``PoolTimeout``, ``OperationalError``) → 503, and anything else → 500 without
+be reached (``PoolTimeout``, ``OperationalError``) or a statement cancelled by the API's
+``statement_timeout`` → 503, and anything else → 500 without
 internals in the body (they go to the log, once: `CatchUnexpected` keeps Starlette from
 re-raising them to the server, which would log the traceback a second time).
 """
@@ -181,6 +182,9 @@ def to_problem(exc: Exception) -> ApiError:
         problem = ApiError(str(exc.detail) if exc.detail else status.phrase)
         problem.status, problem.title = status, status.phrase
         return problem
+    if isinstance(exc, psycopg.errors.QueryCanceled):  # statement_timeout (an OperationalError)
+        return ServiceUnavailable("the query ran longer than the API allows; ask for less: a shorter"
+                                  " range, a larger bucket, fewer devices or sites")
     if isinstance(exc, PoolTimeout | psycopg.OperationalError):
         return ServiceUnavailable("the database cannot be reached; try again shortly")
     if isinstance(exc, BrokerUnavailable):

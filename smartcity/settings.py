@@ -171,6 +171,8 @@ class ApiSettings(BaseModel):
     # Request limits every route shares (api.limits): query string bytes, query parameters.
     max_query_length: int = Field(4096, ge=64)
     max_query_params: int = Field(100, ge=1)
+    # A statement of the API's running longer is cancelled by the server (the request gets a 503).
+    statement_timeout_ms: int = Field(30_000, ge=1)
 
 
 # The hours each pollutant's mean is taken over for the air-quality indices. Particulates: 24 h,

@@ -6,11 +6,16 @@ from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 
 import httpx2
+import psycopg
 import pytest
 
 from api import create_app
 from api.errors import BadRequest
 from api.limits import check_range, range_start
+from ingest.rows import Rows
+from ingest.write import Writer
+from smartcity.catalog import METRICS
+from smartcity.devices import register_device
 from smartcity.settings import Settings
 from tests.api.client import TestClient
 
@@ -112,3 +117,30 @@ def test_check_range_passes_the_bound_and_refuses_beyond() -> None:
     check_range(start, start + timedelta(days=30), timedelta(days=30))
     with pytest.raises(BadRequest, match="spans 30.5 days, more than the limit of 30 days"):
         check_range(start, start + timedelta(days=30, hours=12), timedelta(days=30))
+
+
+def test_a_statement_over_the_timeout_is_cancelled_and_a_503(settings: Settings, db: psycopg.Connection,
+                                                              database_url: str) -> None:
+    register_device(db, "aq-slow-01", "air_quality_station", "kuaro")
+    device = db.execute("SELECT id FROM devices WHERE device_id = 'aq-slow-01'").fetchone()
+    assert device is not None
+    start = datetime(2026, 11, 1, tzinfo=UTC)
+    rows = Rows(readings=[((start + timedelta(seconds=10 * i)).timestamp(), device[0], METRICS["pm25"].id,
+                           float(i % 100)) for i in range(20_000)])
+    writer = Writer(database_url)
+    try:
+        writer.write_rows(rows)
+    finally:
+        writer.close()
+    question = {"metric": "pm25", "bucket": "1d", "start": start.isoformat(),
+                "end": (start + timedelta(days=3)).isoformat()}
+    impatient = settings.model_copy(update={"api": settings.api.model_copy(update={
+        "statement_timeout_ms": 1})})
+    with TestClient(create_app(impatient)) as client:
+        body = _problem(client.get("/api/v1/aggregates", params=question), 503)
+        assert "ran longer than the API allows" in str(body["detail"])
+    # The same question with the default timeout is answered: every reading counted.
+    with TestClient(create_app(settings)) as client:
+        answer = client.get("/api/v1/aggregates", params=question)
+        assert answer.status_code == 200, answer.text
+        assert sum(p["count"] for s in answer.json()["series"] for p in s["points"]) == 20_000
