@@ -20,7 +20,7 @@ re-raising them to the server, which would log the traceback a second time).
 from __future__ import annotations
 
 import logging
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from http import HTTPStatus
 from typing import Any
 from urllib.parse import quote
@@ -137,15 +137,16 @@ PROBLEM_DESCRIPTIONS = {
 }
 
 
-def problem_responses(*statuses: int, **descriptions: str) -> dict[int | str, dict[str, Any]]:
+def problem_responses(*statuses: int, descriptions: Mapping[int, str] | None = None
+                      ) -> dict[int | str, dict[str, Any]]:
     """Return ``responses=`` for a router, so the OpenAPI document shows the real error bodies.
 
-    ``descriptions`` (``s404="No such device"``) replace the general ones of ``PROBLEM_DESCRIPTIONS``.
+    ``descriptions`` (``{404: "No such device"}``) replace the general ones of ``PROBLEM_DESCRIPTIONS``.
     """
+    said = descriptions or {}
     return {
         status: {
-            "description": descriptions.get(f"s{status}")
-            or PROBLEM_DESCRIPTIONS.get(status, HTTPStatus(status).phrase),
+            "description": said.get(status) or PROBLEM_DESCRIPTIONS.get(status, HTTPStatus(status).phrase),
             # The schema is a component the app's document adds (api.app, complete_openapi).
             "content": {PROBLEM_CONTENT_TYPE: {"schema": {"$ref": "#/components/schemas/Problem"}}},
         }

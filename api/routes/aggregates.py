@@ -51,8 +51,9 @@ class _BadRequestRoute(APIRoute):
 
 
 router = APIRouter(tags=["aggregates"], route_class=_BadRequestRoute, responses=problem_responses(
-    400, 503, s400="Any bad input: a malformed or unknown parameter (`errors` lists each), a value the"
-                   " planner refuses, a range or an answer over its limit (the bound is stated)"))
+    400, 503, descriptions={400: "Any bad input: a malformed or unknown parameter (`errors` lists each),"
+                                 " a value the planner refuses, a range or an answer over its limit (the"
+                                 " bound is stated)"}))
 
 
 class _JsonResponse(Response):

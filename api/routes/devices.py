@@ -16,7 +16,7 @@ __all__ = ["router"]
 
 router = APIRouter(prefix="/devices", tags=["devices"], responses=problem_responses(422, 503))
 # The routes of one device: the id may name none.
-_ONE_DEVICE = problem_responses(404, s404="No device with this id is registered")
+_ONE_DEVICE = problem_responses(404, descriptions={404: "No device with this id is registered"})
 
 
 def _unknown(device_id: str) -> NotFound:

@@ -30,7 +30,7 @@ from smartcity.catalog import METRICS, SITES
 __all__ = ["router"]
 
 router = APIRouter(tags=["air quality"], responses=problem_responses(
-    404, 422, 503, s404="No site with this id"))
+    404, 422, 503, descriptions={404: "No site with this id"}))
 
 # The US AQI of PM2.5 is defined on 24-hour means only.
 _US_AQI_HOURS = 24
