@@ -14,6 +14,8 @@ from typing import Any
 
 import psycopg
 from fastapi import FastAPI
+from fastapi.responses import Response
+from prometheus_client import CONTENT_TYPE_LATEST
 from psycopg import AsyncConnection
 from psycopg_pool import AsyncConnectionPool
 
@@ -21,6 +23,9 @@ from api.auth import KeyCache
 from api.broker import Broker
 from api.deps import Pool
 from api.errors import install_error_handlers
+from api.limits import QueryLimits
+from api.metrics import ApiMetrics, RequestMetrics
+from api.openapi import OPENAPI_TAGS, install_openapi
 from api.routes import build_router
 from smartcity.db import database_url
 from smartcity.db.connect import async_pool
@@ -30,6 +35,16 @@ __all__ = ["DB_TIMEOUT_S", "check_pooled_connection", "create_app"]
 
 # How long a request waits for a pooled connection before it gets a 503.
 DB_TIMEOUT_S = 5.0
+
+# An example of GET /metrics, shortened.
+_METRICS_EXAMPLE = """\
+# HELP smartcity_api_requests_total HTTP requests answered, by route template, method and status code
+# TYPE smartcity_api_requests_total counter
+smartcity_api_requests_total{method="GET",route="/api/v1/devices/{device_id}/latest",status="200"} 1234.0
+# HELP smartcity_api_pool_available Idle connections ready to lend
+# TYPE smartcity_api_pool_available gauge
+smartcity_api_pool_available 3.0
+"""
 
 
 async def check_pooled_connection(conn: AsyncConnection[Any]) -> None:
@@ -61,6 +76,8 @@ def _build_pool(settings: Settings) -> Pool:
         max_size=settings.api.pool_max_size,
         timeout=DB_TIMEOUT_S,
         autocommit=True,
+        # No request holds a connection (and a backend) longer than this, whatever it asked.
+        statement_timeout_ms=settings.api.statement_timeout_ms,
         # A check on checkout replaces connections a database restart has broken, instead of
         # failing the first request after it; it is a poll(2) unless the server has spoken.
         check=check_pooled_connection,
@@ -76,11 +93,18 @@ async def _lifespan(app: FastAPI) -> AsyncIterator[dict[str, Any]]:
     await pool.open(wait=False)
     broker = Broker.from_settings(settings)
     broker.start()
+    metrics: ApiMetrics = app.state.metrics
+    metrics.pool.pool = pool
     try:
         yield {"pool": pool, "broker": broker}
     finally:
+        metrics.pool.pool = None
         await asyncio.to_thread(broker.stop)
         await pool.close()
+
+
+class _PrometheusText(Response):
+    media_type = CONTENT_TYPE_LATEST
 
 
 def create_app(settings: Settings) -> FastAPI:
@@ -90,9 +114,31 @@ def create_app(settings: Settings) -> FastAPI:
         summary="Sensor and public-service data of Kabupaten Paser",
         version="1",
         lifespan=_lifespan,
+        openapi_tags=OPENAPI_TAGS,
     )
     app.state.settings = settings
     app.state.key_cache = KeyCache(settings.api.key_cache_s)
+    metrics = app.state.metrics = ApiMetrics()
     install_error_handlers(app)
+    # Added last, so outermost: the query limits refuse before routing, and the request metrics
+    # count everything, refusals and 500s included.
+    app.add_middleware(QueryLimits, max_length=settings.api.max_query_length,
+                       max_params=settings.api.max_query_params)
+    app.add_middleware(RequestMetrics, metrics=metrics)
     app.include_router(build_router())
+
+    # Top level and outside build_router(): the contract serves /metrics without a key.
+    @app.get("/metrics", tags=["operations"], response_class=_PrometheusText, summary="Prometheus metrics",
+             responses={200: {"description": "Every metric in the Prometheus text format",
+                              "content": {CONTENT_TYPE_LATEST: {"schema": {"type": "string"},
+                                                                "example": _METRICS_EXAMPLE}}}})
+    async def read_metrics() -> Response:
+        """Return the API's metrics in the Prometheus text format.
+
+        Requests and latency by route template (`route="unmatched"` for paths no route serves), and
+        the database pool's size, idle connections and waiting requests.
+        """
+        return _PrometheusText(metrics.render())
+
+    install_openapi(app)
     return app

@@ -8,12 +8,14 @@ Exceptions the routes raise (``ApiError`` and its subclasses carry their own sta
      ├── Forbidden           403  the key's scope is below the route's
      ├── NotFound            404  an addressed resource does not exist
      ├── Conflict            409  the resource to create exists already
+     ├── QueryTooLong        414  the query string is longer than ``api.max_query_length``
      ├── InvalidParameter    422  a parameter names something the catalogue does not know
      └── ServiceUnavailable  503  a backing service (database, broker) cannot be reached
 
 Others are mapped too: FastAPI's ``RequestValidationError`` → 422 naming each parameter,
 Starlette's ``HTTPException`` (unknown route, wrong method) → its status, a database that cannot
-be reached (``PoolTimeout``, ``OperationalError``) → 503, and anything else → 500 without
+be reached (``PoolTimeout``, ``OperationalError``) or a statement cancelled by the API's
+``statement_timeout`` → 503, and anything else → 500 without
 internals in the body (they go to the log, once: `CatchUnexpected` keeps Starlette from
 re-raising them to the server, which would log the traceback a second time).
 """
@@ -21,7 +23,7 @@ re-raising them to the server, which would log the traceback a second time).
 from __future__ import annotations
 
 import logging
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from http import HTTPStatus
 from typing import Any
 from urllib.parse import quote
@@ -36,10 +38,10 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from api.broker import BrokerUnavailable
-from api.models import Problem
 
 __all__ = [
     "PROBLEM_CONTENT_TYPE",
+    "PROBLEM_DESCRIPTIONS",
     "PROBLEM_RESPONSES",
     "ApiError",
     "BadRequest",
@@ -49,6 +51,7 @@ __all__ = [
     "InvalidParameter",
     "NotFound",
     "ProblemResponse",
+    "QueryTooLong",
     "ServiceUnavailable",
     "Unauthorized",
     "install_error_handlers",
@@ -121,6 +124,13 @@ class Conflict(ApiError):
     problem_type = _TYPE_PREFIX + "conflict"
     title = "Resource exists"
 
+class QueryTooLong(ApiError):
+    """The query string is longer than the API reads (``api.max_query_length``)."""
+
+    status = HTTPStatus.REQUEST_URI_TOO_LONG
+    problem_type = _TYPE_PREFIX + "query-too-long"
+    title = "Query string too long"
+
 
 class InvalidParameter(ApiError):
     """A request parameter is malformed or names something unknown."""
@@ -153,12 +163,28 @@ class ProblemResponse(Response):
         return orjson.dumps(content)
 
 
-def problem_responses(*statuses: int) -> dict[int | str, dict[str, Any]]:
-    """Return ``responses=`` for a router, so the OpenAPI document shows the real error bodies."""
+# What each problem status means on this API, for the OpenAPI document; a route may say more.
+PROBLEM_DESCRIPTIONS = {
+    400: "The request cannot be answered as asked: the problem says what to change (and `hint` how)",
+    404: "The addressed resource does not exist",
+    414: "The query string is longer than the API reads",
+    422: "A parameter is malformed or names something unknown: `errors` lists each",
+    503: "The database or the broker cannot be reached: retry after `Retry-After` seconds",
+}
+
+
+def problem_responses(*statuses: int, descriptions: Mapping[int, str] | None = None
+                      ) -> dict[int | str, dict[str, Any]]:
+    """Return ``responses=`` for a router, so the OpenAPI document shows the real error bodies.
+
+    ``descriptions`` (``{404: "No such device"}``) replace the general ones of ``PROBLEM_DESCRIPTIONS``.
+    """
+    said = descriptions or {}
     return {
         status: {
-            "description": HTTPStatus(status).phrase,
-            "content": {PROBLEM_CONTENT_TYPE: {"schema": Problem.model_json_schema()}},
+            "description": said.get(status) or PROBLEM_DESCRIPTIONS.get(status, HTTPStatus(status).phrase),
+            # The schema is a component the app's document adds (api.app, complete_openapi).
+            "content": {PROBLEM_CONTENT_TYPE: {"schema": {"$ref": "#/components/schemas/Problem"}}},
         }
         for status in statuses
     }
@@ -193,6 +219,9 @@ def to_problem(exc: Exception) -> ApiError:
         problem = ApiError(str(exc.detail) if exc.detail else status.phrase)
         problem.status, problem.title = status, status.phrase
         return problem
+    if isinstance(exc, psycopg.errors.QueryCanceled):  # statement_timeout (an OperationalError)
+        return ServiceUnavailable("the query ran longer than the API allows; ask for less: a shorter"
+                                  " range, a larger bucket, fewer devices or sites")
     if isinstance(exc, PoolTimeout | psycopg.OperationalError):
         return ServiceUnavailable("the database cannot be reached; try again shortly")
     if isinstance(exc, BrokerUnavailable):

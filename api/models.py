@@ -21,6 +21,7 @@ __all__ = [
     "PayloadOut",
     "PollutantIndex",
     "Problem",
+    "ProblemItem",
     "QuarantineItemOut",
     "QuarantinePage",
     "QuarantinePart",
@@ -36,82 +37,130 @@ ServiceState = Literal["ok", "error"]
 class HealthReport(BaseModel):
     """Whether the API and the services it needs are up."""
 
-    status: Literal["ok", "degraded"]
-    database: ServiceState
-    broker: ServiceState
+    model_config = ConfigDict(json_schema_extra={"examples": [
+        {"status": "ok", "database": "ok", "broker": "ok"},
+        {"status": "degraded", "database": "error", "broker": "ok"},
+    ]})
+
+    status: Literal["ok", "degraded"] = Field(description="ok when the database and the broker both are")
+    database: ServiceState = Field(description="Whether a pooled connection answered within 2 s")
+    broker: ServiceState = Field(description="Whether the API's MQTT client is connected")
 
 
 class SiteOut(BaseModel):
     """A district (kecamatan) of Kabupaten Paser."""
 
-    site_id: str
-    name: str
-    latitude: float
-    longitude: float
-    timezone: str
+    model_config = ConfigDict(json_schema_extra={"examples": [
+        {"site_id": "tanah-grogot", "name": "Tanah Grogot", "latitude": -1.911, "longitude": 116.197,
+         "timezone": "Asia/Makassar"},
+    ]})
+
+    site_id: str = Field(description="The site's id, kebab case")
+    name: str = Field(description="The district's name")
+    latitude: float = Field(description="Approximate centre, decimal degrees (WGS 84)")
+    longitude: float = Field(description="Approximate centre, decimal degrees (WGS 84)")
+    timezone: str = Field(description="IANA time zone of the site's local time")
 
 
 class DeviceOut(BaseModel):
     """A registered device and its last known connection state."""
 
-    device_id: str
-    kind: str
-    site_id: str
-    latitude: float | None
-    longitude: float | None
-    status: Literal["unknown", "online", "offline"]
-    last_seen: datetime | None
-    created_at: datetime
+    model_config = ConfigDict(json_schema_extra={"examples": [
+        {"device_id": "aq-tanah-grogot-01", "kind": "air_quality_station", "site_id": "tanah-grogot",
+         "latitude": -1.9105, "longitude": 116.1982, "status": "online",
+         "last_seen": "2026-11-30T10:00:05Z", "created_at": "2026-11-01T08:00:00Z"},
+    ]})
+
+    device_id: str = Field(description="The device's public id (also its MQTT client id)")
+    kind: str = Field(description="A device kind of the catalogue; it fixes the metrics the device reports")
+    site_id: str = Field(description="The site the device stands in")
+    latitude: float | None = Field(description="Decimal degrees (WGS 84); null when not registered")
+    longitude: float | None = Field(description="Decimal degrees (WGS 84); null when not registered")
+    status: Literal["unknown", "online", "offline"] = Field(
+        description="From the device's retained status message (its Last Will says offline); unknown"
+                    " before the first")
+    last_seen: datetime | None = Field(description="When a message of the device last arrived; null before"
+                                       " the first")
+    created_at: datetime = Field(description="When the device was registered")
 
 
 class LatestValue(BaseModel):
     """The newest reading of one metric, in the catalogue unit."""
 
-    value: float
-    time: datetime
-    unit: str
+    model_config = ConfigDict(json_schema_extra={"examples": [
+        {"value": 12.3, "time": "2026-11-30T10:00:00Z", "unit": "µg/m³"}]})
+
+    value: float = Field(description="The reading, in `unit`")
+    time: datetime = Field(description="The reading's own time (the device's timestamp)")
+    unit: str = Field(description="The metric's catalogue unit")
 
 
 class DeviceLatest(BaseModel):
     """The newest reading of every metric a device has reported, by metric name."""
 
-    device_id: str
-    metrics: dict[str, LatestValue]
+    model_config = ConfigDict(json_schema_extra={"examples": [
+        {"device_id": "aq-tanah-grogot-01", "metrics": {
+            "pm25": {"value": 12.3, "time": "2026-11-30T10:00:00Z", "unit": "µg/m³"},
+            "pm10": {"value": 20.1, "time": "2026-11-30T10:00:00Z", "unit": "µg/m³"}}},
+        {"device_id": "wm-kuaro-07", "metrics": {}},
+    ]})
+
+    device_id: str = Field(description="The device's public id")
+    metrics: dict[str, LatestValue] = Field(
+        description="Metric name → its newest reading; empty before the device's first reading")
+
+
+_POINT_EXAMPLE: JsonDict = {"time": "2026-11-30T01:00:00+00:00", "value": 14.72, "count": 360}
 
 
 class AggregatePoint(BaseModel):
     """One bucket: its start, the aggregate, and how many readings it was made of."""
 
-    time: datetime
-    value: float | None
-    count: int
+    model_config = ConfigDict(json_schema_extra={"examples": [_POINT_EXAMPLE]})
+
+    time: datetime = Field(description="The bucket's start (UTC); day, week and month buckets start at"
+                           " midnight in `tz`")
+    value: float | None = Field(description="The aggregate, in the metric's unit (a count for agg=count);"
+                                " null for an increase without an earlier reading to rise from")
+    count: int = Field(description="The readings the bucket was made of")
 
 
 class AggregateSeries(BaseModel):
     """The buckets of one device, one site or (key ``all``) the whole selection, oldest first."""
 
-    key: str
-    points: list[AggregatePoint]
+    model_config = ConfigDict(json_schema_extra={"examples": [
+        {"key": "aq-tanah-grogot-01", "points": [_POINT_EXAMPLE]}]})
+
+    key: str = Field(description="A device id (group_by=device), a site id (site), or all (none)")
+    points: list[AggregatePoint] = Field(description="The non-empty buckets, oldest first")
 
 
 class AggregateOut(BaseModel):
     """An aggregate of one metric over time; empty buckets are left out."""
 
-    metric: str
-    unit: str
-    bucket: str
-    agg: str
-    series: list[AggregateSeries]
+    model_config = ConfigDict(json_schema_extra={"examples": [
+        {"metric": "pm25", "unit": "µg/m³", "bucket": "1h", "agg": "avg",
+         "series": [{"key": "aq-tanah-grogot-01", "points": [_POINT_EXAMPLE]}]}]})
+
+    metric: str = Field(description="The metric asked for")
+    unit: str = Field(description="The metric's catalogue unit (of every value but agg=count's)")
+    bucket: str = Field(description="The bucket size asked for")
+    agg: str = Field(description="The aggregate asked for")
+    series: list[AggregateSeries] = Field(description="One series per key, by key; none without readings")
 
 
 class PollutantIndex(BaseModel):
     """One pollutant's mean over its averaging window and, with enough data, its ISPU sub-index."""
 
+    model_config = ConfigDict(json_schema_extra={"examples": [
+        {"concentration": 115.1, "unit": "µg/m³", "averaging_hours": 24, "coverage": 1.0, "readings": 8640,
+         "sub_index": 162.84, "band": "tidak_sehat", "beyond_scale": False}]})
+
     concentration: float | None = Field(description="Mean over the window, in `unit`; null without readings")
     unit: str = Field(description="The unit of the regulation's table (the catalogue's is converted to it)")
     averaging_hours: int = Field(description="The window: the hours before `time` the mean is taken over")
     coverage: float = Field(description="Share (0–1) of the window's hours that held readings")
-    readings: int
+    readings: int = Field(description="The readings the mean was taken over")
     sub_index: float | None = Field(description="ISPU sub-index, capped at 500; null when coverage is "
                                     "below the minimum")
     band: str | None = Field(description="Category id of the table band the concentration falls in")
@@ -121,10 +170,13 @@ class PollutantIndex(BaseModel):
 class UsAqiOut(BaseModel):
     """The US EPA AQI (2024) of the PM2.5 24-hour mean."""
 
-    aqi: int
-    category: str
+    model_config = ConfigDict(json_schema_extra={"examples": [
+        {"aqi": 193, "category": "Unhealthy", "concentration": 115.1, "beyond_scale": False}]})
+
+    aqi: int = Field(description="The index, 0–500")
+    category: str = Field(description="The EPA's category name (Good … Hazardous)")
     concentration: float = Field(description="The mean truncated to one decimal, µg/m³, as looked up")
-    beyond_scale: bool
+    beyond_scale: bool = Field(description="Above the table's last breakpoint: aqi is capped at 500")
 
 
 _ISPU_EXAMPLE: JsonDict = {
@@ -159,33 +211,60 @@ class IspuOut(BaseModel):
 
     model_config = ConfigDict(json_schema_extra={"examples": [_ISPU_EXAMPLE, _ISPU_NO_DATA_EXAMPLE]})
 
-    site_id: str
+    site_id: str = Field(description="The site asked for")
     time: datetime = Field(description="The end of every averaging window (exclusive)")
     ispu: int | None = Field(description="The highest sub-index rounded up (0–50 Baik, 51–100 Sedang, "
                              "101–200 Tidak Sehat, 201–300 Sangat Tidak Sehat, 301–500 Berbahaya)")
     category: str | None = Field(description="Indonesian name of the category")
-    category_id: str | None
-    color: str | None
+    category_id: str | None = Field(description="The category's id (baik, sedang, tidak_sehat,"
+                                    " sangat_tidak_sehat, berbahaya)")
+    color: str | None = Field(description="The category's colour in the regulation (green, blue, yellow,"
+                              " red, black)")
     dominant: str | None = Field(description="The pollutant of the highest sub-index; ties go to the "
                                  "first in the table's order pm10, pm25, so2, co, o3, no2, hc")
-    beyond_scale: bool
-    min_coverage: float
+    beyond_scale: bool = Field(description="The dominant sub-index is above the table: ispu is capped at 500")
+    min_coverage: float = Field(description="The share of a window's hours that must hold readings")
     excluded: list[str] = Field(description="Pollutants whose coverage was below the minimum")
     reason: str | None = Field(description="Why `ispu` is null")
-    sub_indices: dict[str, PollutantIndex]
+    sub_indices: dict[str, PollutantIndex] = Field(description="Pollutant → its window's mean and sub-index,"
+                                                   " for every pollutant the site's stations report")
     us_aqi: UsAqiOut | None = Field(description="From the PM2.5 24-hour mean, when it has enough data")
 
 
+class ProblemItem(BaseModel):
+    """One thing wrong with a request: where, which parameter, and what."""
+
+    model_config = ConfigDict(json_schema_extra={"examples": [
+        {"in": "query", "name": "kind",
+         "message": "unknown device kind 'lamp'; known: air_quality_station, …"}]})
+
+    in_: str = Field(alias="in", description="Where the parameter is: query, path, header or body")
+    name: str = Field(description="The parameter's name")
+    message: str = Field(description="What is wrong with it")
+
+
 class Problem(BaseModel):
-    """An RFC 9457 problem document (extension members may follow)."""
+    """An RFC 9457 problem document; more extension members may follow (a limit's bound, …)."""
 
-    model_config = ConfigDict(extra="allow")
+    model_config = ConfigDict(extra="allow", json_schema_extra={"examples": [
+        {"type": "urn:smartcity:problem:not-found", "title": "Resource not found", "status": 404,
+         "detail": "device 'aq-kuaro-09' is not registered", "instance": "/api/v1/devices/aq-kuaro-09"},
+        {"type": "urn:smartcity:problem:invalid-parameter", "title": "Invalid request parameter",
+         "status": 422, "detail": "query parameter 'site': unknown site 'grogot'; known: tanah-grogot, …",
+         "instance": "/api/v1/devices",
+         "errors": [{"in": "query", "name": "site",
+                     "message": "unknown site 'grogot'; known: tanah-grogot, …"}]},
+    ]})
 
-    type: str = Field(examples=["urn:smartcity:problem:not-found"])
-    title: str
-    status: int
-    detail: str
-    instance: str | None = None
+    type: str = Field(description="A URN naming the kind of problem",
+                      examples=["urn:smartcity:problem:not-found"])
+    title: str = Field(description="The kind of problem, for people")
+    status: int = Field(description="The HTTP status code")
+    detail: str = Field(description="What went wrong with this request, and what to change")
+    instance: str | None = Field(None, description="The request's path")
+    hint: str | None = Field(None, description="How to ask instead, when there is a way")
+    errors: list[ProblemItem] | None = Field(None, description="Every invalid parameter (422, and 400 on"
+                                             " /aggregates)")
 
 
 class DeviceRegistered(DeviceOut):

@@ -24,6 +24,7 @@ from pydantic import (
 )
 from pydantic_core import PydanticCustomError
 
+from api.limits import QueryTime
 from smartcity.catalog import DEVICE_ID_PATTERN, DEVICE_KINDS, METRICS, SITES
 from smartcity.contract import Reason
 
@@ -91,21 +92,27 @@ class AggregateParams(BaseModel):
     # another question than the one asked.
     model_config = ConfigDict(extra="forbid")
 
-    metric: Annotated[str, WithJsonSchema({"type": "string", "enum": list(METRICS)})] = Field(
-        description="A metric of the catalogue", examples=["pm25"])
+    metric: Annotated[str, WithJsonSchema({"type": "string", "enum": list(METRICS), "examples": ["pm25"]})
+                      ] = Field(description="A metric of the catalogue")
     bucket: str = Field("1h", description="Bucket size: a count and a unit s, m, h, d, w or mo "
                         "(1m, 5m, 15m, 1h, 1d, 1w, 1mo); days, weeks (from Monday) and months follow tz",
                         examples=["1h"])
-    agg: Annotated[str, WithJsonSchema({"type": "string", "enum": list(AGGS)})] = Field(
-        "avg", description="increase: a counter's rise per bucket, for cumulative metrics only")
-    start: AwareDatetime | None = Field(
-        None, description="RFC 3339, inclusive (default: end − 24 h)")
-    end: AwareDatetime | None = Field(None, description="RFC 3339, exclusive (default: now)")
+    agg: Annotated[str, WithJsonSchema({"type": "string", "enum": list(AGGS), "examples": ["avg"]})] = Field(
+        "avg", description="The aggregate of each bucket; increase: a counter's rise per bucket, for"
+        " cumulative metrics only")
+    start: QueryTime | None = Field(
+        None, description="RFC 3339 with an offset, inclusive (default: end − 24 h)",
+        examples=["2026-11-29T00:00:00+08:00"])
+    end: QueryTime | None = Field(None, description="RFC 3339 with an offset, exclusive (default: now)",
+                                  examples=["2026-11-30T00:00:00+08:00"])
     device: list[Annotated[str, Field(pattern=DEVICE_ID_PATTERN.pattern)]] = Field(
-        [], description="Only these devices (repeat); default: every device whose kind reports the metric")
-    site: list[SiteId] = Field([], description="Only devices of these sites (repeat)")
+        [], description="Only these devices (repeat); default: every device whose kind reports the metric",
+        examples=[["aq-tanah-grogot-01"]])
+    site: list[SiteId] = Field([], description="Only devices of these sites (repeat)",
+                               examples=[["tanah-grogot"]])
     group_by: Literal["device", "site", "none"] = Field(
-        "device", description="One series per device, per site, or one for all ('all')")
+        "device", description="One series per device, per site, or one for all (key 'all')",
+        examples=["site"])
     tz: str | None = Field(None, description="IANA time zone of day, week and month buckets "
                            "(default: the rollup zone, Asia/Makassar)", examples=["Asia/Makassar"])
 

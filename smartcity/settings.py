@@ -176,6 +176,14 @@ class ApiSettings(BaseModel):
     readings_csv_max_rows: int = Field(1_000_000, ge=1)
     readings_max_range_days: int = Field(31, ge=1)
     readings_max_series: int = Field(100, ge=1)
+    # The longest start–end range one /aggregates request may span, whatever its bucket; None: only
+    # the points bound holds (a year-long 1d question and a millennium-long 99999mo one both pass).
+    aggregate_max_range_days: int | None = Field(None, ge=1)
+    # Request limits every route shares (api.limits): query string bytes, query parameters.
+    max_query_length: int = Field(4096, ge=64)
+    max_query_params: int = Field(100, ge=1)
+    # A statement of the API's running longer is cancelled by the server (the request gets a 503).
+    statement_timeout_ms: int = Field(30_000, ge=1)
 
 
 # The hours each pollutant's mean is taken over for the air-quality indices. Particulates: 24 h,

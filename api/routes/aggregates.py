@@ -3,8 +3,9 @@
 A thin route over ``smartcity_aggregate`` (migration 007), the one planner every reader shares:
 one pooled connection, one statement, the body serialised by orjson. Every bad request is a 400
 problem: the planner's own refusals (SQLSTATE class 22) with its message and hint, malformed
-parameters, and answers that would hold more points than ``api.aggregate_max_points``.
-``Accept: text/csv`` streams the same rows as CSV (key, time, value, count).
+parameters, ranges longer than ``api.aggregate_max_range_days`` and answers that would hold more
+points than ``api.aggregate_max_points``. ``Accept: text/csv`` streams the same rows as CSV (key,
+time, value, count).
 """
 
 from __future__ import annotations
@@ -24,6 +25,7 @@ from api.buckets import max_buckets
 from api.csv import csv_chunks, start_csv_response
 from api.deps import Pool, PoolDep, SettingsDep
 from api.errors import BadRequest, problem_responses, to_problem
+from api.limits import check_range, range_start
 from api.models import AggregateOut
 from api.negotiation import CSV, AcceptDep
 from api.params import AggregateParams
@@ -53,8 +55,10 @@ class _BadRequestRoute(APIRoute):
         return handle
 
 
-router = APIRouter(tags=["aggregates"], route_class=_BadRequestRoute,
-                   responses=problem_responses(400, 406, 503))
+router = APIRouter(tags=["aggregates"], route_class=_BadRequestRoute, responses=problem_responses(
+    400, 406, 503, descriptions={400: "Any bad input: a malformed or unknown parameter (`errors` lists"
+                                      " each), a value the planner refuses, a range or an answer over its"
+                                      " limit (the bound is stated)"}))
 
 
 class _JsonResponse(Response):
@@ -85,7 +89,8 @@ async def _csv(pool: Pool, request: AggregateRequest, buckets: int, limit: int) 
     return await start_csv_response(csv_chunks(CSV_COLUMNS, stream.batches))
 
 
-@router.get("/aggregates", response_model=AggregateOut, response_class=_JsonResponse, responses={
+@router.get("/aggregates", response_model=AggregateOut, summary="Aggregate a metric in time buckets",
+            responses={
     200: {"content": {"text/csv": {"schema": {"type": "string"}, "example":
           "key,time,value,count\r\naq-tanah-grogot-01,2026-11-30T04:00:00+00:00,23.4,360\r\n"}},
           "description": "The buckets (JSON), or the same rows as CSV"}})
@@ -94,10 +99,14 @@ async def read_aggregates(pool: PoolDep, settings: SettingsDep, accept: AcceptDe
     """Aggregate a metric into time buckets, exact whatever the rollups' lag.
 
     `device` and `site` may repeat. Days, weeks and months follow `tz`; empty buckets are left out.
-    `Accept: text/csv` streams the rows as CSV: key, time, value, count.
+    `Accept: text/csv` streams the rows as CSV: key, time, value, count. An answer may hold a
+    bounded number of points (buckets × series) and span a bounded range: a bigger question is a 400
+    that states the bound.
     """
     end = params.end or datetime.now(UTC)
-    start = params.start or end - DEFAULT_SPAN
+    start = params.start or range_start(end, DEFAULT_SPAN)
+    if settings.api.aggregate_max_range_days is not None:
+        check_range(start, end, timedelta(days=settings.api.aggregate_max_range_days))
     limit = settings.api.aggregate_max_points
     request = AggregateRequest(
         metric=params.metric, bucket=params.bucket, agg=params.agg, start=start, end=end,

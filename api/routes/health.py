@@ -30,8 +30,9 @@ async def check_database(pool: Pool, timeout: float = HEALTH_TIMEOUT_S) -> bool:
 
 
 @router.get(
-    "/health",
-    responses={503: {"model": HealthReport, "description": "A backing service is down"}},
+    "/health", summary="Report the API's health",
+    responses={200: {"description": "The database and the broker are both reachable"},
+               503: {"model": HealthReport, "description": "A backing service is down"}},
 )
 async def read_health(pool: PoolDep, broker: BrokerDep, response: Response) -> HealthReport:
     """Report the state of the database and broker connections (503 unless both are ok)."""

@@ -12,7 +12,6 @@ from datetime import UTC, datetime
 from typing import Annotated
 
 from fastapi import APIRouter, Query
-from pydantic import AwareDatetime
 
 from api.deps import ConnDep, SettingsDep
 from api.errors import NotFound, problem_responses
@@ -25,13 +24,15 @@ from api.indices import (
     compute_us_aqi_pm25,
     to_table_unit,
 )
+from api.limits import QueryTime
 from api.models import IspuOut, PollutantIndex, UsAqiOut
 from api.queries.indices import PollutantWindow, read_pollutant_windows
 from smartcity.catalog import METRICS, SITES
 
 __all__ = ["router"]
 
-router = APIRouter(tags=["air quality"], responses=problem_responses(404, 422, 503))
+router = APIRouter(tags=["air quality"], responses=problem_responses(
+    404, 422, 503, descriptions={404: "No site with this id"}))
 
 # The US AQI of PM2.5 is defined on 24-hour means only.
 _US_AQI_HOURS = 24
@@ -42,14 +43,15 @@ def _describe(window: PollutantWindow) -> str:
             f" ({window.coverage:.0%})")
 
 
-@router.get("/ispu", response_model=IspuOut)
+@router.get("/ispu", response_model=IspuOut, summary="Compute a site's air-quality index")
 async def read_ispu(
     conn: ConnDep,
     settings: SettingsDep,
     site: Annotated[str, Query(description="A site id (see /sites)", examples=["tanah-grogot"],
                                pattern=r"^[a-z0-9][a-z0-9-]{0,63}$")],
-    at: Annotated[AwareDatetime | None, Query(
-        description="RFC 3339 with offset: the end (exclusive) of every averaging window; default now"
+    at: Annotated[QueryTime | None, Query(
+        description="RFC 3339 with offset: the end (exclusive) of every averaging window; default now",
+        examples=["2026-09-15T12:30:00+08:00"],
     )] = None,
 ) -> IspuOut:
     """Compute a site's ISPU from each pollutant's mean over its averaging window before `at`.

@@ -47,16 +47,21 @@ def connect(url: str, *, purpose: str, autocommit: bool = False) -> psycopg.Conn
 
 
 def async_pool(url: str, *, purpose: str, min_size: int = 1, max_size: int = 10,
-               timeout: float = 5.0, autocommit: bool = True,
+               timeout: float = 5.0, autocommit: bool = True, statement_timeout_ms: int | None = None,
                **pool_options: Any) -> AsyncConnectionPool[psycopg.AsyncConnection[Any]]:
     """Build (unopened) an async pool of connections to ``url`` for ``purpose``.
 
-    ``timeout`` is how long a caller waits for a free connection; ``pool_options`` pass through
-    to psycopg_pool (``check``, ``name`` …).
+    ``timeout`` is how long a caller waits for a free connection; ``statement_timeout_ms``, how
+    long the server runs one statement before cancelling it; ``pool_options`` pass through to
+    psycopg_pool (``check``, ``name`` …).
     """
+    options = connection_options(purpose)
+    if statement_timeout_ms is not None:
+        # A startup option, not a SET: no round trip, and it holds for the connection's life.
+        options["options"] += f" -c statement_timeout={int(statement_timeout_ms)}"
     return AsyncConnectionPool(
         url, open=False, min_size=min_size, max_size=max_size, timeout=timeout,
-        kwargs={"autocommit": autocommit, **connection_options(purpose)}, **pool_options,
+        kwargs={"autocommit": autocommit, **options}, **pool_options,
     )
 
 
