@@ -282,8 +282,23 @@ class DeviceRegistered(DeviceOut):
                                "it cannot be read again")
 
 
+_QUARANTINE_ITEM_EXAMPLE: JsonDict = {
+    "id": 7, "received_at": "2026-11-30T03:12:09.101000Z",
+    "topic": "smartcity/v1/devices/aq-kuaro-02/telemetry", "device_id": "aq-kuaro-02",
+    "reason": "unknown_device", "reasons": {"unknown_device": 1},
+    "detail": "device aq-kuaro-02 is not registered", "parts_total": 1,
+    "parts": [{"reason": "unknown_device", "detail": "device aq-kuaro-02 is not registered"}],
+    "content_type": None,
+    "payload": {"encoding": "utf-8", "data": "{\"metrics\": {\"pm25\": 12.5}}", "size": 29,
+                "stored": 29, "shown": 29, "capped": False},
+    "replayed_at": None, "replay_of": None,
+}
+
+
 class QuarantinePart(BaseModel):
     """One rejected part of a message: its reason code and what was wrong."""
+
+    model_config = ConfigDict(json_schema_extra={"examples": _QUARANTINE_ITEM_EXAMPLE["parts"]})
 
     reason: str = Field(description="A reason code of the contract", examples=["out_of_range"])
     detail: str = Field(description="What was wrong with the part",
@@ -292,6 +307,8 @@ class QuarantinePart(BaseModel):
 
 class PayloadOut(BaseModel):
     """A quarantined payload, as much as was asked for: UTF-8 text, or base64 when it is not text."""
+
+    model_config = ConfigDict(json_schema_extra={"examples": [_QUARANTINE_ITEM_EXAMPLE["payload"]]})
 
     encoding: Literal["utf-8", "base64"] = Field(
         description="utf-8: `data` is the bytes as text; base64: they are not valid UTF-8")
@@ -305,6 +322,8 @@ class PayloadOut(BaseModel):
 
 class QuarantineItemOut(BaseModel):
     """One quarantined message: where and when it came, why each part was rejected, its payload."""
+
+    model_config = ConfigDict(json_schema_extra={"examples": [_QUARANTINE_ITEM_EXAMPLE]})
 
     id: int = Field(description="The item's id (grows with every quarantined message)")
     received_at: datetime = Field(description="When ingest received the message")
@@ -327,17 +346,7 @@ class QuarantinePage(BaseModel):
     """A page of quarantined messages, newest first, and where the next page starts."""
 
     model_config = ConfigDict(json_schema_extra={"examples": [{
-        "items": [{
-            "id": 7, "received_at": "2026-11-30T03:12:09.101000Z",
-            "topic": "smartcity/v1/devices/aq-kuaro-02/telemetry", "device_id": "aq-kuaro-02",
-            "reason": "unknown_device", "reasons": {"unknown_device": 1},
-            "detail": "device aq-kuaro-02 is not registered", "parts_total": 1,
-            "parts": [{"reason": "unknown_device", "detail": "device aq-kuaro-02 is not registered"}],
-            "content_type": None,
-            "payload": {"encoding": "utf-8", "data": "{\"metrics\": {\"pm25\": 12.5}}", "size": 29,
-                        "stored": 29, "shown": 29, "capped": False},
-            "replayed_at": None, "replay_of": None,
-        }],
+        "items": [_QUARANTINE_ITEM_EXAMPLE],
         "next_cursor": "eyJiIjo3LCJmIjoiOWMxZjNhMmIwNGQxZTdhYSJ9",
         "next": "http://127.0.0.1:8000/api/v1/quarantine?limit=1&cursor=eyJiIjo3LCJmIjoiOWMxZjNhMmIwNGQxZTdhYSJ9",
     }]})
@@ -349,11 +358,15 @@ class QuarantinePage(BaseModel):
 class ReadingOut(BaseModel):
     """One stored reading, in the catalogue unit."""
 
-    device_id: str
-    metric: str
-    time: datetime
-    value: float
-    unit: str
+    model_config = ConfigDict(json_schema_extra={"examples": [{
+        "device_id": "aq-tanah-grogot-01", "metric": "pm25", "time": "2026-11-30T04:00:00+00:00",
+        "value": 23.4, "unit": "µg/m³"}]})
+
+    device_id: str = Field(description="The device that reported it")
+    metric: str = Field(description="A metric of the catalogue")
+    time: datetime = Field(description="When it was measured (the device's timestamp)")
+    value: float = Field(description="The value, in `unit`")
+    unit: str = Field(description="The catalogue unit of the metric")
 
 
 _READING_PAGE_EXAMPLE: JsonDict = {
@@ -373,7 +386,7 @@ class ReadingPage(BaseModel):
 
     model_config = ConfigDict(json_schema_extra={"examples": [_READING_PAGE_EXAMPLE]})
 
-    items: list[ReadingOut]
+    items: list[ReadingOut] = Field(description="At most `limit` readings, oldest first")
     next_cursor: str | None = Field(description="Pass as `cursor` (with the same filters) for the next page")
     next: str | None = Field(
         description="The next page's URL, also sent as a `Link: <…>; rel=\"next\"` header")

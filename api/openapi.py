@@ -22,9 +22,12 @@ OPENAPI_TAGS: list[dict[str, Any]] = [
     {"name": "health", "description": "Whether the API, its database and its MQTT broker are up."},
     {"name": "sites", "description": "The ten districts (kecamatan) of Kabupaten Paser."},
     {"name": "devices", "description": "Registered devices, their connection state and latest values."},
+    {"name": "readings", "description": "Raw readings, a page at a time (keyset cursors), or streamed"
+                                        " as CSV."},
     {"name": "aggregates", "description": "A metric in time buckets per device, per site or over all,"
                                           " exact whatever the rollups' lag."},
     {"name": "air quality", "description": "ISPU (Permen LHK P.14/2020) and US AQI per site."},
+    {"name": "quarantine", "description": "Admin: rejected input with its reason codes."},
     {"name": "operations", "description": "For operators: Prometheus metrics of the API."},
 ]
 _DEFAULT_422_SCHEMAS = ("HTTPValidationError", "ValidationError")

@@ -9,13 +9,12 @@ and the pattern.
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable
-from datetime import UTC, datetime
-from typing import Annotated, Literal
+from datetime import UTC
+from typing import Annotated, Any, Literal
 
-from fastapi import Path
+from fastapi import Path, Request
 from pydantic import (
     AfterValidator,
-    AwareDatetime,
     BaseModel,
     ConfigDict,
     Field,
@@ -24,6 +23,7 @@ from pydantic import (
 )
 from pydantic_core import PydanticCustomError
 
+from api.errors import InvalidParameter
 from api.limits import QueryTime
 from smartcity.catalog import DEVICE_ID_PATTERN, DEVICE_KINDS, METRICS, SITES
 from smartcity.contract import Reason
@@ -40,6 +40,7 @@ __all__ = [
     "QuarantineParams",
     "ReadingParams",
     "SiteId",
+    "refuse_unknown_query_parameters",
 ]
 
 
@@ -117,15 +118,17 @@ class AggregateParams(BaseModel):
                            "(default: the rollup zone, Asia/Makassar)", examples=["Asia/Makassar"])
 
 
-def _in_utc(value: datetime) -> datetime:
-    try:
-        return value.astimezone(UTC)
-    except OverflowError:  # 0001-01-01T00:00+08:00 and the like: no such instant in UTC
-        raise PydanticCustomError("datetime_range", "is out of range once converted to UTC") from None
+# Normalised on arrival: times compare and print alike whatever offset they came with (QueryTime has
+# checked that a UTC time exists).
+UtcDatetime = Annotated[QueryTime, AfterValidator(lambda value: value.astimezone(UTC))]
 
-
-# Normalised on arrival: times compare and print alike whatever offset they came with.
-UtcDatetime = Annotated[AwareDatetime, AfterValidator(_in_utc)]
+# The contract's reason codes, inline with an example (an enum's component cannot carry one).
+ReasonCode = Annotated[
+    str,
+    AfterValidator(_member_of((reason.value for reason in Reason), "reason code")),
+    WithJsonSchema({"type": "string", "enum": [reason.value for reason in Reason],
+                    "examples": ["unknown_device"], "description": "A reason code of the contract"}),
+]
 
 # A page of the quarantine may carry up to this many items, each with up to this many payload
 # bytes (a stored payload is at most 64 KiB, so the largest value shows any of them whole).
@@ -138,7 +141,7 @@ class QuarantineParams(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
 
-    reason: list[Reason] = Field(
+    reason: list[ReasonCode] = Field(
         [], description="Only messages with a part rejected for one of these codes (repeat)",
         examples=[["unknown_device"]])
     device: str | None = Field(None, pattern=DEVICE_ID_PATTERN.pattern,
@@ -194,13 +197,62 @@ class ReadingParams(BaseModel):
         [], description="Readings of these devices (repeat); `device` or `site` is required",
         examples=[["aq-tanah-grogot-01"]])
     site: list[SiteId] = Field([], description="Readings of the devices of these sites (repeat); with "
-                               "`device`, only those devices that stand in these sites")
+                               "`device`, only those devices that stand in these sites",
+                               examples=[["tanah-grogot"]])
     metric: list[MetricName] = Field([], description="Only these metrics (repeat); default: every "
-                                     "metric the devices report")
-    start: AwareDatetime | None = Field(None, description="RFC 3339, inclusive (default: end − 24 h)")
-    end: AwareDatetime | None = Field(None, description="RFC 3339, exclusive (default: now)")
+                                     "metric the devices report", examples=[["pm25"]])
+    start: QueryTime | None = Field(None, description="RFC 3339 with an offset, inclusive (default: "
+                                    "end − 24 h)", examples=["2026-11-30T06:00:00+08:00"])
+    end: QueryTime | None = Field(None, description="RFC 3339 with an offset, exclusive (default: now)",
+                                  examples=["2026-11-30T12:00:00+08:00"])
     limit: int | None = Field(None, ge=1, description="Readings per page (default 1,000; at most "
                               "SMARTCITY_API__READINGS_MAX_PAGE). CSV: rows in the answer (default "
-                              "and most: SMARTCITY_API__READINGS_CSV_MAX_ROWS)")
+                              "and most: SMARTCITY_API__READINGS_CSV_MAX_ROWS)", examples=[1000])
     cursor: str | None = Field(None, max_length=1000, description="`next_cursor` of the previous page; "
-                               "the other parameters must be those of that page's request")
+                               "the other parameters must be those of that page's request",
+                               examples=["WzEsMTc2NDQ3NTIwMDAwMDAwMCwiYXEtdGFuYWgtZ3JvZ290LTAxIiwicG0yNSJd"])
+
+
+# id(route) → (route, its names); the route is kept so that its id cannot be reused. Routes are
+# not hashable, and their parameters do not change once the app is built.
+_DECLARED: dict[int, tuple[Any, frozenset[str] | None]] = {}
+
+
+def _declared_query_names(route: Any) -> frozenset[str] | None:
+    """The query parameters ``route`` declares; None when a model takes them (it refuses extras)."""
+    known = _DECLARED.get(id(route))
+    if known is not None and known[0] is route:
+        return known[1]
+    names = _collect_query_names(route)
+    _DECLARED[id(route)] = (route, names)
+    return names
+
+
+def _collect_query_names(route: Any) -> frozenset[str] | None:
+    names: set[str] = set()
+    pending = [route.dependant]
+    while pending:
+        dependant = pending.pop()
+        for param in dependant.query_params:
+            annotation = param.field_info.annotation
+            if isinstance(annotation, type) and issubclass(annotation, BaseModel):
+                return None
+            names.add(param.alias)
+        pending.extend(dependant.dependencies)
+    return frozenset(names)
+
+
+async def refuse_unknown_query_parameters(request: Request) -> None:
+    """Refuse a query parameter the route does not take (a misspelt ``sit=`` would widen the answer).
+
+    Raises:
+        InvalidParameter: the first unknown parameter, with the ones the route takes.
+    """
+    route = request.scope.get("route")
+    declared = None if route is None else _declared_query_names(route)
+    if declared is None:
+        return
+    for name in request.query_params:
+        if name not in declared:
+            takes = ", ".join(sorted(declared)) or "none"
+            raise InvalidParameter(name, f"is not a parameter of this route, which takes: {takes}")

@@ -9,10 +9,11 @@ from __future__ import annotations
 
 from types import ModuleType
 
-from fastapi import APIRouter
+from fastapi import APIRouter, Depends
 
 from api.auth import require_admin, require_read, require_write
 from api.errors import problem_responses
+from api.params import refuse_unknown_query_parameters
 from api.routes import aggregates, devices, health, ispu, quarantine, readings, sites
 
 __all__ = ["API_PREFIX", "build_router"]
@@ -20,6 +21,7 @@ __all__ = ["API_PREFIX", "build_router"]
 API_PREFIX = "/api/v1"
 
 _RESOURCES: tuple[ModuleType, ...] = (sites, devices, readings, aggregates, ispu, quarantine)
+_known_parameters_only = Depends(refuse_unknown_query_parameters)
 _SCOPED_ROUTERS = (("router", require_read), ("write_router", require_write),
                    ("admin_router", require_admin))
 
@@ -32,6 +34,6 @@ def build_router() -> APIRouter:
         for attribute, scope in _SCOPED_ROUTERS:
             scoped: APIRouter | None = getattr(module, attribute, None)
             if scoped is not None:
-                router.include_router(scoped, dependencies=[scope],
+                router.include_router(scoped, dependencies=[scope, _known_parameters_only],
                                       responses=problem_responses(401, 403))
     return router

@@ -38,7 +38,7 @@ _MAX_ID = 2**63 - 1  # the id is a bigint: a larger one would fail in the databa
 def _fingerprint(params: QuarantineParams) -> str:
     """Return a digest of the filters a cursor is valid for (not the page size or payload bytes)."""
     since, until = (None if t is None else t.isoformat() for t in (params.since, params.until))
-    key = [sorted({r.value for r in params.reason}), params.device, since, until, params.state]
+    key = [sorted(set(params.reason)), params.device, since, until, params.state]
     return hashlib.sha256(orjson.dumps(key)).hexdigest()[:16]
 
 
@@ -123,7 +123,7 @@ async def read_quarantine(request: Request, response: Response, conn: ConnDep,
     before = None if params.cursor is None else _decode_cursor(params.cursor, fingerprint)
     rows = await queries.list_quarantine(
         conn, head=params.payload_bytes, limit=params.limit + 1,
-        reasons=[r.value for r in params.reason] or None, device=params.device,
+        reasons=list(params.reason) or None, device=params.device,
         replayed=_REPLAYED[params.state], since=params.since, until=params.until, before=before)
     # One row more than the page tells whether a next page exists, so the last page says so.
     page = rows[:params.limit]

@@ -105,7 +105,8 @@ async def _csv_rows(batches: AsyncGenerator[list[Row], None],
         await batches.aclose()
 
 
-@router.get("/readings", response_model=ReadingPage, response_class=_JsonResponse, responses={
+@router.get("/readings", response_model=ReadingPage, summary="List raw readings, a page at a time",
+            responses={
     200: {"content": {"text/csv": {"schema": {"type": "string"}, "example":
           "device_id,metric,time,value,unit\r\naq-tanah-grogot-01,pm25,2026-11-30T04:00:00+00:00,23.4,µg/m³\r\n"}},
           "description": "A page of readings (JSON), or the window's readings as CSV"}})

@@ -168,3 +168,16 @@ def test_uvicorn_access_log_line_for_a_nul_path_has_no_raw_control_character(
     line = next(line for line in stream.getvalue().splitlines() if "/api/v1/devices/" in line)
     assert "/api/v1/devices/%00%1B%5B2J" in line and "422" in line
     assert not any(ord(ch) < 0x20 for ch in line)
+
+
+@pytest.mark.parametrize(("path", "takes"), [
+    ("/api/v1/devices", "kind, site"), ("/api/v1/sites", "none"), ("/api/v1/ispu", "at, site")])
+def test_an_unknown_query_parameter_is_a_422_listing_what_the_route_takes(
+        client: TestClient, path: str, takes: str) -> None:
+    # A misspelt filter must not widen the answer: ?sit=kuaro would otherwise list every device.
+    response = client.get(path, params={"sit": "kuaro"})
+    assert response.status_code == 422, response.text
+    body = response.json()
+    assert body["detail"] == f"query parameter 'sit': is not a parameter of this route, which takes: {takes}"
+    assert body["errors"] == [{"in": "query", "name": "sit", "message":
+                               f"is not a parameter of this route, which takes: {takes}"}]

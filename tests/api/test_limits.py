@@ -33,11 +33,11 @@ def _problem(response: httpx2.Response, status: int) -> dict[str, object]:
 
 
 @pytest.fixture
-def tight_client(settings: Settings) -> Iterator[TestClient]:
+def tight_client(settings: Settings, admin_headers: dict[str, str]) -> Iterator[TestClient]:
     """A client of an app with small limits: 200 query bytes, 5 parameters, 7-day aggregates."""
     tight = settings.model_copy(update={"api": settings.api.model_copy(update={
         "max_query_length": 200, "max_query_params": 5, "aggregate_max_range_days": 7})})
-    with TestClient(create_app(tight)) as client:
+    with TestClient(create_app(tight), headers=admin_headers) as client:
         yield client
 
 
@@ -119,8 +119,9 @@ def test_check_range_passes_the_bound_and_refuses_beyond() -> None:
         check_range(start, start + timedelta(days=30, hours=12), timedelta(days=30))
 
 
-def test_a_statement_over_the_timeout_is_cancelled_and_a_503(settings: Settings, db: psycopg.Connection,
-                                                              database_url: str) -> None:
+def test_a_statement_over_the_timeout_is_cancelled_and_a_503(
+        settings: Settings, db: psycopg.Connection, database_url: str,
+        admin_headers: dict[str, str]) -> None:
     register_device(db, "aq-slow-01", "air_quality_station", "kuaro")
     device = db.execute("SELECT id FROM devices WHERE device_id = 'aq-slow-01'").fetchone()
     assert device is not None
@@ -136,11 +137,11 @@ def test_a_statement_over_the_timeout_is_cancelled_and_a_503(settings: Settings,
                 "end": (start + timedelta(days=3)).isoformat()}
     impatient = settings.model_copy(update={"api": settings.api.model_copy(update={
         "statement_timeout_ms": 1})})
-    with TestClient(create_app(impatient)) as client:
+    with TestClient(create_app(impatient), headers=admin_headers) as client:
         body = _problem(client.get("/api/v1/aggregates", params=question), 503)
         assert "ran longer than the API allows" in str(body["detail"])
     # The same question with the default timeout is answered: every reading counted.
-    with TestClient(create_app(settings)) as client:
+    with TestClient(create_app(settings), headers=admin_headers) as client:
         answer = client.get("/api/v1/aggregates", params=question)
         assert answer.status_code == 200, answer.text
         assert sum(p["count"] for s in answer.json()["series"] for p in s["points"]) == 20_000

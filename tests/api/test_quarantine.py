@@ -214,16 +214,16 @@ def _problem(response: Any, status: int) -> dict[str, Any]:
 
 
 @pytest.mark.parametrize(("query", "name", "words"), [
-    ({"reason": "no_such_reason"}, "reason.0", "'invalid_json'"),
-    ({"reason": ["out_of_range", "Out_Of_Range"]}, "reason.1", "'storage_rejected'"),
+    ({"reason": "no_such_reason"}, "reason.0", "unknown reason code 'no_such_reason'; known: invalid_json"),
+    ({"reason": ["out_of_range", "Out_Of_Range"]}, "reason.1", "storage_rejected"),
     ({"device": "Bad Device!"}, "device", "pattern"),
     ({"since": "yesterday"}, "since", "datetime"),
     ({"since": "2026-11-30T10:00:00"}, "since", "timezone"),
     ({"until": "2026-13-01T00:00:00Z"}, "until", "datetime"),
     ({"since": "2026-11-30T10:00:00Z", "until": "2026-11-30T10:00:00Z"}, "until", "later than since"),
     ({"since": "2026-11-30T11:00:00Z", "until": "2026-11-30T10:00:00Z"}, "until", "later than since"),
-    ({"since": "0001-01-01T00:00:00+08:00"}, "since", "out of range once converted to UTC"),
-    ({"until": "9999-12-31T23:59:59-08:00"}, "until", "out of range once converted to UTC"),
+    ({"since": "0001-01-01T00:00:00+08:00"}, "since", "it has no UTC time"),
+    ({"until": "9999-12-31T23:59:59-08:00"}, "until", "it has no UTC time"),
     ({"state": "done"}, "state", "'pending'"),
     ({"limit": 0}, "limit", "greater than or equal to 1"),
     ({"limit": 501}, "limit", "less than or equal to 500"),
@@ -243,7 +243,8 @@ def test_bad_filter_values_are_422_problems_naming_the_parameter(
 def test_an_unknown_reason_lists_the_known_codes(client: TestClient, seeded: None) -> None:
     body = _problem(client.get(URL, params={"reason": "unknown"}), 422)
 
-    assert all(f"'{code.value}'" in body["detail"] for code in Reason)
+    known = body["detail"].split("known: ", 1)[1].split(", ")
+    assert known == [code.value for code in Reason]
 
 
 @pytest.mark.parametrize("cursor", [
