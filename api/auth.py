@@ -1,7 +1,8 @@
 """Who may call what: API keys in ``Authorization: Bearer``, scopes read < write < admin.
 
-``build_router`` puts one of ``require_read``, ``require_write``, ``require_admin`` on each router,
-so a route's scope is decided where routes are joined, not in each route. A read route is open to
+``build_router`` calls ``authenticate`` with the scope of each router (read, write or admin), so a
+route's scope is decided where routes are joined, not in each route; the principal is left in
+``request.state.principal``. A read route is open to
 anyone when ``api.public_read`` is on; a key that is sent is still checked, so a mistyped key is
 a 401 rather than a silent downgrade to public.
 
@@ -15,27 +16,26 @@ key's id only.
 from __future__ import annotations
 
 import time
-from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
-from typing import Annotated
 
-from fastapi import Depends, Request, Security
-from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
+from fastapi import Request
 
 from api.errors import Forbidden, Unauthorized
 from smartcity.apikeys import Scope, matches, parse_key
 from smartcity.db.queries import apikeys as key_sql
 
-__all__ = ["KeyCache", "Principal", "require_admin", "require_read", "require_write"]
+__all__ = ["SECURITY_SCHEME", "SECURITY_SCHEME_NAME", "KeyCache", "Principal", "authenticate"]
 
 # Garbage ids are cached as "no such key" too, so they cost the database one lookup per period;
 # past this many entries the cache starts afresh rather than grow without bound.
 _CACHE_MAX_ENTRIES = 10_000
 
-_bearer = HTTPBearer(
-    auto_error=False, scheme_name="ApiKey", bearerFormat="sck_<id>_<secret>",
-    description="An API key from `smartcity apikeys create --scope read|write|admin`.",
-)
+# The scheme as the OpenAPI document declares it (api.openapi), on every operation that can answer 401.
+SECURITY_SCHEME_NAME = "ApiKey"
+SECURITY_SCHEME: dict[str, str] = {
+    "type": "http", "scheme": "bearer", "bearerFormat": "sck_<id>_<secret>",
+    "description": "An API key from `smartcity apikeys create --scope read|write|admin`.",
+}
 
 
 @dataclass(frozen=True)
@@ -83,35 +83,43 @@ class KeyCache:
         return entry
 
 
-_Credentials = Annotated[HTTPAuthorizationCredentials | None, Security(_bearer)]
+def _presented_key(request: Request) -> str | None:
+    """The key in ``Authorization: Bearer <key>``; None without one (another scheme is no key)."""
+    header = request.headers.get("authorization")
+    if header is None:
+        return None
+    scheme, _, key = header.partition(" ")
+    key = key.strip()
+    return key if scheme.lower() == "bearer" and key else None
 
 
-def _require(needed: Scope) -> Callable[[Request, HTTPAuthorizationCredentials | None],
-                                        Awaitable[Principal]]:
-    async def authenticate(request: Request, credentials: _Credentials) -> Principal:
-        if credentials is None:
-            if needed is Scope.READ and request.app.state.settings.api.public_read:
-                return Principal(None, None)
-            raise Unauthorized("this route needs an API key: send 'Authorization: Bearer <key>'")
-        key = credentials.credentials
-        key_id = parse_key(key)
-        if key_id is None:
-            raise Unauthorized("the API key is malformed: keys read sck_<id>_<secret>",
-                               error="invalid_token")
-        cache: KeyCache = request.app.state.key_cache
-        entry = await cache.get(request, key_id)
-        if entry.digest is None or not matches(key, entry.digest):
-            raise Unauthorized(f"the API key {key_id} is not valid", error="invalid_token")
-        if entry.revoked:
-            raise Unauthorized(f"the API key {key_id} has been revoked", error="invalid_token")
-        if entry.scope < needed:
-            raise Forbidden(f"this route needs the {needed.label} scope; the key {key_id} has"
-                            f" {entry.scope.label}", required_scope=needed.label)
-        return Principal(key_id, entry.scope)
+async def authenticate(request: Request, needed: Scope) -> Principal:
+    """Return who is calling, if they may call a route that needs ``needed``.
 
-    return authenticate
+    A plain function, not a FastAPI dependency of its own: ``build_router`` calls it from the one
+    dependency each route has, since every dependency FastAPI solves costs a ``latest`` request
+    more than the key check itself (bench api).
 
-
-require_read = Depends(_require(Scope.READ))
-require_write = Depends(_require(Scope.WRITE))
-require_admin = Depends(_require(Scope.ADMIN))
+    Raises:
+        Unauthorized: no key where one is needed, or a malformed, unknown or revoked one.
+        Forbidden: the key's scope is below ``needed``.
+    """
+    key = _presented_key(request)
+    if key is None:
+        if needed is Scope.READ and request.app.state.settings.api.public_read:
+            return Principal(None, None)
+        raise Unauthorized("this route needs an API key: send 'Authorization: Bearer <key>'")
+    key_id = parse_key(key)
+    if key_id is None:
+        raise Unauthorized("the API key is malformed: keys read sck_<id>_<secret>",
+                           error="invalid_token")
+    cache: KeyCache = request.app.state.key_cache
+    entry = await cache.get(request, key_id)
+    if entry.digest is None or not matches(key, entry.digest):
+        raise Unauthorized(f"the API key {key_id} is not valid", error="invalid_token")
+    if entry.revoked:
+        raise Unauthorized(f"the API key {key_id} has been revoked", error="invalid_token")
+    if entry.scope < needed:
+        raise Forbidden(f"this route needs the {needed.label} scope; the key {key_id} has"
+                        f" {entry.scope.label}", required_scope=needed.label)
+    return Principal(key_id, entry.scope)

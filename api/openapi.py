@@ -5,6 +5,8 @@
 - The query limits' 400 and 414 (``api.limits``), which every route can answer.
 - FastAPI's default 422 body (``HTTPValidationError``) removed: every error is a problem document
   (``api.errors``), and a route that can answer 422 declares it.
+- The API-key scheme (``api.auth``), required by every operation that can answer 401: the key is
+  checked by a plain function, not a FastAPI security dependency, which would declare it itself.
 """
 
 from __future__ import annotations
@@ -13,6 +15,7 @@ from typing import Any
 
 from fastapi import FastAPI
 
+from api.auth import SECURITY_SCHEME, SECURITY_SCHEME_NAME
 from api.errors import problem_responses
 from api.models import Problem
 
@@ -47,6 +50,7 @@ def complete_openapi(document: dict[str, Any]) -> dict[str, Any]:
     schemas["Problem"] = problem
     for name in _DEFAULT_422_SCHEMAS:
         schemas.pop(name, None)
+    document["components"].setdefault("securitySchemes", {})[SECURITY_SCHEME_NAME] = SECURITY_SCHEME
     for methods in document.get("paths", {}).values():
         for operation in methods.values():
             responses = operation.setdefault("responses", {})
@@ -54,6 +58,9 @@ def complete_openapi(document: dict[str, Any]) -> dict[str, Any]:
                 del responses["422"]
             for status, response in _LIMIT_RESPONSES.items():
                 responses.setdefault(str(status), response)
+            # The routes behind a key are those build_router gave its 401 (api.auth).
+            if "401" in responses:
+                operation["security"] = [{SECURITY_SCHEME_NAME: []}]
             # Ordered by status, as readers of the document expect.
             operation["responses"] = dict(sorted(responses.items()))
     return document

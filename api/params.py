@@ -242,7 +242,7 @@ def _collect_query_names(route: Any) -> frozenset[str] | None:
     return frozenset(names)
 
 
-async def refuse_unknown_query_parameters(request: Request) -> None:
+def refuse_unknown_query_parameters(request: Request) -> None:
     """Refuse a query parameter the route does not take (a misspelt ``sit=`` would widen the answer).
 
     Raises:

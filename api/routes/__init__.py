@@ -8,22 +8,36 @@ needs no key (the contract), so probes and load balancers can call it.
 from __future__ import annotations
 
 from types import ModuleType
+from typing import Any
 
-from fastapi import APIRouter, Depends
+from fastapi import APIRouter, Depends, Request
 
-from api.auth import require_admin, require_read, require_write
+from api.auth import authenticate
 from api.errors import problem_responses
 from api.params import refuse_unknown_query_parameters
 from api.routes import aggregates, devices, health, ispu, quarantine, readings, sites
+from smartcity.apikeys import Scope
 
 __all__ = ["API_PREFIX", "build_router"]
 
 API_PREFIX = "/api/v1"
 
 _RESOURCES: tuple[ModuleType, ...] = (sites, devices, readings, aggregates, ispu, quarantine)
-_known_parameters_only = Depends(refuse_unknown_query_parameters)
-_SCOPED_ROUTERS = (("router", require_read), ("write_router", require_write),
-                   ("admin_router", require_admin))
+_SCOPED_ROUTERS = (("router", Scope.READ), ("write_router", Scope.WRITE),
+                   ("admin_router", Scope.ADMIN))
+
+
+def _guard(needed: Scope) -> Any:
+    """The one dependency of a scoped router's routes: the key, then the query's parameter names.
+
+    One dependency, not two: each dependency FastAPI solves cost a ``latest`` request ~8 µs more
+    (bench api missed its 3,000 req/s with three).
+    """
+    async def guard(request: Request) -> None:
+        request.state.principal = await authenticate(request, needed)
+        refuse_unknown_query_parameters(request)
+
+    return Depends(guard)
 
 
 def build_router() -> APIRouter:
@@ -31,9 +45,9 @@ def build_router() -> APIRouter:
     router = APIRouter(prefix=API_PREFIX)
     router.include_router(health.router)
     for module in _RESOURCES:
-        for attribute, scope in _SCOPED_ROUTERS:
+        for attribute, needed in _SCOPED_ROUTERS:
             scoped: APIRouter | None = getattr(module, attribute, None)
             if scoped is not None:
-                router.include_router(scoped, dependencies=[scope, _known_parameters_only],
+                router.include_router(scoped, dependencies=[_guard(needed)],
                                       responses=problem_responses(401, 403))
     return router
