@@ -124,6 +124,7 @@ class Conflict(ApiError):
     problem_type = _TYPE_PREFIX + "conflict"
     title = "Resource exists"
 
+
 class QueryTooLong(ApiError):
     """The query string is longer than the API reads (``api.max_query_length``)."""
 
