@@ -2,9 +2,8 @@
 
 ``build_router`` calls ``authenticate`` with the scope of each router (read, write or admin), so a
 route's scope is decided where routes are joined, not in each route; the principal is left in
-``request.state.principal``. A read route is open to
-anyone when ``api.public_read`` is on; a key that is sent is still checked, so a mistyped key is
-a 401 rather than a silent downgrade to public.
+``request.state.principal``. A read route is open to anyone when ``api.public_read`` is on; a key
+that is sent is still checked, so a mistyped key is a 401 rather than a silent downgrade to public.
 
 Keys are looked up by their public id and checked against the stored digest in constant time. A
 key's row is cached for ``api.key_cache_s`` seconds, so a busy client costs one lookup per period,
