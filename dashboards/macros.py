@@ -40,9 +40,11 @@ _LADDER: Final = (
 _YEAR_MS: Final = 31_536_000_000
 _MIN_INTERVAL = re.compile(r">?(\d+)(ms|[smhdwMy])?")
 # The browser's three spellings: $name, [[name(:format)]], ${name(.path)(:format)}.
-_VARIABLE = re.compile(r"\$(\w+)|\[\[(\w+?)(?::(\w+))?\]\]|\$\{(\w+)(?:\.([^:^}]+))?(?::([^}]+))?\}")
+_VARIABLE = re.compile(r"\$(\w+)|\[\[(\w+?)(?::(\w+))?\]\]|\$\{(\w+)(?:\.([^:^}]+))?(?::([^}]+))?\}",
+                       re.ASCII)
 _MACRO = re.compile(r"\$([_a-zA-Z0-9]+)\(([^)]*)\)")
-_NAME = re.compile(r"\w+")
+_LEFTOVER = re.compile(r"\$__\w+", re.ASCII)
+_NAME = re.compile(r"\w+", re.ASCII)
 _GO_DURATION_PART = re.compile(r"(\d*)(?:\.(\d*))?(ns|us|µs|μs|ms|s|m|h)")
 _GO_NS: Final = {"ns": 1, "us": 1_000, "µs": 1_000, "μs": 1_000, "ms": 1_000_000, "s": 10**9,
                  "m": 60 * 10**9, "h": 3_600 * 10**9}
@@ -149,7 +151,12 @@ def expand(sql: str, *, time_from: datetime, time_to: datetime, variables: Itera
     # The backend's plain-text pass: _ms first, or "$__interval" would eat its prefix.
     sql = sql.replace("$__interval_ms", str(interval.ms)).replace("$__interval", interval.text)
     sql = sql.replace("$__unixEpochFrom()", str(_unix(start))).replace("$__unixEpochTo()", str(_unix(end)))
-    return _expand_macros(sql, start, end, timescaledb)
+    sql = _expand_macros(sql, start, end, timescaledb)
+    leftover = _LEFTOVER.search(sql)
+    if leftover:
+        raise MacroError(f"{leftover[0]} was left unexpanded: not a supported built-in, or a macro "
+                         "without a closed argument list such as $__timeFilter(time)")
+    return sql
 
 
 # --- time and interval text -----------------------------------------------------------------------
