@@ -17,7 +17,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
-from typing import Final
+from typing import Final, cast
 
 __all__ = ["ALL", "Interval", "MacroError", "Variable", "expand", "interval_for"]
 
@@ -49,7 +49,8 @@ _GO_DURATION_PART = re.compile(r"(\d*)(?:\.(\d*))?(ns|us|µs|μs|ms|s|m|h)")
 _GO_NS: Final = {"ns": 1, "us": 1_000, "µs": 1_000, "μs": 1_000, "ms": 1_000_000, "s": 10**9,
                  "m": 60 * 10**9, "h": 3_600 * 10**9}
 _DATE_UNIT = re.compile(r"(\d+)([dwMy])")
-_FILL_NUMBER = re.compile(r"[+-]?(?:\d+\.?\d*|\.\d+)(?:[eE][+-]?\d+)?")
+# What Go's strconv.ParseFloat takes in decimal (hexadecimal floats left out).
+_FILL_NUMBER = re.compile(r"[+-]?(?:(?:\d+\.?\d*|\.\d+)(?:[eE][+-]?\d+)?|(?i:inf|infinity|nan))")
 
 
 class MacroError(ValueError):
@@ -83,6 +84,10 @@ class Variable:
         if not _NAME.fullmatch(self.name) or self.name.startswith("__"):
             raise MacroError(f"variable name {self.name!r} must be letters, digits or _, "
                              "and not start with __")
+        # Typed as tuples, but a caller passing one string would otherwise get one option per letter.
+        if isinstance(cast(object, self.values), str) or isinstance(cast(object, self.current), str):
+            raise MacroError(f"variable {self.name!r}: values and current are sequences of strings, "
+                             "not one string")
         object.__setattr__(self, "values", tuple(self.values))
         object.__setattr__(self, "current", tuple(self.current))
         if not self.values:
@@ -140,6 +145,8 @@ def interval_for(time_from: datetime, time_to: datetime, max_data_points: int,
 def expand(sql: str, *, time_from: datetime, time_to: datetime, variables: Iterable[Variable] = (),
            max_data_points: int, min_interval: str = "1m", timescaledb: bool = True) -> str:
     """Return the SQL Grafana would send to PostgreSQL for this panel query, range and selection."""
+    if not isinstance(sql, str):
+        raise MacroError(f"sql must be a string, got {type(sql).__name__}")
     start, end = _utc_range(time_from, time_to)
     interval = interval_for(start, end, max_data_points, min_interval)
     by_name: dict[str, Variable] = {}

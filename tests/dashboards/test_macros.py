@@ -74,7 +74,7 @@ def test_time_group_intervals_in_go_duration_and_day_week_syntax(
     assert run(f"$__timeGroup(ts, {interval})", timescaledb=False) == non_timescaledb
 
 
-@pytest.mark.parametrize("fill", ["0", "NULL", "previous", "-1.5", "2e3"])
+@pytest.mark.parametrize("fill", ["0", "NULL", "previous", "-1.5", "2e3", ".5", "NaN", "-Inf"])
 def test_a_fill_argument_is_checked_and_left_out_of_the_sql(fill: str) -> None:
     assert run(f"$__timeGroup(ts, '5m', {fill})") == "time_bucket('300.000s',ts)"
     assert run(f"$__timeGroupAlias(ts, '5m', {fill})") == "time_bucket('300.000s',ts) AS \"time\""
@@ -204,6 +204,8 @@ def test_selections_enumerate_each_option_combinations_and_all() -> None:
 
 @pytest.mark.parametrize(("make", "message"), [
     (lambda: Variable("d", ()), "has no options"),
+    (lambda: Variable("d", "abc"), "not one string"),  # type: ignore[arg-type]
+    (lambda: Variable("d", ("a",), current="a"), "not one string"),  # type: ignore[arg-type]
     (lambda: Variable("__d", ("a",)), "must be letters"),
     (lambda: Variable("d-x", ("a",)), "must be letters"),
     (lambda: Variable("d", ("a", "a")), "distinct strings"),
@@ -289,6 +291,8 @@ def test_min_interval_floor_and_its_spellings() -> None:
     ("$__timeGroup(ts, '1.5d')", "is not a positive duration"),
     ("$__unixEpochGroup(ts, 'm')", "is not a positive duration"),
     ("$__timeGroup(ts, '5m', zero)", "fill value 'zero' is not NULL, previous or a number"),
+    ("$__timeGroup(ts, '5m', null)", "fill value 'null' is not NULL, previous or a number"),
+    ("$__timeGroup(ts, '5m', 1e)", "fill value '1e' is not NULL, previous or a number"),
     ("$device", r"undefined variable \$device: define 'device' \(known: site\)"),
     ("${device}", r"undefined variable \$\{device\}"),
     ("[[device]]", r"undefined variable \[\[device\]\]"),
@@ -314,6 +318,8 @@ def test_bad_ranges_and_parameters_are_refused() -> None:
     for floor in ("1.5m", "abc", "", "5 minutes", "1x"):
         with pytest.raises(MacroError, match="min_interval .* is not a whole count with a unit"):
             interval_for(F, T, 100, floor)
+    with pytest.raises(MacroError, match="sql must be a string, got bytes"):
+        expand(b"SELECT 1", time_from=F, time_to=T, max_data_points=100)  # type: ignore[arg-type]
     with pytest.raises(MacroError, match="variable 'site' is given twice"):
         run("$site", variables=(SITE, SITE))
 
