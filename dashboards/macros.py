@@ -262,13 +262,15 @@ def _js_round(x: float) -> int:
 
 
 def _format_date(moment: datetime, fmt: str, token: str) -> str:
+    ms = _unix_ms(moment)
     if fmt in ("date", "date:iso"):
-        ms = _unix_ms(moment)
         whole = _EPOCH + timedelta(milliseconds=ms)
         return whole.strftime("%Y-%m-%dT%H:%M:%S.") + f"{ms % 1000:03d}Z"
     if fmt == "date:seconds":
-        return str(_unix(moment))
-    raise MacroError(f"{token}: date format {fmt!r} is not supported (date, date:iso, date:seconds)")
+        return str(_js_round(ms / 1000))
+    if fmt == "date:ms":
+        return str(ms)
+    raise MacroError(f"{token}: date format {fmt!r} is not supported (date, date:iso, date:seconds, date:ms)")
 
 
 def _format_variable(variable: Variable, fmt: str | None, token: str) -> str:
@@ -292,7 +294,8 @@ def _format(value: str | list[str], fmt: str | None, token: str, *, quote_defaul
             return ",".join(_sql_literal(v) for v in items)
         return value.replace("'", "''")
     if fmt == "sqlstring":
-        return ",".join(_sql_literal(v) for v in items)
+        # Grafana's sqlstring also turns " into \" (which PostgreSQL keeps as two characters).
+        return ",".join(_sql_literal(v.replace('"', '\\"')) for v in items)
     if fmt in ("csv", "raw"):
         return ",".join(items)
     if fmt == "pipe":
@@ -301,8 +304,9 @@ def _format(value: str | list[str], fmt: str | None, token: str, *, quote_defaul
         return ",".join("'" + v.replace("'", "\\'") + "'" for v in items)
     if fmt == "doublequote":
         return ",".join('"' + v.replace('"', '\\"') + '"' for v in items)
-    if fmt == "json":
-        return json.dumps(value, ensure_ascii=False, separators=(",", ":"))
+    if fmt == "json":  # a single value goes in as it is; a list as a JSON array
+        return value if isinstance(value, str) else json.dumps(value, ensure_ascii=False,
+                                                               separators=(",", ":"))
     raise MacroError(f"{token}: format {fmt!r} is not supported "
                      "(sqlstring, csv, raw, pipe, singlequote, doublequote, json)")
 

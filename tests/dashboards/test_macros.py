@@ -161,6 +161,9 @@ DISTRICT = Variable("district", ("tanah-grogot", "kuaro", "o'brien"), multi=True
     (DISTRICT.select("kuaro", "o'brien"), "[[district:sqlstring]]", "'kuaro','o''brien'"),
     (DISTRICT.select("kuaro", "o'brien"), "${district:pipe}", "kuaro|o'brien"),
     (DISTRICT.select("kuaro", "o'brien"), "${district:json}", '["kuaro","o\'brien"]'),
+    (SITE.select("o'brien"), "${site:json}", "o'brien"),
+    # Grafana's sqlstring escapes " with a backslash too: avoid " in option values.
+    (Variable("q", ('say "hi"',)), "${q:sqlstring} '$q'", "'say \\\"hi\\\"' 'say \"hi\"'"),
     (DISTRICT.select("kuaro", "o'brien"), "${district:doublequote}", '"kuaro","o\'brien"'),
     # All: every option, formatted like a multi-value selection.
     (DISTRICT.select(ALL), "IN ($district)", "IN ('tanah-grogot','kuaro','o''brien')"),
@@ -184,7 +187,11 @@ def test_variable_names_are_whole_words() -> None:
 def test_browser_built_ins() -> None:
     assert run("$__from $__to") == "1789446600000 1789468200000"
     assert run("${__from:date} ${__to:date:iso}") == "2026-09-15T04:30:00.000Z 2026-09-15T10:30:00.000Z"
-    assert run("${__from:date:seconds}") == "1789446600"
+    assert run("${__from:date:seconds} ${__from:date:ms}") == "1789446600 1789446600000"
+    # Seconds are rounded (Math.round), not truncated as in $__unixEpochFrom().
+    late = F + timedelta(milliseconds=500)
+    assert expand("${__from:date:seconds} $__unixEpochFrom()", time_from=late, time_to=T,
+                  max_data_points=100) == "1789446601 1789446600"
     assert run("$__range $__range_s $__range_ms") == "21600s 21600 21600000"
 
 
