@@ -227,11 +227,9 @@ def _interval(ms: int) -> Interval:
 
 def _interpolate_variables(sql: str, variables: dict[str, Variable], start: datetime, end: datetime,
                            interval: Interval) -> str:
-    range_ms = (end - start) // timedelta(milliseconds=1)
+    # $__range and friends are left out: Grafana documents them for Prometheus and Loki only.
     builtins = {"__interval": interval.text, "__interval_ms": str(interval.ms),
-                "__from": str(_unix_ms(start)), "__to": str(_unix_ms(end)),
-                "__range_ms": str(range_ms), "__range_s": str(_js_round(range_ms / 1000)),
-                "__range": f"{_js_round(range_ms / 1000)}s"}
+                "__from": str(_unix_ms(start)), "__to": str(_unix_ms(end))}
 
     def replace(match: re.Match[str]) -> str:
         name = match[1] or match[2] or match[4]
