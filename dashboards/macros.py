@@ -133,7 +133,7 @@ class Variable:
 
 def interval_for(time_from: datetime, time_to: datetime, max_data_points: int,
                  min_interval: str = "1m") -> Interval:
-    """Compute Grafana's ``$__interval``: the range over max data points, rounded up its ladder, floored."""
+    """Compute Grafana's ``$__interval``: range / max data points, made a nice interval, floored."""
     start, end = _utc_range(time_from, time_to)
     if isinstance(max_data_points, bool) or not isinstance(max_data_points, int) or max_data_points < 1:
         raise MacroError(f"max_data_points must be a positive whole number, got {max_data_points!r}")
