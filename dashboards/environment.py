@@ -9,36 +9,26 @@ from dashboards.panels import (
     device_variable,
     district_variable,
     geomap_panel,
-    planner_call,
     planner_series,
     stat_panel,
     timeseries_panel,
 )
 from dashboards.scales import ispu_concentration_steps, ispu_index_steps, metric, river_level_steps
-from smartcity.catalog import DEVICE_KINDS
+from smartcity.catalog import DEVICE_KINDS, LOCAL_TIMEZONE
+from smartcity.db.queries import panels as queries
 
 __all__ = ["UID", "build_environment"]
 
 UID = "smartcity-environment"
 
-_ISPU_MAP_SQL = """\
-SELECT site_id, name, latitude, longitude, ispu, category, color, dominant
-FROM smartcity_site_ispu($__timeTo())
-WHERE site_id IN (${district:sqlstring})
-ORDER BY site_id"""
+# Rate of rise in cm/h from a level in metres.
+_CM_PER_M = 100
 
 
 def _rate_of_rise_sql() -> str:
-    # The gauge's last level per bucket, differenced with the bucket before (lag) over the time
-    # between them, so a gap in the data gives the mean rise across it rather than a spike.
     if (unit := metric("water_level").unit) != "m":
         raise ValueError(f"rate of rise is drawn in cm/h from a level in metres, not {unit}")
-    return ('SELECT time AS "time", key AS metric,\n'
-            "       (value - lag(value) OVER w) * 100\n"
-            "       / (extract(epoch FROM time - lag(time) OVER w) / 3600) AS value\n"
-            f"FROM {planner_call('water_level', 'last', 'device')}\n"
-            "WINDOW w AS (PARTITION BY key ORDER BY time)\n"
-            "ORDER BY 1, 2")
+    return queries.rate_of_rise_series("water_level", LOCAL_TIMEZONE, _CM_PER_M)
 
 
 def _air_quality(board: Board) -> None:
@@ -49,7 +39,7 @@ def _air_quality(board: Board) -> None:
             "Each district's air-quality index (ISPU, Permen LHK P.14/2020) at the end of the "
             "time range, coloured by its category; hover for the category and the dominant "
             "pollutant. Districts without enough particulate data show no index.",
-            _ISPU_MAP_SQL, color_field="ispu", text_field="name", steps=ispu_index_steps(),
+            queries.SITE_ISPU_MAP, color_field="ispu", text_field="name", steps=ispu_index_steps(),
             width=8, height=16),
     )
     for pollutant, label in (("pm25", "PM2.5"), ("pm10", "PM10")):

@@ -8,12 +8,13 @@ from dashboards.panels import (
     Board,
     device_variable,
     district_variable,
-    planner_call,
     planner_series,
     table_panel,
     timeseries_panel,
 )
 from dashboards.scales import grafana_unit, metric
+from smartcity.catalog import LOCAL_TIMEZONE
+from smartcity.db.queries import panels as queries
 
 __all__ = ["BIN_FULL_PERCENT", "LAMP_DEAD_MAX_W", "UID", "build_living"]
 
@@ -24,17 +25,8 @@ BIN_FULL_PERCENT = 80.0
 # A lamp switched on that draws less than this is dead: a working street light draws tens of
 # watts, a dead one only its driver's standby (well under a watt).
 LAMP_DEAD_MAX_W = 5.0
-
-
-def _failed_lamps_cte() -> str:
-    # Per lamp and interval: on for the whole interval (min of lamp_on is 1) yet never drawing
-    # power (max of lamp_power below the dead-lamp bound).
-    return ("WITH switched AS (SELECT key, time, value\n"
-            f"  FROM {planner_call('lamp_on', 'min', 'device')}),\n"
-            "drawn AS (SELECT key, time, value\n"
-            f"  FROM {planner_call('lamp_power', 'max', 'device')}),\n"
-            "failed AS (SELECT s.key, s.time FROM switched s JOIN drawn p USING (key, time)\n"
-            f"  WHERE s.value = 1 AND p.value < {LAMP_DEAD_MAX_W})\n")
+# The street light's switch state (0/1) and power draw (W), as the catalogue names them.
+_LAMP_METRICS = (metric("lamp_on").name, metric("lamp_power").name)
 
 
 def _street_lights(board: Board) -> None:
@@ -47,33 +39,24 @@ def _street_lights(board: Board) -> None:
             "Street lights on",
             "Share of the chosen street lights switched on, per district and interval "
             "(the mean of lamp_on, as a percentage).",
-            'SELECT time AS "time", value * 100 AS value, key AS metric\n'
-            f"FROM {planner_call('lamp_on', 'avg', 'site')}\nORDER BY 1, 3",
+            queries.scaled_series(metric("lamp_on").name, "avg", "site", LOCAL_TIMEZONE, 100),
             unit=grafana_unit("%"), width=8),
         timeseries_panel(
             "Street-light power per district",
             "Total power the district's chosen street lights draw: each lamp's mean power per "
             "interval, summed over the district.",
-            'SELECT a.time AS "time", sum(a.value) AS value, d.site_id AS metric\n'
-            f"FROM {planner_call('lamp_power', 'avg', 'device')} a\n"
-            "JOIN devices d ON d.device_id = a.key\nGROUP BY 1, 3\nORDER BY 1, 3",
+            queries.site_total_series(metric("lamp_power").name, "avg", LOCAL_TIMEZONE),
             metric_name="lamp_power", width=8),
         timeseries_panel(
             "Failed lamps per district",
             f"How many of the district's lamps were failed in each interval. {dead}",
-            _failed_lamps_cte()
-            + 'SELECT f.time AS "time", count(*) AS value, d.site_id AS metric\n'
-              "FROM failed f JOIN devices d ON d.device_id = f.key\nGROUP BY 1, 3\nORDER BY 1, 3",
+            queries.failed_lamps_series(*_LAMP_METRICS, LOCAL_TIMEZONE, LAMP_DEAD_MAX_W),
             unit="none", bars=True, width=8),
         table_panel(
             "Failed lamps",
             f"Every lamp failed during the time range, the most recent first. {dead} "
             "Times are the starts of the intervals.",
-            _failed_lamps_cte()
-            + "SELECT f.key AS lamp, d.site_id AS district, min(f.time) AS first_failed,\n"
-              "       max(f.time) AS last_failed, count(*) AS intervals\n"
-              "FROM failed f JOIN devices d ON d.device_id = f.key\n"
-              "GROUP BY f.key, d.site_id\nORDER BY last_failed DESC, lamp",
+            queries.failed_lamps_table(*_LAMP_METRICS, LOCAL_TIMEZONE, LAMP_DEAD_MAX_W),
             width=24),
     )
 
@@ -92,13 +75,7 @@ def _waste(board: Board) -> None:
             "Bins needing collection",
             f"Bins whose last report in the time range is at least {BIN_FULL_PERCENT:g} % full, "
             "fullest first; `reported` is the start of the interval of that report.",
-            "SELECT b.key AS bin, d.site_id AS district, b.value AS fill_level, b.time AS reported\n"
-            "FROM (SELECT DISTINCT ON (key) key, time, value\n"
-            f"      FROM {planner_call('fill_level', 'last', 'device')}\n"
-            "      ORDER BY key, time DESC) b\n"
-            "JOIN devices d ON d.device_id = b.key\n"
-            f"WHERE b.value >= {BIN_FULL_PERCENT}\n"
-            "ORDER BY b.value DESC, b.key",
+            queries.latest_at_least_table(metric("fill_level").name, LOCAL_TIMEZONE, BIN_FULL_PERCENT),
             unit=grafana_unit(metric("fill_level").unit), steps=steps, width=10),
     )
 

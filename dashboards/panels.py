@@ -21,6 +21,8 @@ from grafana_foundation_sdk.models import geomap as geomap_model
 from dashboards.query import Format, PostgresQueryBuilder, datasource_ref
 from dashboards.scales import grafana_unit, metric, thresholds
 from smartcity.catalog import LOCAL_TIMEZONE, Metric
+from smartcity.db.queries import panels as queries
+from smartcity.db.queries.panels import GroupBy
 
 __all__ = [
     "TIME_SERIES_POINTS",
@@ -29,7 +31,6 @@ __all__ = [
     "device_variable",
     "district_variable",
     "geomap_panel",
-    "planner_call",
     "planner_series",
     "stat_panel",
     "table_panel",
@@ -44,30 +45,14 @@ SUMMARY_POINTS = 100
 
 Steps = tuple[str, list[tuple[float, str]]]
 
-# The filters every planner call takes from the dashboard's variables.
-_DEVICES = "ARRAY[${device:sqlstring}]::text[]"
-_DISTRICTS = "ARRAY[${district:sqlstring}]::text[]"
-
-
-def planner_call(metric_name: str, agg: str, group_by: str, *, devices: bool = True,
-                 bucket: str = "$__interval") -> str:
-    """Return a ``smartcity_aggregate(…)`` call over the dashboard's range, districts and devices."""
-    m = metric(metric_name)  # an unknown metric fails the build, not the panel
-    device_filter = _DEVICES if devices else "NULL"
-    return (f"smartcity_aggregate('{m.name}', '{bucket}', '{agg}', $__timeFrom(), $__timeTo(),\n"
-            f"    {device_filter}, {_DISTRICTS}, '{group_by}', '{LOCAL_TIMEZONE}')")
-
-
-def planner_series(metric_name: str, agg: str, group_by: str, *, devices: bool = True) -> str:
+def planner_series(metric_name: str, agg: str, group_by: GroupBy) -> str:
     """Return SQL for one series per district or device of ``agg`` of a metric per ``$__interval``."""
-    return (f'SELECT time AS "time", value, key AS metric\n'
-            f"FROM {planner_call(metric_name, agg, group_by, devices=devices)}\n"
-            f"ORDER BY 1, 3")
+    return queries.aggregate_series(metric(metric_name).name, agg, group_by, LOCAL_TIMEZONE)
 
 
 def district_variable() -> dashboard_builder.QueryVariable:
     """Return the ``district`` variable: the sites, several at once or all."""
-    sql = "SELECT name AS __text, site_id AS __value FROM sites ORDER BY name"
+    sql = queries.DISTRICT_OPTIONS
     return (dashboard_builder.QueryVariable("district")
             .label("District")
             .description("Kecamatan of Kabupaten Paser; panels show the devices sited there.")
@@ -81,9 +66,7 @@ def district_variable() -> dashboard_builder.QueryVariable:
 
 def device_variable(domain: str) -> dashboard_builder.QueryVariable:
     """Return the ``device`` variable: devices in the chosen districts whose kind reports ``domain``."""
-    sql = ("SELECT DISTINCT d.device_id FROM devices d\n"
-           "JOIN device_kind_metrics k ON k.kind = d.kind JOIN metrics m ON m.metric_id = k.metric_id\n"
-           f"WHERE m.domain = '{domain}' AND d.site_id IN (${{district:sqlstring}})\nORDER BY 1")
+    sql = queries.device_options(domain)
     return (dashboard_builder.QueryVariable("device")
             .label("Device")
             .description(f"{domain.capitalize()} devices in the chosen districts.")
