@@ -94,8 +94,9 @@ def timeseries_panel(title: str, description: str, sql: str, *, metric_name: str
                      bars: bool = False, width: int = 12, height: int = 8) -> timeseries.Panel:
     """Return a time-series panel of one raw-SQL query (format time_series).
 
-    ``metric_name`` takes the unit from the catalogue and its minimum as the axis floor (its
-    maximum is a plausibility bound far above ordinary values, so the axis follows the data);
+    ``metric_name`` takes the unit from the catalogue and its minimum as the axis floor unless
+    that is negative (-5 m below a gauge's zero, -10 °C: plausibility bounds, not values worth
+    drawing down to); its maximum is such a bound too, so above, the axis follows the data;
     ``steps`` colour the series and, with ``lines``, are drawn as dashed lines.
     """
     m = None if metric_name is None else metric(metric_name)
@@ -113,7 +114,7 @@ def timeseries_panel(title: str, description: str, sql: str, *, metric_name: str
                       .sort(common.SortOrder.DESCENDING)))
     if (u := _unit_of(m, unit)) is not None:
         panel = panel.unit(u)
-    if m is not None:
+    if m is not None and m.min_value >= 0:
         panel = panel.axis_soft_min(m.min_value)
     if bars:
         panel = panel.draw_style(common.GraphDrawStyle.BARS).fill_opacity(80)

@@ -14,6 +14,7 @@ from api.indices import ISPU_TABLE
 from dashboards.build import JSON_DIR, build_dashboards, render
 from dashboards.datasource import DATASOURCE_TYPE, DATASOURCE_UID
 from dashboards.query import PostgresQuery, register
+from dashboards.scales import grafana_unit
 from smartcity.catalog import METRICS, RIVER_WARNING_LEVELS_M, SITES
 
 BUILT = {name: json.loads(text) for name, text in build_dashboards().items()}
@@ -222,4 +223,8 @@ def test_units_and_ranges_come_from_the_catalogue() -> None:
                 checked += 1
             if panel["type"] == "stat":
                 assert (defaults["min"], defaults["max"]) == (m.min_value, m.max_value)
+            floor = defaults.get("custom", {}).get("axisSoftMin")
+            # Panels of the metric itself (not a count or share derived from it).
+            if panel["type"] == "timeseries" and defaults["unit"] == grafana_unit(m.unit):
+                assert floor == (m.min_value if m.min_value >= 0 else None), panel["title"]
     assert checked >= 5
