@@ -1,1 +1,1 @@
-"""Grafana dashboards as code (built in a later issue); provisioning for docker-compose."""
+"""Grafana dashboards as code (``dashboards.build`` writes ``json/``); provisioning for docker-compose."""

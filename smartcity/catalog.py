@@ -18,6 +18,7 @@ __all__ = [
     "LOCAL_TIMEZONE",
     "METRICS",
     "METRICS_BY_ID",
+    "RIVER_WARNING_LEVELS_M",
     "SITES",
     "DeviceKind",
     "Metric",
@@ -124,6 +125,13 @@ _SITES = (
     Site("batu-engau", "Batu Engau", -2.2240, 116.0790),
     Site("tanjung-harapan", "Tanjung Harapan", -2.1500, 116.3200),
     Site("pasir-belengkong", "Pasir Belengkong", -1.9740, 116.0700),
+)
+
+# Flood alert stages (waspada → siaga → awas) for the Kandilo at Tanah Grogot, metres above
+# gauge zero. Illustrative, not BPBD Paser's official thresholds; every gauge uses them: the
+# simulated rivers crest above them in the flood scenario and the dashboards draw them.
+RIVER_WARNING_LEVELS_M: MappingProxyType[str, float] = MappingProxyType(
+    {"waspada": 3.0, "siaga": 3.5, "awas": 4.0}
 )
 
 METRICS: MappingProxyType[str, Metric] = MappingProxyType({m.name: m for m in _METRICS})

@@ -19,6 +19,7 @@ from simulators.models.conditions import NORMAL, Conditions, draw_weather_seed
 from simulators.models.signals import clip_to_catalogue, shared_slow, slow_noise, wet_season
 from simulators.models.state import FloatArray, ModelState, Params, TimesLike, start_sample
 from simulators.models.storms import reservoir_outflow, site_storms
+from smartcity.catalog import RIVER_WARNING_LEVELS_M
 
 __all__ = [
     "DEFAULT_GAUGE",
@@ -52,9 +53,8 @@ GAUGES: Mapping[str, Gauge] = MappingProxyType({
 })
 DEFAULT_GAUGE = Gauge(lag_h=6.0, recession_h=24.0, tide_m=(0.05, 0.4))
 
-# Flood alert stages (waspada → siaga → awas) for the Kandilo at Tanah Grogot, metres above
-# gauge zero. Illustrative, not BPBD Paser's official thresholds; every simulated gauge uses them.
-WARNING_LEVELS_M: Mapping[str, float] = MappingProxyType({"waspada": 3.0, "siaga": 3.5, "awas": 4.0})
+# Flood alert stages, defined in the catalogue: the dashboards draw the same lines.
+WARNING_LEVELS_M: Mapping[str, float] = RIVER_WARNING_LEVELS_M
 
 # Tidal constituents: period (s) and amplitude relative to M2.
 _TIDES = ((12.4206 * 3600, 1.0), (12.0 * 3600, 0.45), (23.9345 * 3600, 0.35))
