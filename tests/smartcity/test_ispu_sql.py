@@ -246,7 +246,7 @@ def _from_sql(db: psycopg.Connection, at: datetime) -> dict[str, tuple[Any, ...]
 
 @pytest.fixture
 def fleet_of_cases(db: psycopg.Connection, database_url: str) -> None:
-    """Stations in six districts, each a case of the API's tests, half rolled up, half pending."""
+    """Stations in eight districts, each a case of the API's tests, half rolled up, half pending."""
     window = (AT - timedelta(hours=30), AT + timedelta(hours=2))
     # Haze: PM2.5 dominant, Tidak Sehat.
     _store(db, database_url, "tanah-grogot", {"pm25": _haze, **_CLEAN_GASES}, *window)
@@ -262,6 +262,11 @@ def fleet_of_cases(db: psycopg.Connection, database_url: str) -> None:
            {"pm25": _hours_of_data(set(range(24)) - {0, 5, 9, 13, 20, 23})}, *window)
     # PM10 without PM2.5, and a gas above it: the gas is dominant since a particulate is there.
     _store(db, database_url, "muara-komam", {"pm10": lambda t: 40.0, "o3": lambda t: 300.0}, *window)
+    # A tie: every sub-index exactly 50; the table's order (pm10 first) decides, not the store's.
+    _store(db, database_url, "batu-sopang",
+           {"so2": lambda t: 52.0, "pm25": lambda t: 15.5, "pm10": lambda t: 50.0}, *window)
+    # Beyond the scale: 500, Berbahaya.
+    _store(db, database_url, "tanjung-harapan", {"pm25": lambda t: 600.0}, *window)
 
 
 @pytest.mark.usefixtures("fleet_of_cases")
@@ -280,6 +285,8 @@ def test_every_site_gets_the_api_s_answer(api: TestClient, db: psycopg.Connectio
                                     "pm25")
         assert sql["muara-komam"] == (math.ceil(compute_sub_index("o3", 300.0).value), "Tidak Sehat",
                                       "yellow", "o3")
+        assert sql["batu-sopang"] == (50, "Baik", "green", "pm10")
+        assert sql["tanjung-harapan"] == (500, "Berbahaya", "black", "pm25")
 
 
 @pytest.mark.parametrize("at", ["infinity", "-infinity", None])
