@@ -1,7 +1,8 @@
 """Air-quality indices as pure functions: ISPU (Permen LHK P.14/MENLHK/SETJEN/KUM.1/7/2020) and the
 US EPA AQI for PM2.5 (2024 breakpoints).
 
-The breakpoint tables are data; the functions take concentrations in the tables' unit (µg/m³)
+The ISPU's table is data in ``smartcity.airquality`` (re-exported here), which also seeds the SQL
+copy of it; the functions take concentrations in the tables' unit (µg/m³)
 and never read a clock, a setting or a database. ``to_table_unit`` converts a catalogue
 concentration explicitly before a lookup.
 """
@@ -12,7 +13,16 @@ import math
 from collections.abc import Mapping
 from dataclasses import dataclass
 from decimal import ROUND_DOWN, ROUND_HALF_UP, Decimal
-from types import MappingProxyType
+
+from smartcity.airquality import (
+    ISPU_CATEGORIES,
+    ISPU_INDEX_POINTS,
+    ISPU_POLLUTANTS,
+    ISPU_TABLE,
+    PARTICULATES,
+    TABLE_UNIT,
+    Category,
+)
 
 __all__ = [
     "ISPU_CATEGORIES",
@@ -36,44 +46,6 @@ __all__ = [
     "ispu_category",
     "to_table_unit",
 ]
-
-TABLE_UNIT = "µg/m³"
-
-
-@dataclass(frozen=True, slots=True)
-class Category:
-    """An ISPU category: its id, Indonesian name, English gloss and colour."""
-
-    id: str
-    name: str
-    name_en: str
-    color: str
-
-
-# One category per band of the table, lowest first.
-ISPU_CATEGORIES: tuple[Category, ...] = (
-    Category("baik", "Baik", "Good", "green"),
-    Category("sedang", "Sedang", "Moderate", "blue"),
-    Category("tidak_sehat", "Tidak Sehat", "Unhealthy", "yellow"),
-    Category("sangat_tidak_sehat", "Sangat Tidak Sehat", "Very unhealthy", "red"),
-    Category("berbahaya", "Berbahaya", "Hazardous", "black"),
-)
-
-# The index at each column of the regulation's table, with 0 before the first column.
-ISPU_INDEX_POINTS: tuple[int, ...] = (0, 50, 100, 200, 300, 500)
-
-# Concentration (µg/m³) at each index point, per pollutant: the regulation's columns with 0 first.
-# The order is the table's; it also breaks ties of the dominant pollutant.
-ISPU_TABLE: Mapping[str, tuple[float, ...]] = MappingProxyType({
-    "pm10": (0, 50, 150, 350, 420, 500),
-    "pm25": (0, 15.5, 55.4, 150.4, 250.4, 500),
-    "so2": (0, 52, 180, 400, 800, 1200),
-    "co": (0, 4000, 8000, 15000, 30000, 45000),
-    "o3": (0, 120, 235, 400, 800, 1000),
-    "no2": (0, 80, 200, 1130, 2260, 3000),
-    "hc": (0, 45, 100, 215, 432, 648),
-})
-ISPU_POLLUTANTS: tuple[str, ...] = tuple(ISPU_TABLE)
 
 # Grams per mole, for ppb/ppm of the gases (25 °C, 1 atm: 24.45 L/mol). Particulates and the HC
 # mixture have no molar mass, so they are only convertible between mass concentrations.
@@ -210,11 +182,6 @@ def compute_sub_index(pollutant: str, concentration: float) -> SubIndex:
     # On a column the index is the column's exactly, not a float's near miss that rounds up.
     value = float(i_a) if concentration == x_a else (i_a - i_b) / (x_a - x_b) * (concentration - x_b) + i_b
     return SubIndex(pollutant, concentration, value, ISPU_CATEGORIES[band], False)
-
-
-# What a haze raises. An index of the gases alone reads "Baik" through a haze whose particulate
-# sensor is silent or just started, so a site needs one of these with enough data for a number.
-PARTICULATES = ("pm10", "pm25")
 
 
 def compute_site_index(sub_indices: Mapping[str, SubIndex]) -> SiteIndex | None:
