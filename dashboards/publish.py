@@ -126,6 +126,8 @@ def publish(api: GrafanaApi, grafana: GrafanaSettings, directory: Path = DASHBOA
         if err.status_code == 0:
             raise PublishError(f"cannot reach Grafana at {url}: {err.message}") from None
         raise PublishError(f"Grafana at {url} answered {err.status_code}: {err.message}") from None
+    except OSError as err:  # the HTTP library's connection errors (refused, DNS, TLS) are OSErrors
+        raise PublishError(f"cannot reach Grafana at {url}: {err}") from None
     return PublishReport(url, datasource, folder, pushed)
 
 
