@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import argparse
 import sys
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any, Final
 
@@ -100,9 +101,10 @@ def generated_files() -> dict[Path, str]:
     return {DATASOURCE_FILE: _datasource_file(), RULES_FILE: _rules_file()}
 
 
-def stale_files() -> list[Path]:
-    """Return the generated files whose committed text differs from what the constants give."""
-    return [path for path, text in generated_files().items()
+def stale_files(expected: Mapping[Path, str] | None = None) -> list[Path]:
+    """Return the files whose text differs from ``expected`` (default: what the constants give)."""
+    expected = generated_files() if expected is None else expected
+    return [path for path, text in expected.items()
             if not path.is_file() or path.read_text(encoding="utf-8") != text]
 
 
