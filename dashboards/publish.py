@@ -13,8 +13,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Final, Literal
 
-from grafana_client import GrafanaApi, TokenAuth
-from grafana_client.client import GrafanaClientError, GrafanaException, GrafanaUnauthorizedError
+from grafana_client.api import GrafanaApi
+from grafana_client.client import GrafanaClientError, GrafanaException, GrafanaUnauthorizedError, TokenAuth
 
 from dashboards.datasource import DATASOURCE_UID
 from dashboards.folder import FOLDER_TITLE, FOLDER_UID
@@ -67,7 +67,8 @@ def connect_grafana(grafana: GrafanaSettings) -> GrafanaApi:
     if grafana.token is None:
         raise PublishError("set SMARTCITY_GRAFANA__TOKEN to a Grafana service-account token (Editor role)")
     credential = TokenAuth(token=grafana.token.get_secret_value())
-    return GrafanaApi.from_url(url=grafana.url, credential=credential, timeout=grafana.timeout_s)
+    api: GrafanaApi = GrafanaApi.from_url(url=grafana.url, credential=credential, timeout=grafana.timeout_s)
+    return api
 
 
 def load_dashboards(directory: Path) -> list[tuple[Path, dict[str, Any]]]:
