@@ -10,6 +10,7 @@ import pwd
 import re
 import shutil
 import subprocess
+import sys
 import tomllib
 import uuid
 from collections.abc import Iterator
@@ -17,11 +18,14 @@ from pathlib import Path, PurePosixPath
 from typing import Any
 
 import paho.mqtt.client as mqtt
+import paho.mqtt.publish as publish
 import pytest
 import yaml
+from pytest_httpserver import HTTPServer
 
 from api import create_app
 from dashboards.folder import FOLDER_TITLE
+from smartcity.contract import status_topic
 from smartcity.services import EmbeddedMosquitto, free_port
 from smartcity.settings import ApiSettings, IngestSettings, RollupSettings, Settings
 from tests.services import scratch_dir
@@ -238,3 +242,46 @@ def test_the_broker_entrypoint_refuses_without_a_password(tmp_path: Path) -> Non
                             capture_output=True, text=True, timeout=30, check=False)
     assert result.returncode != 0 and "set MQTT_PASSWORD" in result.stderr
     assert not (tmp_path / "p").exists()
+
+
+def _healthcheck(*args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
+    """Run docker/healthcheck.py as the containers do: a plain script, its exit status the verdict."""
+    return subprocess.run([sys.executable, str(ROOT / "docker/healthcheck.py"), *args], capture_output=True,
+                          text=True, timeout=30, check=False,
+                          env={**os.environ, "PYTHONPATH": str(ROOT), **(env or {})})
+
+
+def test_the_http_check_wants_2xx(httpserver: HTTPServer) -> None:
+    httpserver.expect_request("/ok").respond_with_json({"status": "ok"})
+    httpserver.expect_request("/down").respond_with_json({"status": "degraded"}, status=503)
+    assert _healthcheck("http", httpserver.url_for("/ok")).returncode == 0
+    down = _healthcheck("http", httpserver.url_for("/down"))
+    assert down.returncode == 1 and "answered 503" in down.stderr
+
+
+@pytest.mark.parametrize(("value", "bounds", "healthy"), [
+    ("1.0", ("--min", "1"), True), ("0.0", ("--min", "1"), False),
+    ("12.5", ("--max", "600"), True), ("601.0", ("--max", "600"), False)])
+def test_the_metric_check_reads_a_prometheus_sample(httpserver: HTTPServer, value: str,
+                                                    bounds: tuple[str, str], healthy: bool) -> None:
+    text = ("# HELP smartcity_x_total other\nsmartcity_x_total 0.0\n"
+            f"# TYPE smartcity_y gauge\nsmartcity_y {value}\n")
+    httpserver.expect_request("/metrics").respond_with_data(text, content_type="text/plain")
+    result = _healthcheck("metric", httpserver.url_for("/metrics"), "smartcity_y", *bounds)
+    assert (result.returncode == 0) is healthy, result.stderr
+    missing = _healthcheck("metric", httpserver.url_for("/metrics"), "smartcity_absent", "--min", "0")
+    assert missing.returncode == 1 and "no sample smartcity_absent" in missing.stderr
+
+
+@pytest.mark.slow  # each unhealthy answer waits out the check's 5 s for a retained `online`
+def test_the_fleet_check_wants_a_device_online(fresh_mosquitto: EmbeddedMosquitto) -> None:
+    env = {"SMARTCITY_MQTT_URL": fresh_mosquitto.url}
+    nobody = _healthcheck("fleet-online", env=env)
+    assert nobody.returncode == 1 and "no device's retained status is online" in nobody.stderr
+    publish.single(status_topic("sim-health-01"), "online", qos=1, retain=True,
+                   hostname="127.0.0.1", port=fresh_mosquitto.port)
+    assert _healthcheck("fleet-online", env=env).returncode == 0
+    # Its Last Will (or a clean stop) turns the status offline: unhealthy again.
+    publish.single(status_topic("sim-health-01"), "offline", qos=1, retain=True,
+                   hostname="127.0.0.1", port=fresh_mosquitto.port)
+    assert _healthcheck("fleet-online", env=env).returncode == 1
