@@ -248,3 +248,17 @@ def test_the_compose_login_script_makes_a_read_only_login(postgres: EmbeddedPost
 def test_the_login_script_refuses_without_a_password(postgres: EmbeddedPostgres) -> None:
     result = _run_login_script(postgres, "grafana_nopass", "")
     assert result.returncode != 0 and "set GRAFANA_DB_PASSWORD" in result.stderr
+
+
+def test_the_migration_grants_the_ispu_function_when_it_exists(db: psycopg.Connection) -> None:
+    # The ISPU map's function comes from another migration; whichever runs second grants it. Run
+    # 010 again (it is idempotent) with a stand-in function present, inside a transaction undone after.
+    migration = ROOT / "smartcity/db/migrations/010_grafana_reader.sql"
+    with db.transaction(force_rollback=True):
+        db.execute("CREATE FUNCTION smartcity_site_ispu(at timestamptz) RETURNS integer"
+                   " LANGUAGE sql AS 'SELECT 1'")
+        db.execute(migration.read_text())
+        acl = db.execute("SELECT proacl::text[] FROM pg_proc WHERE oid = 'smartcity_site_ispu(timestamptz)'"
+                         "::regprocedure").fetchone()
+        assert acl is not None and any(entry.startswith(f"{ROLE}=X/") for entry in acl[0])
+    assert db.execute("SELECT to_regprocedure('smartcity_site_ispu(timestamptz)')").fetchone() == (None,)
