@@ -11,6 +11,10 @@ umask 077
 rm -f "$PASSWORDS"
 # Hashed (PBKDF2-SHA512) by Mosquitto's own tool; the file is readable by the broker's user only.
 mosquitto_passwd -c -b "$PASSWORDS" "$MQTT_USER" "$MQTT_PASSWORD"
-# The image's broker drops from root to its mosquitto user, which must read the file.
+# The image's broker drops from root to its mosquitto user, which must read the file and write its
+# persistence (the image's own entrypoint, replaced by this one, chowned /mosquitto for that).
 if id mosquitto > /dev/null 2>&1; then chown mosquitto:mosquitto "$PASSWORDS"; fi
+if [ "$(id -u)" = 0 ] && [ -d /mosquitto/data ] && id mosquitto > /dev/null 2>&1; then
+    chown -R mosquitto:mosquitto /mosquitto/data
+fi
 exec "$@"
