@@ -12,6 +12,7 @@ from dataclasses import dataclass
 from grafana_foundation_sdk.builders import dashboard as dashboard_builder
 from grafana_foundation_sdk.models import dashboard
 
+from smartcity.airquality import ISPU_CATEGORIES, ISPU_INDEX_POINTS, ISPU_TABLE
 from smartcity.catalog import METRICS, RIVER_WARNING_LEVELS_M, Metric
 
 __all__ = [
@@ -56,8 +57,6 @@ class IspuBands:
 
 def ispu_table() -> IspuBands:
     """Return the ISPU table (Permen LHK P.14/2020): the one place the dashboards read it from."""
-    from api.indices import ISPU_CATEGORIES, ISPU_INDEX_POINTS, ISPU_TABLE
-
     return IspuBands(ISPU_INDEX_POINTS, ISPU_TABLE, tuple(c.color for c in ISPU_CATEGORIES))
 
 

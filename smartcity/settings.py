@@ -15,7 +15,7 @@ from urllib.parse import urlsplit
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from dotenv import dotenv_values
-from pydantic import BaseModel, Field, field_validator, model_validator
+from pydantic import BaseModel, Field, SecretStr, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from smartcity.broker_url import BrokerAddress, BrokerUrlError, parse_broker_url
@@ -24,6 +24,7 @@ from smartcity.catalog import DEVICE_KINDS
 __all__ = [
     "ApiSettings",
     "EmbeddedSettings",
+    "GrafanaSettings",
     "IndexSettings",
     "IngestSettings",
     "RetentionSettings",
@@ -221,6 +222,36 @@ class SimulatorSettings(BaseModel):
     seed: int = 20261127
 
 
+class GrafanaSettings(BaseModel):
+    """A running Grafana that ``smartcity dashboards publish`` pushes to, and how it reaches the database."""
+
+    url: str | None = None  # http(s)://host:3000 (a sub-path is kept); None: publish refuses
+    token: SecretStr | None = None  # a service-account token with the Editor role (or Admin)
+    timeout_s: float = Field(10.0, gt=0)
+    # The data source as Grafana sees it, not as this machine does: host:port from Grafana's side,
+    # and a login role that is a member of smartcity_grafana (README "Grafana"). The password is
+    # needed to create the data source; an update without one keeps the password Grafana has.
+    db_host: str = "timescaledb:5432"
+    db_name: str = "smartcity"
+    db_user: str = "grafana"
+    db_password: SecretStr | None = None
+    db_sslmode: Literal["disable", "require", "verify-ca", "verify-full"] = "disable"
+
+    @field_validator("url", "token", "db_password", mode="before")
+    @classmethod
+    def _empty_is_none(cls, value: object) -> object:
+        # An empty variable, as .env.example writes the unset ones, means "not given".
+        return None if isinstance(value, str) and not value.strip() else value
+
+    @field_validator("url")
+    @classmethod
+    def _check_url(cls, value: str | None) -> str | None:
+        parts = urlsplit(value) if value is not None else None
+        if parts is not None and (parts.scheme not in ("http", "https") or not parts.hostname):
+            raise ValueError("SMARTCITY_GRAFANA__URL must be http(s)://host[:port][/path]")
+        return value
+
+
 class Settings(BaseSettings):
     """Every setting of the platform, one section per service."""
 
@@ -249,6 +280,7 @@ class Settings(BaseSettings):
     rollup: RollupSettings = RollupSettings()
     supervisor: SupervisorSettings = SupervisorSettings()
     retention: RetentionSettings = RetentionSettings()
+    grafana: GrafanaSettings = GrafanaSettings()
 
     @field_validator("database_url")
     @classmethod

@@ -172,9 +172,11 @@ def test_compose_broker_includes_the_same_base_file() -> None:
     base_target = mounts["smartcity/mosquitto.conf"]
     assert base_target.startswith(include_dir + "/") and base_target.endswith(".conf")
     assert (ROOT / "smartcity" / "mosquitto.conf").read_text() == mosquitto_base_config()
-    # One source: compose's own file holds only what differs per deployment, nothing of the base.
-    assert set(docker_conf) == {"listener", "persistence_location", "log_dest", "include_dir"}
-    assert not set(docker_conf) & set(_options(mosquitto_base_config()))
+    # One source: compose's own file holds only what differs per deployment (listener, paths, login).
+    assert set(docker_conf) == {"listener", "persistence_location", "log_dest", "include_dir",
+                                "allow_anonymous", "password_file"}
+    # Of the base, only allow_anonymous, overridden on purpose after include_dir: logins only.
+    assert set(docker_conf) & set(_options(mosquitto_base_config())) == {"allow_anonymous"}
 
 
 def test_compose_broker_config_runs_with_the_base_through_include_dir(tmp_path: Path) -> None:
@@ -189,6 +191,9 @@ def test_compose_broker_config_runs_with_the_base_through_include_dir(tmp_path: 
     text = text.replace("listener 1883", f"listener {port} 127.0.0.1")
     text = text.replace("/mosquitto/data/", f"{tmp_path}/").replace("/mosquitto/config/conf.d", str(conf_dir))
     (tmp_path / "mosquitto.conf").write_text(f"{text}user {pwd.getpwuid(os.geteuid()).pw_name}\n")
+    # The password file compose's entrypoint writes at start (tests/dashboards/test_compose.py runs it).
+    subprocess.run(["mosquitto_passwd", "-c", "-b", str(tmp_path / "passwords"), "smartcity", "pw"],
+                   check=True, capture_output=True)
     process = subprocess.Popen([str(find_mosquitto()), "-c", str(tmp_path / "mosquitto.conf")],
                                stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
     try:

@@ -1,0 +1,261 @@
+"""smartcity_grafana against the real database: it reads what panels and alert rules need, runs the
+planner (SECURITY INVOKER) and the rules' SQL, and writes nothing, creates nothing, reads no API key.
+The compose login script (docker/grafana-db-login.sh) runs here too, with psql, against the cluster."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import uuid
+from collections.abc import Iterator
+from contextlib import contextmanager
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from urllib.parse import quote, unquote, urlsplit
+
+import numpy as np
+import psycopg
+import pytest
+from psycopg import sql
+
+from dashboards.alerts import alert_rule_groups, pm25_unhealthy_edge, river_warning_level
+from smartcity.db.queries.rollups import REFRESH_ROLLUPS
+from smartcity.services import EmbeddedPostgres
+from tests.api.readings_seed import register, write_readings
+
+ROLE = "smartcity_grafana"
+ROOT = Path(__file__).resolve().parents[2]
+LOGIN_SCRIPT = ROOT / "docker" / "grafana-db-login.sh"
+T0 = datetime(2026, 3, 1, tzinfo=UTC)
+FLEET = {
+    "aq-grogot-01": ("air_quality_station", "tanah-grogot"),
+    "aq-grogot-02": ("air_quality_station", "tanah-grogot"),
+    "aq-kuaro-01": ("air_quality_station", "kuaro"),
+    "river-grogot-01": ("river_level_sensor", "tanah-grogot"),
+    "river-kuaro-01": ("river_level_sensor", "kuaro"),
+}
+PLANNER = ("SELECT key, time, value, count FROM smartcity_aggregate(%s, %s, %s, %s, %s,"
+           " NULL, NULL, 'site') ORDER BY key, time")
+
+
+@contextmanager
+def as_grafana(conn: psycopg.Connection) -> Iterator[psycopg.Connection]:
+    """Run the block's statements with smartcity_grafana's rights (SET ROLE: privileges, not login)."""
+    conn.execute(sql.SQL("SET ROLE {}").format(sql.Identifier(ROLE)))
+    try:
+        yield conn
+    finally:
+        conn.execute("RESET ROLE")
+
+
+def _tables(db: psycopg.Connection) -> list[str]:
+    """Every table of schema public, and every chunk of every hypertable."""
+    tables = [name for (name,) in db.execute(
+        "SELECT format('%I', c.relname) FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace"
+        " WHERE n.nspname = 'public' AND c.relkind IN ('r', 'p') ORDER BY 1")]
+    chunks = [name for (name,) in db.execute(
+        "SELECT format('%I.%I', chunk_schema, chunk_name) FROM timescaledb_information.chunks ORDER BY 1")]
+    return tables + chunks
+
+
+def _seed(db: psycopg.Connection, database_url: str) -> dict[str, list[tuple[float, float]]]:
+    """A day and a half of PM2.5 and water level, every 10 minutes; return each device's (epoch, value)."""
+    keys = register(db, FLEET)
+    rng = np.random.default_rng(7)
+    series: dict[str, list[tuple[float, float]]] = {}
+    start = T0.timestamp()
+    for device_id, (kind, site) in FLEET.items():
+        metric = "pm25" if kind == "air_quality_station" else "water_level"
+        # Haze at Tanah Grogot, clean air at Kuaro; the Grogot gauge above the warning level.
+        base = {"pm25": 80.0 if site == "tanah-grogot" else 20.0,
+                "water_level": 3.4 if site == "tanah-grogot" else 1.2}[metric]
+        values = base + rng.normal(0, 0.05 * base, 216)
+        series[device_id] = [(start + 600 * i, float(v)) for i, v in enumerate(values)]
+        write_readings(database_url, keys, [(device_id, metric, t, v) for t, v in series[device_id]])
+    return series
+
+
+def test_the_role_is_nologin_and_reads_the_catalogue(db: psycopg.Connection) -> None:
+    can_login, superuser = db.execute(
+        "SELECT rolcanlogin, rolsuper FROM pg_roles WHERE rolname = %s", (ROLE,)).fetchone()
+    assert (can_login, superuser) == (False, False)
+    with as_grafana(db):
+        sites = db.execute("SELECT site_id FROM sites ORDER BY site_id").fetchall()
+        for table in ("metrics", "device_kinds", "device_kind_metrics", "devices", "readings",
+                      "latest_readings", "quarantine", "rollup_1m", "rollup_1h", "rollup_1d"):
+            db.execute(sql.SQL("SELECT count(*) FROM {}").format(sql.Identifier(table))).fetchone()
+    assert len(sites) == 10 and ("tanah-grogot",) in sites
+
+
+def test_the_planner_answers_the_role_as_it_answers_the_owner(db: psycopg.Connection,
+                                                              database_url: str) -> None:
+    series = _seed(db, database_url)
+    question = ("pm25", "1h", "avg", T0, T0 + timedelta(hours=36))
+    # Before a refresh every hour is pending: the planner reads raw readings (and rollup_pending).
+    with as_grafana(db):
+        pending = db.execute(PLANNER, question).fetchall()
+        lag = db.execute("SELECT smartcity_rollup_lag()").fetchone()
+    assert lag is not None and lag[0] > timedelta(0)
+    db.execute(REFRESH_ROLLUPS, (100_000,)).fetchone()
+    with as_grafana(db):
+        rolled = db.execute(PLANNER, question).fetchall()
+        daily = db.execute(PLANNER, ("pm25", "1d", "avg", T0, T0 + timedelta(days=2))).fetchall()
+    owner = db.execute(PLANNER, question).fetchall()
+    assert len(rolled) == 2 * 36 and rolled == owner
+    assert [(k, t, c) for k, t, _, c in pending] == [(k, t, c) for k, t, _, c in rolled]
+    assert np.allclose([v for *_, v, _ in pending], [v for *_, v, _ in rolled])
+    # And it is the mean of the readings themselves.
+    first_hour = [v for device in ("aq-grogot-01", "aq-grogot-02")
+                  for t, v in series[device] if t < T0.timestamp() + 3600]
+    grogot = [row for row in rolled if row[0] == "tanah-grogot"][0]
+    assert grogot[1] == T0 and grogot[3] == len(first_hour) == 12
+    assert grogot[2] == pytest.approx(np.mean(first_hour))
+    assert {key for key, *_ in daily} == {"kuaro", "tanah-grogot"}
+
+
+def _rule_sql(uid: str, start: datetime, end: datetime) -> str:
+    """A rule's query with its two time macros put in as Grafana does (RFC 3339 literals)."""
+    rules = {rule["uid"]: rule for group in alert_rule_groups()["groups"] for rule in group["rules"]}
+    raw_sql: str = rules[uid]["data"][0]["model"]["rawSql"]
+    literal = "'{}'".format
+    return (raw_sql.replace("$__timeFrom()", literal(start.isoformat().replace("+00:00", "Z")))
+                   .replace("$__timeTo()", literal(end.isoformat().replace("+00:00", "Z"))))
+
+
+def test_the_alert_rules_queries_run_as_the_role(db: psycopg.Connection, database_url: str) -> None:
+    series = _seed(db, database_url)
+    db.execute(REFRESH_ROLLUPS, (100_000,)).fetchone()
+    end = T0 + timedelta(hours=30, minutes=5)  # not on an hour: the planner reads the edges raw
+    with as_grafana(db):
+        pm25 = db.execute(_rule_sql("smartcity-pm25-tidak-sehat", end - timedelta(hours=24), end)).fetchall()
+        river = db.execute(_rule_sql("smartcity-river-waspada", end - timedelta(minutes=10), end)).fetchall()
+    lo, hi = (end - timedelta(hours=24)).timestamp(), end.timestamp()
+    stations = [(device, site) for device, (kind, site) in FLEET.items() if kind == "air_quality_station"]
+    expected = {site: np.mean([v for device, s in stations if s == site
+                               for t, v in series[device] if lo <= t < hi])
+                for site in ("kuaro", "tanah-grogot")}
+    assert [site for site, _ in pm25] == ["kuaro", "tanah-grogot"]
+    assert {site: value for site, value in pm25} == pytest.approx(expected)
+    # The haze district is over the Tidak Sehat edge, the clean one under it.
+    assert dict(pm25)["tanah-grogot"] > pm25_unhealthy_edge() > dict(pm25)["kuaro"]
+    lo = (end - timedelta(minutes=10)).timestamp()
+    assert [(device, site) for device, site, _ in river] == [("river-grogot-01", "tanah-grogot"),
+                                                             ("river-kuaro-01", "kuaro")]
+    for device, _, value in river:
+        assert value == pytest.approx(min(v for t, v in series[device] if lo <= t < hi))
+    assert river[0][2] > river_warning_level() > river[1][2]
+
+
+def test_the_role_writes_nothing(db: psycopg.Connection, database_url: str) -> None:
+    _seed(db, database_url)
+    tables = _tables(db)
+    assert "readings" in tables and "api_keys" in tables and any("_chunk" in t for t in tables)
+    before = {t: db.execute(f"SELECT count(*) FROM {t}").fetchone() for t in tables}
+    attempts = {"INSERT INTO {} DEFAULT VALUES", "UPDATE {} SET {} = {} WHERE false",
+                "DELETE FROM {} WHERE false", "TRUNCATE {}"}
+    allowed = []
+    for table in tables:
+        column = db.execute("SELECT quote_ident(attname) FROM pg_attribute WHERE attrelid = %s::regclass"
+                            " AND attnum > 0 AND NOT attisdropped AND attidentity = '' AND attgenerated = ''"
+                            " ORDER BY attnum LIMIT 1",
+                            (table,)).fetchone()[0]
+        for attempt in attempts:
+            statement = attempt.format(table, column, column) if "SET" in attempt else attempt.format(table)
+            with as_grafana(db):
+                try:
+                    db.execute(statement)
+                except psycopg.errors.InsufficientPrivilege:
+                    continue
+            allowed.append(statement)
+    assert allowed == []
+    assert {t: db.execute(f"SELECT count(*) FROM {t}").fetchone() for t in tables} == before
+
+
+def test_the_role_has_no_right_on_api_keys_or_the_migration_record(db: psycopg.Connection) -> None:
+    for table in ("api_keys", "schema_migrations"):
+        rights = db.execute(
+            "SELECT p FROM unnest(ARRAY['SELECT', 'INSERT', 'UPDATE', 'DELETE', 'TRUNCATE', 'REFERENCES',"
+            " 'TRIGGER']) AS p WHERE has_table_privilege(%s, %s, p)", (ROLE, table)).fetchall()
+        assert rights == [], table
+        with as_grafana(db), pytest.raises(psycopg.errors.InsufficientPrivilege):
+            db.execute(sql.SQL("SELECT * FROM {}").format(sql.Identifier(table)))
+
+
+@pytest.mark.parametrize("statement", [
+    "SELECT * FROM smartcity_refresh_rollups(100)",
+    "SELECT smartcity_set_rollup_timezone('UTC')",
+    "SELECT store_staged_readings()",
+    "CREATE TABLE public.grafana_was_here (x int)",
+    "CREATE ROLE grafana_made_this",
+])
+def test_functions_that_write_and_creating_fail_for_the_role(db: psycopg.Connection, statement: str) -> None:
+    with as_grafana(db), pytest.raises((psycopg.errors.InsufficientPrivilege,
+                                        psycopg.errors.UndefinedTable)) as caught:
+        db.execute(statement)
+    # store_staged_readings reads a temporary staging table ingest makes: without one it is
+    # refused for that; with one it would be refused at the first write (see the test above).
+    if isinstance(caught.value, psycopg.errors.UndefinedTable):
+        assert statement == "SELECT store_staged_readings()"
+    assert db.execute("SELECT to_regclass('public.grafana_was_here')").fetchone() == (None,)
+    assert db.execute("SELECT 1 FROM pg_roles WHERE rolname = 'grafana_made_this'").fetchone() is None
+
+
+def _run_login_script(postgres: EmbeddedPostgres, login: str,
+                      password: str) -> subprocess.CompletedProcess[str]:
+    url = urlsplit(postgres.url)
+    env = {"PATH": os.environ["PATH"], "PGHOST": url.hostname or "", "PGPORT": str(url.port),
+           "PGUSER": unquote(url.username or ""), "PGPASSWORD": unquote(url.password or ""),
+           "PGDATABASE": url.path.lstrip("/"), "GRAFANA_DB_USER": login, "GRAFANA_DB_PASSWORD": password}
+    return subprocess.run(["sh", str(LOGIN_SCRIPT)], env=env, capture_output=True, text=True,
+                          timeout=30, check=False)
+
+
+def _login_url(postgres: EmbeddedPostgres, login: str, password: str) -> str:
+    url = urlsplit(postgres.url)
+    userinfo = f"{quote(login, safe='')}:{quote(password, safe='')}"
+    return f"postgresql://{userinfo}@{url.hostname}:{url.port}{url.path}"
+
+
+def test_the_compose_login_script_makes_a_read_only_login(postgres: EmbeddedPostgres,
+                                                          db: psycopg.Connection) -> None:
+    login = f"grafana_{uuid.uuid4().hex[:8]}"
+    first, second = "it's a \"password\" $HOME ;--", "another one"
+    try:
+        result = _run_login_script(postgres, login, first)
+        assert result.returncode == 0, result.stderr
+        with psycopg.connect(_login_url(postgres, login, first), autocommit=True) as conn:
+            assert conn.execute("SHOW default_transaction_read_only").fetchone() == ("on",)
+            member = conn.execute("SELECT pg_has_role(current_user, %s, 'USAGE')", (ROLE,)).fetchone()
+            assert member == (True,)
+            assert conn.execute("SELECT count(*) FROM sites").fetchone() == (10,)
+            conn.execute(PLANNER, ("pm25", "1h", "avg", T0, T0 + timedelta(hours=1))).fetchall()
+            with pytest.raises(psycopg.errors.InsufficientPrivilege):
+                conn.execute("SELECT * FROM api_keys")
+            with pytest.raises(psycopg.errors.ReadOnlySqlTransaction):
+                conn.execute("INSERT INTO sites (site_id, name, latitude, longitude)"
+                             " VALUES ('x-site', 'X', 0, 0)")
+        # Run again with a new password (every compose start does): the role is updated, not duplicated.
+        result = _run_login_script(postgres, login, second)
+        assert result.returncode == 0, result.stderr
+        with pytest.raises(psycopg.OperationalError, match="password authentication failed"):
+            psycopg.connect(_login_url(postgres, login, first)).close()
+        with psycopg.connect(_login_url(postgres, login, second)) as conn:
+            assert conn.execute("SELECT current_user").fetchone() == (login,)
+    finally:
+        db.execute(sql.SQL("DROP ROLE IF EXISTS {}").format(sql.Identifier(login)))
+
+
+def test_the_login_script_refuses_without_a_password(postgres: EmbeddedPostgres) -> None:
+    result = _run_login_script(postgres, "grafana_nopass", "")
+    assert result.returncode != 0 and "set GRAFANA_DB_PASSWORD" in result.stderr
+
+
+def test_the_role_runs_the_ispu_map_as_the_owner_does(db: psycopg.Connection) -> None:
+    # The map panel calls smartcity_site_ispu(), which reads the ISPU tables with the caller's rights.
+    at = "2026-11-30T04:00:00Z"
+    owner = db.execute("SELECT * FROM smartcity_site_ispu(%s) ORDER BY site_id", (at,)).fetchall()
+    with as_grafana(db):
+        as_role = db.execute("SELECT * FROM smartcity_site_ispu(%s) ORDER BY site_id", (at,)).fetchall()
+        sub = db.execute("SELECT * FROM smartcity_ispu_sub_index('pm25', 55.4)").fetchone()
+    assert len(as_role) == 10 and as_role == owner
+    assert sub is not None and sub[0] == 100.0

@@ -1,0 +1,144 @@
+"""Grafana's provisioning files parsed and checked: the generated ones are current, the data source
+is the one of dashboards/datasource.py with the read-only login, the provider reads the dashboards
+JSON, and each alert rule queries the planner through a data source that exists, with thresholds
+from their one definition."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+
+from api.indices import ISPU_TABLE, compute_sub_index, ispu_category
+from dashboards.alerts import (
+    EXPRESSION_UID,
+    alert_rule_groups,
+    pm25_unhealthy_edge,
+    river_warning_level,
+)
+from dashboards.datasource import DATASOURCE_NAME, DATASOURCE_TYPE, DATASOURCE_UID
+from dashboards.folder import FOLDER_TITLE
+from dashboards.provision import (
+    DATASOURCE_FILE,
+    PROVISIONING_DIR,
+    RULES_FILE,
+    generated_files,
+    main,
+    stale_files,
+)
+from simulators.models.river_level_sensor import WARNING_LEVELS_M
+from smartcity.settings import DEFAULT_AVERAGING_HOURS
+
+ROOT = Path(__file__).resolve().parents[2]
+COMPOSE = yaml.safe_load((ROOT / "docker-compose.yml").read_text())
+DATASOURCES = yaml.safe_load(DATASOURCE_FILE.read_text())
+PROVIDERS = yaml.safe_load((PROVISIONING_DIR / "dashboards" / "smartcity.yml").read_text())
+RULES = [rule for group in yaml.safe_load(RULES_FILE.read_text())["groups"] for rule in group["rules"]]
+
+
+def test_the_generated_files_are_current() -> None:
+    assert stale_files() == [], "run python -m dashboards.provision"
+    assert main(["--check"]) == 0
+
+
+def test_a_stale_file_is_found(tmp_path: Path) -> None:
+    expected = {tmp_path / name: text for name, text in
+                zip(("a.yml", "b.yml", "missing.yml"), generated_files().values(), strict=False)}
+    (tmp_path / "a.yml").write_text(next(iter(generated_files().values())))
+    (tmp_path / "b.yml").write_text(RULES_FILE.read_text().replace("55.4", "55.5"))
+    assert stale_files(expected) == [tmp_path / "b.yml"]
+    expected[tmp_path / "missing.yml"] = "x"
+    assert stale_files(expected) == [tmp_path / "b.yml", tmp_path / "missing.yml"]
+
+
+@pytest.mark.parametrize("path", sorted(PROVISIONING_DIR.rglob("*.y*ml")), ids=lambda p: p.name)
+def test_every_provisioning_file_is_yaml_of_version_1(path: Path) -> None:
+    document = yaml.safe_load(path.read_text())
+    assert isinstance(document, dict) and document["apiVersion"] == 1
+
+
+def test_the_data_source_is_the_constants_with_the_read_only_login() -> None:
+    (datasource,) = DATASOURCES["datasources"]
+    assert (datasource["uid"], datasource["type"], datasource["name"]) == (
+        DATASOURCE_UID, DATASOURCE_TYPE, DATASOURCE_NAME)
+    json_data = datasource["jsonData"]
+    assert json_data["timescaledb"] is True and json_data["timeInterval"] == "1m"
+    # Grafana 12 reads the database only under jsonData and the password only under secureJsonData.
+    assert json_data["database"] == COMPOSE["services"]["timescaledb"]["environment"]["POSTGRES_DB"]
+    assert "database" not in datasource and "password" not in datasource
+    assert datasource["secureJsonData"] == {"password": "$GRAFANA_DB_PASSWORD"}
+    # The login compose creates as a member of smartcity_grafana, on compose's database host.
+    login = COMPOSE["services"]["grafana-db-login"]["environment"]
+    assert datasource["user"] == login["GRAFANA_DB_USER"]
+    assert datasource["url"] == f"{login['PGHOST']}:5432"
+    assert datasource["editable"] is False
+
+
+def test_the_provider_reads_the_dashboards_json_read_only() -> None:
+    (provider,) = PROVIDERS["providers"]
+    assert provider["type"] == "file" and provider["allowUiUpdates"] is False
+    assert provider["options"]["foldersFromFilesStructure"] is True
+    mounted = {volume["target"]: volume for volume in COMPOSE["services"]["grafana"]["volumes"]
+               if isinstance(volume, dict)}
+    json_mount = mounted[f"{provider['options']['path']}/{FOLDER_TITLE}"]
+    assert (ROOT / json_mount["source"]).resolve() == ROOT / "dashboards" / "json"
+    assert json_mount["read_only"] is True
+
+
+def test_the_committed_rules_are_the_generated_ones() -> None:
+    assert [rule for group in alert_rule_groups()["groups"] for rule in group["rules"]] == RULES
+    (group,) = yaml.safe_load(RULES_FILE.read_text())["groups"]
+    assert group["folder"] == FOLDER_TITLE and group["interval"] == "1m"
+
+
+@pytest.mark.parametrize("rule", RULES, ids=lambda rule: rule["uid"])
+def test_every_rule_is_well_formed(rule: dict[str, Any]) -> None:
+    refs = {query["refId"] for query in rule["data"]}
+    assert len(refs) == len(rule["data"]) and rule["condition"] in refs
+    for query in rule["data"]:
+        # A rule's query names the provisioned data source or Grafana's expressions, nothing else.
+        assert query["datasourceUid"] in (DATASOURCE_UID, EXPRESSION_UID)
+        assert query["model"]["refId"] == query["refId"]
+        if query["datasourceUid"] == DATASOURCE_UID:
+            model = query["model"]
+            assert model["datasource"] == {"type": DATASOURCE_TYPE, "uid": DATASOURCE_UID}
+            assert "FROM smartcity_aggregate(" in model["rawSql"] and model["format"] == "table"
+            assert "$__timeFrom()" in model["rawSql"] and "$__timeTo()" in model["rawSql"]
+        else:
+            assert query["model"]["expression"] in refs - {query["refId"]}
+    # Grafana expands $NAME from its environment in labels: a label with $ would change.
+    assert all("$" not in value for value in rule["labels"].values())
+    assert rule["noDataState"] in ("OK", "NoData", "Alerting")
+    assert rule["execErrState"] in ("Error", "Alerting")
+    assert len({r["uid"] for r in RULES}) == len(RULES)
+
+
+def _threshold(rule: dict[str, Any]) -> float:
+    (condition,) = [q for q in rule["data"] if q["refId"] == rule["condition"]]
+    (evaluator,) = [c["evaluator"] for c in condition["model"]["conditions"]]
+    assert evaluator["type"] == "gt"
+    return float(evaluator["params"][0])
+
+
+def test_the_pm25_rule_fires_above_the_start_of_tidak_sehat() -> None:
+    (rule,) = [r for r in RULES if r["uid"] == "smartcity-pm25-tidak-sehat"]
+    edge = _threshold(rule)
+    assert edge == pm25_unhealthy_edge() and edge in ISPU_TABLE["pm25"]
+    # At the edge the index is 100, the top of Sedang; any concentration above it is Tidak Sehat.
+    at_edge, above = compute_sub_index("pm25", edge), compute_sub_index("pm25", edge + 0.01)
+    assert at_edge.value == 100 and at_edge.category.name == "Sedang"
+    assert above.value > 100 and above.category.name == ispu_category(above.value).name == "Tidak Sehat"
+    (query,) = [q for q in rule["data"] if q["datasourceUid"] == DATASOURCE_UID]
+    assert query["relativeTimeRange"] == {"from": DEFAULT_AVERAGING_HOURS["pm25"] * 3600, "to": 0}
+    assert "'pm25'" in query["model"]["rawSql"] and "'site'" in query["model"]["rawSql"]
+
+
+def test_the_river_rule_fires_above_the_first_flood_stage_for_ten_minutes() -> None:
+    (rule,) = [r for r in RULES if r["uid"] == "smartcity-river-waspada"]
+    level = _threshold(rule)
+    assert level == river_warning_level() == WARNING_LEVELS_M["waspada"] == min(WARNING_LEVELS_M.values())
+    (query,) = [q for q in rule["data"] if q["datasourceUid"] == DATASOURCE_UID]
+    assert query["relativeTimeRange"] == {"from": 600, "to": 0}
+    assert "'water_level'" in query["model"]["rawSql"] and "'min'" in query["model"]["rawSql"]
