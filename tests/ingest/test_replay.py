@@ -90,7 +90,9 @@ def test_replay_stores_readings_with_original_times_latest_and_marks_rows(
 def test_the_time_window_is_judged_against_the_original_receive_time(
         writer: Writer, database_url: str, db: psycopg.Connection) -> None:
     tight = TimeWindow(future_s=60, past_s=7200)
-    received = time.time() - WEEK
+    # Whole milliseconds, as devices send them: a float with sub-microsecond digits rounds to the
+    # stored microsecond one way in ingest and may round the other way in datetime.fromtimestamp.
+    received = round(time.time() - WEEK, 3)
     _receive(writer, _telemetry(AQ, received, {"ts": received - 3600, "metrics": {"pm25": 5}}))
     register_device(db, AQ, "air_quality_station", "tanah-grogot")
 
