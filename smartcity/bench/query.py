@@ -3,8 +3,11 @@
 The run owns its stack (``smartcity.bench.stack``): it registers the demo fleet, loads N readings of
 1-minute data ending now through the bulk path (``simulators.backfill``, which marks the hours it
 stores for the rollups), refreshes the rollups, serves the API from a child process and times three
-questions through HTTP, and the same three as plain ``time_bucket`` SQL over the raw rows. Last, it
-backfills more readings into the past and times the refresher's catch-up.
+questions through HTTP, and the same three as plain ``time_bucket`` SQL over the raw rows. Then it
+backfills more readings into the past and times the refresher's catch-up. Last, the panel phase
+(``smartcity.bench.panels``): where the data spans less than ``panel_days``, it loads a coarser
+15-minute history of the same fleet before it, refreshes, and times every dashboard panel over the
+last ``panel_days`` as Grafana would send it.
 """
 
 from __future__ import annotations
@@ -27,7 +30,8 @@ import psycopg
 
 from simulators.backfill import backfill
 from simulators.fleet import DeviceSpec, demo_fleet
-from smartcity.bench.query_report import QueryBenchResult, QueryTiming
+from smartcity.bench.panels import PanelBenchError, load_dashboards, panel_queries, time_panels
+from smartcity.bench.query_report import PanelTiming, QueryBenchResult, QueryTiming
 from smartcity.bench.stack import BenchStack, bench_read_key, bench_services, used_database_refusal
 from smartcity.catalog import DEVICE_KINDS, METRICS, SITES
 from smartcity.db.connect import connect
@@ -43,6 +47,9 @@ log = logging.getLogger(__name__)
 
 INTERVAL_S = 60  # 1-minute data
 RAW_RETENTION = timedelta(days=90)  # the default raw retention: the catch-up backfill stays inside it
+# The panel phase's older history: 15-minute readings cost a fifteenth of the 1-minute load and
+# still give every bucket a 90-day panel asks for (its $__interval is 3 h at 500 points) data.
+PANEL_HISTORY_INTERVAL_S = 900
 _STARTUP_TIMEOUT_S = 60.0
 _REQUEST_TIMEOUT_S = 120.0
 _T = TypeVar("_T")
@@ -61,10 +68,16 @@ class QueryBenchConfig:
     runs: int = 50  # timed runs of each query, after the warm-up
     warmup: int = 5
     seed: int = 20261127
+    panel_days: int = 90  # the dashboards' range in the panel phase; history is loaded to span it
+    panel_runs: int = 10  # timed runs of each panel, after one warm-up run
+    panel_every_device: bool = False  # device variables: All, instead of the first device
 
     def __post_init__(self) -> None:
-        if min(self.readings, self.backfill_readings, self.runs) < 1 or self.warmup < 0:
-            raise ValueError("readings, backfill readings and runs must be ≥ 1, warm-up ≥ 0")
+        if min(self.readings, self.backfill_readings, self.runs, self.panel_runs) < 1 or self.warmup < 0:
+            raise ValueError("readings, backfill readings, runs and panel runs must be ≥ 1, warm-up ≥ 0")
+        if not 1 <= self.panel_days <= RAW_RETENTION.days:
+            raise ValueError(f"panel days must be 1 to {RAW_RETENTION.days} (the raw retention),"
+                             f" not {self.panel_days}")
 
 
 @dataclass(frozen=True, slots=True)
@@ -126,13 +139,60 @@ def run_query_bench(config: QueryBenchConfig, settings: Settings, *,
                          end=catchup_end, progress=progress)
         catchup_s = _refresh_until_done(conn)
         log.info("backfilled %d readings; the refresher caught up in %.2f s", extra.stored, catchup_s)
+
+        earliest = catchup_end - catchup_minutes * INTERVAL_S if into_past else loaded_from
+        history = _load_panel_history(url, specs, config, end, earliest, progress)
+        if history:
+            _refresh_until_done(conn)
+            conn.execute(bench_sql.ANALYZE_TABLES)
+        panels = _time_panels(url, stack, config)
     return QueryBenchResult(
         readings=loaded.stored, load_s=load_s, refresh_s=refresh_s, queries=queries,
         catchup_after_1m_backfill_s=catchup_s, backfill_readings=extra.stored,
         backfill_into_past=into_past, metric=str(questions[0].params["metric"]),
         device=str(questions[0].params["device"]), site=str(questions[2].params["site"]),
         fleet_devices=len(specs), span_days=minutes / 1440, runs=config.runs,
+        panels=panels, panel_days=config.panel_days, panel_runs=config.panel_runs,
+        panel_history_readings=history,
+        panel_devices="all" if config.panel_every_device else "first",
     )
+
+
+def _load_panel_history(url: str, specs: Sequence[DeviceSpec], config: QueryBenchConfig, end: float,
+                        earliest: float, progress: bool) -> int:
+    """Load 15-minute readings of ``specs`` from ``panel_days`` before ``end`` up to ``earliest``, the
+    first reading already stored; return how many were stored (0 when the data spans enough already).
+
+    The grid stops before ``earliest``, so no reading of the dense 1-minute data is touched.
+    """
+    span_s = earliest - (end - config.panel_days * 86400)
+    if span_s < PANEL_HISTORY_INTERVAL_S:
+        return 0
+    log.info("loading %.1f days of 15-minute history so the panels span %d days",
+             span_s / 86400, config.panel_days)
+    loaded = backfill(url, specs, config.seed, span_s, PANEL_HISTORY_INTERVAL_S, end=earliest,
+                      progress=progress)
+    return loaded.stored
+
+
+def _time_panels(url: str, stack: ExitStack, config: QueryBenchConfig) -> dict[str, PanelTiming]:
+    """Time every dashboard panel over the last ``panel_days``, as smartcity_grafana.
+
+    Raises:
+        QueryBenchError: a dashboard could not be read or expanded, or a panel's SQL failed.
+    """
+    grafana = stack.enter_context(connect(url, purpose="bench-panels", autocommit=True))
+    time_to = datetime.now(UTC)
+    time_from = time_to - timedelta(days=config.panel_days)
+    try:
+        queries = panel_queries(grafana, load_dashboards(), time_from, time_to,
+                                every_device=config.panel_every_device)
+        timings = time_panels(grafana, queries, config.panel_runs, warmup=1)
+    except PanelBenchError as err:
+        raise QueryBenchError(f"panel phase: {err}") from None
+    for name, t in timings.items():
+        log.info("%s: %d rows, p50 %.2f ms p95 %.2f ms", name, t.rows, t.p50_ms, t.p95_ms)
+    return timings
 
 
 def _refresh_until_done(conn: psycopg.Connection[Any]) -> float:

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 __all__ = [
@@ -11,6 +11,7 @@ __all__ = [
     "TARGET_P95_MS",
     "TARGET_READINGS",
     "TARGET_SITE_SPEEDUP",
+    "PanelTiming",
     "QueryBenchResult",
     "QueryTiming",
 ]
@@ -37,6 +38,19 @@ class QueryTiming:
         return self.raw_p95_ms / self.p95_ms if self.p95_ms > 0 else float("inf")
 
 
+@dataclass(frozen=True, slots=True)
+class PanelTiming:
+    """One dashboard panel's times in milliseconds (its targets run one after the other), rows returned."""
+
+    p50_ms: float
+    p95_ms: float
+    rows: int
+
+    def to_dict(self) -> dict[str, Any]:
+        """Return ``{"p50_ms", "p95_ms", "rows"}``, times rounded to microseconds."""
+        return {"p50_ms": round(self.p50_ms, 3), "p95_ms": round(self.p95_ms, 3), "rows": self.rows}
+
+
 @dataclass(frozen=True)
 class QueryBenchResult:
     """What one run measured; ``to_dict`` gives exactly the issue's JSON, the rest shows in text."""
@@ -54,9 +68,25 @@ class QueryBenchResult:
     fleet_devices: int = 0
     span_days: float = 0.0
     runs: int = 0
+    # The panel phase: every dashboard panel over the last panel_days, by "<dashboard>/<panel title>".
+    panels: dict[str, PanelTiming] = field(default_factory=dict)
+    panel_days: float = 0.0
+    panel_runs: int = 0
+    panel_history_readings: int = 0  # coarse readings loaded so the data spans panel_days
+    panel_devices: str = "first"  # the device variables' selection: "first" device, or "all"
+
+    @property
+    def slowest_panel(self) -> tuple[str, PanelTiming] | None:
+        """Return the panel with the highest p95 (ties: higher p50, then name order), or None."""
+        if not self.panels:
+            return None
+        name = min(self.panels, key=lambda n: (-self.panels[n].p95_ms, -self.panels[n].p50_ms, n))
+        return name, self.panels[name]
 
     def to_dict(self) -> dict[str, Any]:
-        """Return the figures as ``{"readings", "load_s", "refresh_s", "queries", "catchup_…"}``."""
+        """Return the figures as ``{"readings", "load_s", "refresh_s", "queries", "catchup_…"}`` (issue 8),
+        then the panel phase's ``"panels"``, ``"slowest_panel"``, ``"panel_days"``,
+        ``"panel_history_readings"`` and ``"panel_devices"`` (issue 10)."""
         return {
             "readings": self.readings,
             "load_s": round(self.load_s, 3),
@@ -67,6 +97,12 @@ class QueryBenchResult:
                 for name, t in self.queries.items()
             },
             "catchup_after_1m_backfill_s": round(self.catchup_after_1m_backfill_s, 3),
+            "panels": {name: t.to_dict() for name, t in self.panels.items()},
+            "slowest_panel": None if (slowest := self.slowest_panel) is None else {
+                "name": slowest[0], **slowest[1].to_dict()},
+            "panel_days": round(self.panel_days, 3),
+            "panel_history_readings": self.panel_history_readings,
+            "panel_devices": self.panel_devices,
         }
 
     def verdicts(self) -> list[str]:
@@ -110,5 +146,26 @@ class QueryBenchResult:
             f"catch-up              {self.catchup_after_1m_backfill_s:>10.2f} s  (refresher after"
             f" backfilling {self.backfill_readings:,} readings {where})",
             *("verdict: " + line for line in self.verdicts()),
+            *self._panel_lines(),
         ]
         return "\n".join(lines)
+
+    def _panel_lines(self) -> list[str]:
+        """The panel phase as a table, slowest panel last; nothing when no panel was timed."""
+        if (slowest := self.slowest_panel) is None:
+            return []
+        history = (f"{self.panel_history_readings:,} readings of 15-minute history loaded before the"
+                   " 1-minute data" if self.panel_history_readings else "no extra history needed")
+        width = max(len(name) for name in self.panels)
+        lines = [
+            f"dashboard panels over {self.panel_days:g} days ending now, as Grafana sends them"
+            f" (smartcity_grafana) · all districts, {self.panel_devices} device(s)"
+            f" · {self.panel_runs} timed runs each after warm-up · {history}",
+            f"{'panel':{width}} {'p50':>10} {'p95':>10} {'rows':>7}",
+        ]
+        for name, t in self.panels.items():
+            lines.append(f"{name:{width}} {t.p50_ms:>7.2f} ms {t.p95_ms:>7.2f} ms {t.rows:>7,}")
+        name, t = slowest
+        lines.append(f"slowest panel: {name} · p50 {t.p50_ms:.2f} ms · p95 {t.p95_ms:.2f} ms"
+                     f" · {t.rows:,} rows")
+        return lines

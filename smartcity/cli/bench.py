@@ -99,21 +99,31 @@ def bench_ingest(settings: Settings, messages: int, rate: float, publishers: int
               help="Readings backfilled into the past before timing the refresher's catch-up.")
 @click.option("--runs", type=click.IntRange(min=1), default=50, show_default=True,
               help="Timed runs of each query, after the warm-up.")
+@click.option("--panel-days", type=click.IntRange(1, 90), default=90, show_default=True,
+              help="Range of the dashboard panels timed last; 15-minute history is loaded before the"
+                   " 1-minute data when it spans less.")
+@click.option("--panel-runs", type=click.IntRange(min=1), default=10, show_default=True,
+              help="Timed runs of each dashboard panel, after one warm-up run.")
+@click.option("--panel-devices", type=click.Choice(["first", "all"]), default="first",
+              show_default=True,
+              help="Device variables of the panels: the first device, or All (as the dashboards open).")
 @click.option("--json", "as_json", is_flag=True, help="Print the result as JSON.")
 @click.pass_obj
 def bench_query(settings: Settings, readings: int, backfill_readings: int, runs: int,
-                as_json: bool) -> None:
+                panel_days: int, panel_runs: int, panel_devices: str, as_json: bool) -> None:
     """Time aggregates through the HTTP API against plain time_bucket SQL over raw readings.
 
     Loads the demo fleet's 1-minute data through the bulk path, refreshes the rollups, times three
-    queries through the API and as raw SQL, then the refresher's catch-up after a backfill. Runs a
+    queries through the API and as raw SQL, then the refresher's catch-up after a backfill, then every
+    dashboard panel over --panel-days as Grafana sends it (smartcity_grafana's rights). Runs a
     private PostgreSQL and Mosquitto in a temporary directory unless SMARTCITY_DATABASE_URL /
     SMARTCITY_MQTT_URL are set.
     """
     from smartcity.bench.query import QueryBenchConfig, QueryBenchError, run_query_bench
     from smartcity.bench.query_report import RAW_NOTE
 
-    config = QueryBenchConfig(readings, backfill_readings, runs)
+    config = QueryBenchConfig(readings, backfill_readings, runs, panel_days=panel_days,
+                              panel_runs=panel_runs, panel_every_device=panel_devices == "all")
 
     if as_json:
         click.echo(f"note: {RAW_NOTE}", err=True)

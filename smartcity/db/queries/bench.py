@@ -15,6 +15,8 @@ __all__ = [
     "RAW_FLEET_HOURS",
     "RAW_SITE_DAYS",
     "REFRESH_ROLLUPS",
+    "RESET_ROLE",
+    "SET_GRAFANA_ROLE",
 ]
 
 # (list of device ids, since) → (count,) of readings rows of those devices at or after ``since``.
@@ -72,3 +74,8 @@ WHERE d.site_id = %(site)s AND m.name = %(metric)s AND r.time >= %(start)s AND r
 GROUP BY d.site_id, bucket
 ORDER BY d.site_id, bucket
 """
+
+# The panel phase runs Grafana's SQL with the rights of Grafana's read-only role (migration 011); the
+# role is NOLOGIN, so the bench's owner connection takes it on and gives it back around each panel.
+SET_GRAFANA_ROLE: Final = "SET ROLE smartcity_grafana"
+RESET_ROLE: Final = "RESET ROLE"
