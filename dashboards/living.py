@@ -31,9 +31,10 @@ _LAMP_METRICS = (metric("lamp_on").name, metric("lamp_power").name)
 
 def _street_lights(board: Board) -> None:
     board.row("Street lights")
-    dead = (f"A lamp counts as failed in an interval when it reported on (lamp_on = 1) throughout "
-            f"it yet never drew {LAMP_DEAD_MAX_W:g} W or more (lamp_power ≈ 0): the controller "
-            "switched it on but the lamp is dark.")
+    dead = (f"A lamp counts as failed in an hour when it reported on (lamp_on = 1) throughout "
+            f"the hour yet never drew {LAMP_DEAD_MAX_W:g} W or more (lamp_power ≈ 0): the controller "
+            "switched it on but the lamp is dark. Judged per hour whatever the interval: an "
+            "interval longer than a night is never on throughout.")
     board.add(
         timeseries_panel(
             "Street lights on",
@@ -49,13 +50,13 @@ def _street_lights(board: Board) -> None:
             metric_name="lamp_power", width=8),
         timeseries_panel(
             "Failed lamps per district",
-            f"How many of the district's lamps were failed in each interval. {dead}",
+            f"How many of the district's lamps were failed in some hour of each interval. {dead}",
             queries.failed_lamps_series(*_LAMP_METRICS, LOCAL_TIMEZONE, LAMP_DEAD_MAX_W),
             unit="none", bars=True, width=8),
         table_panel(
             "Failed lamps",
             f"Every lamp failed during the time range, the most recent first. {dead} "
-            "Times are the starts of the intervals.",
+            "Times are the starts of the hours.",
             queries.failed_lamps_table(*_LAMP_METRICS, LOCAL_TIMEZONE, LAMP_DEAD_MAX_W),
             width=24),
     )

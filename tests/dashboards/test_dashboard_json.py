@@ -135,8 +135,13 @@ def test_queries_are_raw_sql_of_the_right_format(name: str) -> None:
         else:
             assert target["format"] == "table", panel["title"]
         # Over the dashboard's range, never a fixed one (the device and status tables are "now").
-        if "smartcity_aggregate(" in sql:
-            assert "$__timeFrom(), $__timeTo()" in sql and "'$__interval'" in sql, panel["title"]
+        # The bucket is the panel's interval, or a fixed one where a judgement needs it (failed
+        # lamps: on throughout an hour), never a range.
+        calls = list(re.finditer(r"smartcity_aggregate\([^,]+, '([^']+)', '\w+',\s*([^,]+), ([^,]+),", sql))
+        assert len(calls) == sql.count("smartcity_aggregate("), panel["title"]
+        for call in calls:
+            assert (call[2], call[3]) == ("$__timeFrom()", "$__timeTo()"), panel["title"]
+            assert call[1] == "$__interval" or re.fullmatch(r"\d+[hm]", call[1]), panel["title"]
 
 
 @pytest.mark.parametrize("name", sorted(BUILT))

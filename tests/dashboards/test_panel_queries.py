@@ -35,3 +35,11 @@ def test_rate_of_rise_is_per_hour_between_consecutive_buckets_of_one_gauge() -> 
     assert "(value - lag(value) OVER w) * 100" in sql
     assert "/ (extract(epoch FROM time - lag(time) OVER w) / 3600)" in sql
     assert "WINDOW w AS (PARTITION BY key ORDER BY time)" in sql
+
+
+def test_a_fixed_bucket_is_a_count_and_a_unit_and_failed_lamps_are_judged_per_hour() -> None:
+    with pytest.raises(ValueError, match=r"bucket '1h; DROP TABLE devices' is not \$__interval or a count"):
+        panels.aggregate_call("lamp_on", "min", "device", "Asia/Makassar", bucket="1h; DROP TABLE devices")
+    sql = panels.failed_lamps_series("lamp_on", "lamp_power", "Asia/Makassar", 5)
+    assert sql.count("smartcity_aggregate('lamp_") == 2 and sql.count("'1h', ") == 2
+    assert "greatest(smartcity_bucket_width('$__interval'), INTERVAL '1 hour')" in sql

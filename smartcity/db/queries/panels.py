@@ -9,6 +9,7 @@ Every aggregate goes through ``smartcity_aggregate``, so panels are exact at any
 
 from __future__ import annotations
 
+import re
 from collections.abc import Sequence
 from typing import Final, Literal
 
@@ -75,12 +76,18 @@ def _metric(name: str) -> str:
     return name
 
 
-def aggregate_call(metric: str, agg: str, group_by: GroupBy, tz: str, *, devices: bool = True) -> str:
-    """Return a ``smartcity_aggregate(…)`` call over the dashboard's range, districts and devices."""
+def aggregate_call(metric: str, agg: str, group_by: GroupBy, tz: str, *, devices: bool = True,
+                   bucket: str = "$__interval") -> str:
+    """Return a ``smartcity_aggregate(…)`` call over the dashboard's range, districts and devices.
+
+    ``bucket`` is the panel's interval unless a fixed one is given (a count and a unit, e.g. ``1h``).
+    """
     if agg not in _AGGS:
         raise ValueError(f"unknown agg {agg!r}; one of {', '.join(_AGGS)}")
+    if bucket != "$__interval" and not re.fullmatch(r"[1-9][0-9]{0,4}(s|m|h|d|w|mo)", bucket):
+        raise ValueError(f"bucket {bucket!r} is not $__interval or a count and a unit such as 1h")
     device_filter = _DEVICES if devices else "NULL"
-    return (f"smartcity_aggregate('{_metric(metric)}', '$__interval', '{agg}', $__timeFrom(), $__timeTo(),\n"
+    return (f"smartcity_aggregate('{_metric(metric)}', '{bucket}', '{agg}', $__timeFrom(), $__timeTo(),\n"
             f"    {device_filter}, {_DISTRICTS}, '{group_by}', '{tz}')")
 
 
@@ -116,29 +123,40 @@ def rate_of_rise_series(metric: str, tz: str, per_hour_factor: float) -> str:
             "WINDOW w AS (PARTITION BY key ORDER BY time)\nORDER BY 1, 2")
 
 
+# Failures are judged per hour whatever the panel's interval: "on throughout the bucket" can never
+# hold for a bucket longer than a night, so judged per interval a 90-day range (12-hour intervals
+# for a table) showed no failed lamp at all.
+_LAMP_HOUR: Final = "1h"
+
+
 def _failed_lamps(switch: str, power: str, tz: str, max_w: float) -> str:
-    # Per lamp and interval: on throughout it (min of the switch is 1) yet never drawing power
+    # Per lamp and hour: on throughout it (min of the switch is 1) yet never drawing power
     # (max of the power below the dead-lamp bound).
     return ("WITH switched AS (SELECT key, time, value\n"
-            f"  FROM {aggregate_call(switch, 'min', 'device', tz)}),\n"
+            f"  FROM {aggregate_call(switch, 'min', 'device', tz, bucket=_LAMP_HOUR)}),\n"
             "drawn AS (SELECT key, time, value\n"
-            f"  FROM {aggregate_call(power, 'max', 'device', tz)}),\n"
+            f"  FROM {aggregate_call(power, 'max', 'device', tz, bucket=_LAMP_HOUR)}),\n"
             "failed AS (SELECT s.key, s.time FROM switched s JOIN drawn p USING (key, time)\n"
             f"  WHERE s.value = 1 AND p.value < {max_w:g})\n")
 
 
 def failed_lamps_series(switch: str, power: str, tz: str, max_w: float) -> str:
-    """Return per district and interval how many lamps were on yet drew under ``max_w``."""
+    """Return per district and interval how many lamps were on yet drew under ``max_w`` for an hour.
+
+    Intervals shorter than an hour show each failed hour at its start.
+    """
     return (_failed_lamps(switch, power, tz, max_w)
-            + 'SELECT f.time AS "time", count(*) AS value, d.site_id AS metric\n'
+            + "SELECT time_bucket(greatest(smartcity_bucket_width('$__interval'), INTERVAL '1 hour'),\n"
+              f"                   f.time, '{tz}') AS \"time\",\n"
+              "       count(DISTINCT f.key) AS value, d.site_id AS metric\n"
               "FROM failed f JOIN devices d ON d.device_id = f.key\nGROUP BY 1, 3\nORDER BY 1, 3")
 
 
 def failed_lamps_table(switch: str, power: str, tz: str, max_w: float) -> str:
-    """Return every lamp failed in the range: first and last failed interval and how many."""
+    """Return every lamp failed in the range: its first and last failed hour and how many hours."""
     return (_failed_lamps(switch, power, tz, max_w)
             + "SELECT f.key AS lamp, d.site_id AS district, min(f.time) AS first_failed,\n"
-              "       max(f.time) AS last_failed, count(*) AS intervals\n"
+              "       max(f.time) AS last_failed, count(*) AS failed_hours\n"
               "FROM failed f JOIN devices d ON d.device_id = f.key\n"
               "GROUP BY f.key, d.site_id\nORDER BY last_failed DESC, lamp")
 
