@@ -23,6 +23,7 @@ from simulators.scenarios import Scenario
 from smartcity.catalog import METRICS
 from smartcity.db.connect import connect
 from smartcity.db.queries import devices as device_sql
+from smartcity.db.queries import readings as readings_sql
 
 __all__ = ["BackfillResult", "backfill", "parse_duration"]
 
@@ -65,7 +66,8 @@ def backfill(url: str, specs: Sequence[DeviceSpec], seed: int, span_s: float, in
     """Store ``span_s`` seconds of readings every ``interval_s`` for ``specs``, ending at ``end``.
 
     Devices must be registered. Times sit on a grid aligned to ``interval_s``, so running the same
-    backfill twice stores nothing new (the readings key dedupes). A scenario's episodes are timed
+    backfill twice stores nothing new (the readings key dedupes). The readings are analysed at the
+    end, so the refresher that rolls them up plans with their real size. A scenario's episodes are timed
     from the first backfilled time, so a haze or flood falls inside the history.
 
     Raises:
@@ -92,6 +94,9 @@ def backfill(url: str, specs: Sequence[DeviceSpec], seed: int, span_s: float, in
                     bar.update()
     finally:
         writer.close()
+    if stored:
+        with connect(url, purpose="backfill", autocommit=True) as conn:
+            conn.execute(readings_sql.ANALYZE_READINGS)
     result = BackfillResult(len(specs), total, stored, time.monotonic() - started)
     log.info("backfill stored %d of %d readings for %d devices in %.1f s", stored, total,
              len(specs), result.seconds)

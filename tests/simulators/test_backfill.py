@@ -44,6 +44,11 @@ def test_backfill_stores_every_reading_once_and_updates_latest(
         "SELECT count(*) FROM readings r JOIN metrics m ON m.metric_id = r.metric"
         " WHERE r.value < m.min_value OR r.value > m.max_value").fetchone()[0]
     assert out_of_range == 0
+    # Analysed at the end: every chunk has its statistics, so the refresh is planned on real sizes.
+    unanalysed = db.execute(
+        "SELECT count(*) FROM show_chunks('readings') AS chunk JOIN pg_class c ON c.oid = chunk"
+        " WHERE c.reltuples <= 0").fetchone()[0]
+    assert unanalysed == 0 and db.execute("SELECT count(*) FROM show_chunks('readings')").fetchone()[0] > 0
 
     again = backfill(database_url, specs, seed=7, span_s=2 * 86400, interval_s=600, end=END,
                      progress=False)
