@@ -14,12 +14,7 @@ from smartcity.db import apply_migrations, seed_catalog
 from smartcity.services import EmbeddedMosquitto, EmbeddedPostgres, free_port
 from smartcity.settings import IngestSettings
 from tests.ingest.processes import running_worker
-from tests.services import scratch_dir
-
-# Tables whose rows tests create; the catalogue tables are seeded once per session. The rollups and
-# marks too: device ids restart at 1, so another test's rollup rows would be read as this test's.
-_DATA_TABLES = ("readings", "latest_readings", "quarantine", "devices", "rollup_1m", "rollup_1h", "rollup_1d",
-                "rollup_pending", "retention_horizon", "api_keys")
+from tests.services import DATA_TABLES, scratch_dir
 
 
 @pytest.fixture(scope="session")
@@ -41,7 +36,7 @@ def postgres() -> Iterator[EmbeddedPostgres]:
 def database_url(postgres: EmbeddedPostgres) -> str:
     """The URL of a database whose data tables are empty at the start of the test."""
     with psycopg.connect(postgres.url, autocommit=True) as conn:
-        conn.execute(f"TRUNCATE {', '.join(_DATA_TABLES)} RESTART IDENTITY CASCADE")
+        conn.execute(f"TRUNCATE {', '.join(DATA_TABLES)} RESTART IDENTITY CASCADE")
     return postgres.url
 
 

@@ -108,3 +108,9 @@ class SecuredMosquitto(EmbeddedMosquitto):
 def leftover_bench_stacks(directory: Path) -> list[str]:
     """Return the names of benchmark stacks left in ``directory``."""
     return sorted(p.name for p in directory.glob("smartcity-bench-*"))
+
+
+# Tables whose rows tests create; the catalogue tables are seeded once per session. The rollups and
+# marks too: device ids restart at 1, so another test's rollup rows would be read as this test's.
+DATA_TABLES = ("readings", "latest_readings", "quarantine", "devices", "rollup_1m", "rollup_1h", "rollup_1d",
+                "rollup_pending", "retention_horizon", "api_keys")

@@ -7,8 +7,6 @@ from __future__ import annotations
 import os
 import subprocess
 import uuid
-from collections.abc import Iterator
-from contextlib import contextmanager
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from urllib.parse import quote, unquote, urlsplit
@@ -22,8 +20,8 @@ from dashboards.alerts import alert_rule_groups, pm25_unhealthy_edge, river_warn
 from smartcity.db.queries.rollups import REFRESH_ROLLUPS
 from smartcity.services import EmbeddedPostgres
 from tests.api.readings_seed import register, write_readings
+from tests.dashboards.panel_runs import ROLE, as_grafana
 
-ROLE = "smartcity_grafana"
 ROOT = Path(__file__).resolve().parents[2]
 LOGIN_SCRIPT = ROOT / "docker" / "grafana-db-login.sh"
 T0 = datetime(2026, 3, 1, tzinfo=UTC)
@@ -36,16 +34,6 @@ FLEET = {
 }
 PLANNER = ("SELECT key, time, value, count FROM smartcity_aggregate(%s, %s, %s, %s, %s,"
            " NULL, NULL, 'site') ORDER BY key, time")
-
-
-@contextmanager
-def as_grafana(conn: psycopg.Connection) -> Iterator[psycopg.Connection]:
-    """Run the block's statements with smartcity_grafana's rights (SET ROLE: privileges, not login)."""
-    conn.execute(sql.SQL("SET ROLE {}").format(sql.Identifier(ROLE)))
-    try:
-        yield conn
-    finally:
-        conn.execute("RESET ROLE")
 
 
 def _tables(db: psycopg.Connection) -> list[str]:
