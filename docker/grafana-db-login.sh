@@ -1,6 +1,6 @@
 #!/bin/sh
 # Create or update Grafana's database login: a LOGIN role that is a member of smartcity_grafana, the
-# read-only role migration 010 makes, with the password compose passes in. Run by compose's
+# read-only role migration 011 makes, with the password compose passes in. Run by compose's
 # one-shot `grafana-db-login` service after the migrations, on every start, so a changed password
 # takes effect. Connection: libpq's PGHOST, PGPORT, PGUSER, PGPASSWORD, PGDATABASE.
 # Login name: GRAFANA_DB_USER (default grafana); password: GRAFANA_DB_PASSWORD (required).
