@@ -10,14 +10,15 @@ from __future__ import annotations
 
 import hashlib
 import time
-from collections.abc import Iterable, Mapping
-from dataclasses import dataclass, field
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass, field, replace
 
 import numpy as np
 
 from simulators.models import MODELS, NORMAL, Conditions, FloatArray, ModelState, TimesLike
 from simulators.scenarios import Scenario
 from smartcity.catalog import DEVICE_KINDS, SITES, is_valid_device_id
+from smartcity.credentials import derive_password
 
 __all__ = [
     "KIND_PREFIXES",
@@ -27,6 +28,7 @@ __all__ = [
     "demo_fleet",
     "device_rng",
     "device_seed",
+    "with_credentials",
 ]
 
 # Short id prefixes, one per contract device kind: ``aq-tanah-grogot-01``.
@@ -131,6 +133,12 @@ def demo_fleet() -> list[DeviceSpec]:
             latitude, longitude = _placed_near(site_id, device_id)
             specs.append(DeviceSpec(device_id, kind, site_id, latitude, longitude))
     return specs
+
+
+def with_credentials(specs: Sequence[DeviceSpec], secret: bytes) -> list[DeviceSpec]:
+    """Return ``specs`` logging in as themselves, with passwords derived from the fleet ``secret``."""
+    return [replace(spec, mqtt_username=spec.device_id,
+                    mqtt_password=derive_password(secret, spec.device_id)) for spec in specs]
 
 
 def build_fleet(size: int, seed: int, kinds: Iterable[str] | None = None,

@@ -10,7 +10,7 @@ import psycopg
 from psycopg.rows import dict_row
 
 from smartcity.catalog import DEVICE_KINDS, SITES, is_valid_device_id
-from smartcity.credentials import generate_password, hash_password
+from smartcity.credentials import generate_password, hash_password, verify_password
 from smartcity.db.queries import devices as device_sql
 
 __all__ = [
@@ -21,6 +21,7 @@ __all__ = [
     "get_device",
     "list_devices",
     "register_device",
+    "set_device_passwords",
 ]
 
 
@@ -83,15 +84,16 @@ def _check(device_id: str, kind: str, site_id: str, latitude: float | None,
 
 
 def register_device(conn: psycopg.Connection, device_id: str, kind: str, site_id: str,
-                    latitude: float | None = None, longitude: float | None = None) -> DeviceRegistration:
-    """Register a device and create its MQTT credentials.
+                    latitude: float | None = None, longitude: float | None = None, *,
+                    password: str | None = None) -> DeviceRegistration:
+    """Register a device with its MQTT credentials (``password``, or a new random one).
 
     Raises:
         DeviceError: the id, kind, site or coordinates are invalid.
         DeviceExists: the id is taken.
     """
     _check(device_id, kind, site_id, latitude, longitude)
-    password = generate_password()
+    password = generate_password() if password is None else password
     with conn.transaction():
         row = conn.execute(
             device_sql.INSERT_DEVICE,
@@ -115,3 +117,17 @@ def list_devices(conn: psycopg.Connection, site_id: str | None = None,
     with conn.cursor(row_factory=dict_row) as cur:
         rows = cur.execute(device_sql.SELECT_DEVICES, {"site": site_id, "kind": kind}).fetchall()
     return [DeviceRecord(**row) for row in rows]
+
+
+def set_device_passwords(conn: psycopg.Connection, passwords: dict[str, str]) -> int:
+    """Make each registered device of ``passwords`` log in with its password there; return how
+    many hashes changed (a device whose hash already matches keeps it, unknown ids are skipped)."""
+    rows = conn.execute(device_sql.SELECT_PASSWORD_HASHES, (list(passwords),)).fetchall()
+    stored: dict[str, str] = dict(rows)
+    stale = [device_id for device_id, hashed in stored.items()
+             if not verify_password(passwords[device_id], hashed)]
+    with conn.transaction():
+        for device_id in stale:
+            conn.execute(device_sql.UPDATE_PASSWORD_HASH,
+                         (hash_password(passwords[device_id]), device_id))
+    return len(stale)

@@ -20,15 +20,16 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from smartcity.apikeys import Scope, create_key, is_active
+from smartcity.credentials import ensure_secret_file, write_secret_file
 from smartcity.db import apply_migrations, seed_catalog
 from smartcity.db.connect import connect, database_url, embedded_postgres_dir
-from smartcity.devices import DeviceExists, register_device
+from smartcity.devices import DeviceExists, register_device, set_device_passwords
 from smartcity.logs import redact_url
 from smartcity.services import EmbeddedMosquitto, EmbeddedPostgres
 from smartcity.settings import Settings
 from smartcity.supervisor import BrokerProcess, ChildProcess, CrashLoop, Supervised, Supervisor
 
-__all__ = ["ensure_operator_key", "migrate_database", "register_fleet", "run_platform"]
+__all__ = ["ensure_operator_key", "fleet_secret", "migrate_database", "register_fleet", "run_platform"]
 
 if TYPE_CHECKING:
     from simulators.fleet import DeviceSpec
@@ -45,16 +46,22 @@ def migrate_database(url: str) -> list[int]:
 
 
 def register_fleet(url: str, specs: Sequence[DeviceSpec]) -> int:
-    """Register each device of ``specs`` that is not registered yet; return how many were new."""
+    """Register each device of ``specs`` that is not registered yet; return how many were new.
+
+    A spec that carries a password makes its device log in with it, whether it is new or was
+    registered before (with another password, or before the fleet had a secret).
+    """
     added = 0
     with connect(url, purpose="register", autocommit=True) as conn:
         for spec in specs:
             try:
                 register_device(conn, spec.device_id, spec.kind, spec.site_id,
-                                spec.latitude, spec.longitude)
+                                spec.latitude, spec.longitude, password=spec.mqtt_password)
                 added += 1
             except DeviceExists:
                 pass
+        set_device_passwords(conn, {spec.device_id: spec.mqtt_password for spec in specs
+                                    if spec.mqtt_password is not None})
     return added
 
 
@@ -65,12 +72,18 @@ def ensure_operator_key(url: str, path: Path) -> bool:
         if path.exists() and is_active(conn, path.read_text().strip()):
             return False
         key = create_key(conn, Scope.ADMIN, "operator (smartcity up)").key
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-    os.fchmod(fd, 0o600)  # a file that existed keeps its mode through O_CREAT
-    with os.fdopen(fd, "w") as out:
-        out.write(key + "\n")
+    write_secret_file(path, key + "\n")
     return True
+
+
+def fleet_secret(settings: Settings) -> bytes | None:
+    """Return the simulated fleet's secret: the setting, else (embedded broker) the one kept in the
+    data directory, else None: the devices log in with the broker URL's login."""
+    if settings.simulator.fleet_secret is not None:
+        return settings.simulator.fleet_secret.get_secret_value().encode()
+    if settings.uses_embedded_broker:
+        return ensure_secret_file(settings.embedded.data_dir / "fleet-secret")
+    return None
 
 
 @contextmanager
@@ -101,13 +114,16 @@ def _embedded_services(settings: Settings) -> Iterator[EmbeddedMosquitto | None]
 
 def run_platform(settings: Settings, stop: threading.Event) -> int:
     """Run the whole platform until ``stop`` is set or a child crash-loops; return an exit status."""
-    from simulators.fleet import demo_fleet  # the simulator is optional for library users
+    from simulators.fleet import demo_fleet, with_credentials  # optional for library users
 
     with _embedded_services(settings) as broker:
         url = database_url(settings)
         applied = migrate_database(url)
         log.info("database ready (migrations applied now: %s)", applied or "none")
-        fleet = demo_fleet()
+        # The simulated devices log in as themselves, with passwords derived from one fleet secret
+        # that only the launcher and the simulator child know.
+        secret = fleet_secret(settings)
+        fleet = demo_fleet() if secret is None else with_credentials(demo_fleet(), secret)
         log.info("demo fleet: %d devices (%d newly registered)", len(fleet), register_fleet(url, fleet))
         if settings.uses_embedded_database:
             # The embedded platform is a single operator's: give them a key to call the API with.
@@ -118,6 +134,8 @@ def run_platform(settings: Settings, stop: threading.Event) -> int:
         # The URL as given (login included), not rebuilt from host and port: children log in too.
         env = {**os.environ, "SMARTCITY_DATABASE_URL": url,
                "SMARTCITY_MQTT_URL": settings.mqtt_url or settings.broker.url}
+        if secret is not None:
+            env["SMARTCITY_SIMULATOR__FLEET_SECRET"] = secret.decode()
         if settings.mqtt_ca_file is not None:
             env["SMARTCITY_MQTT_CA_FILE"] = str(settings.mqtt_ca_file)
         ingest = ChildProcess("ingest", ["ingest"])

@@ -220,6 +220,15 @@ class SimulatorSettings(BaseModel):
 
     interval_s: float = Field(10.0, gt=0)
     seed: int = 20261127
+    # The devices log in as themselves with passwords derived from this secret (README "Simulated
+    # sensors"). None: `smartcity up` keeps one in <data_dir>/fleet-secret; `simulate` without one
+    # uses the login of SMARTCITY_MQTT_URL for every device.
+    fleet_secret: SecretStr | None = None
+
+    @field_validator("fleet_secret", mode="before")
+    @classmethod
+    def _empty_is_none(cls, value: object) -> object:
+        return None if isinstance(value, str) and not value.strip() else value
 
 
 class GrafanaSettings(BaseModel):

@@ -160,6 +160,7 @@ def simulate(settings: Settings, use_demo: bool, size: int | None, kind_mix: dic
              seed: int | None, register: bool, as_json: bool) -> None:
     """Publish simulated sensor readings over MQTT like real devices, or backfill history."""
     from simulators.backfill import parse_duration
+    from simulators.fleet import with_credentials
     from simulators.service import SimulationPlan, fleet_for, run_plan
     from smartcity.launcher import register_fleet
 
@@ -173,6 +174,8 @@ def simulate(settings: Settings, use_demo: bool, size: int | None, kind_mix: dic
         )
         plan.fault_rates()
         specs = fleet_for(plan)
+        if settings.simulator.fleet_secret is not None:
+            specs = with_credentials(specs, settings.simulator.fleet_secret.get_secret_value().encode())
     except ValueError as err:
         raise click.UsageError(str(err)) from None
     url = database_url(settings) if (register or backfill) else None

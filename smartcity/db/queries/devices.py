@@ -14,6 +14,8 @@ __all__ = [
     "SELECT_DEVICES",
     "SELECT_DEVICE_KEYS",
     "SELECT_LATEST_VALUES",
+    "SELECT_PASSWORD_HASHES",
+    "UPDATE_PASSWORD_HASH",
 ]
 
 _SELECT: Final = (
@@ -36,6 +38,16 @@ SELECT_DEVICE: Final = _SELECT + " WHERE device_id = %s"
 SELECT_DEVICES: Final = (
     _SELECT + " WHERE (%(site)s::text IS NULL OR site_id = %(site)s)"
     " AND (%(kind)s::text IS NULL OR kind = %(kind)s) ORDER BY device_id"
+)
+
+# (list of device ids,) → (device_id, mqtt_password_hash) of those registered.
+SELECT_PASSWORD_HASHES: Final = (
+    "SELECT device_id, mqtt_password_hash FROM devices WHERE device_id = ANY(%s)"
+)
+
+# (mqtt_password_hash, device_id) → (id,), or no row for an unknown device.
+UPDATE_PASSWORD_HASH: Final = (
+    "UPDATE devices SET mqtt_password_hash = %s WHERE device_id = %s RETURNING id"
 )
 
 # (list of device ids,) → (device_id, id) of those registered.
