@@ -2,7 +2,7 @@
 
 - The tags, each described (a route whose tag is missing here fails tests/api/test_openapi.py).
 - The problem document (``Problem``) as a component every error response refers to.
-- The query limits' 400 and 414 (``api.limits``), which every route can answer.
+- The request limits' 400, 413 and 414 (``api.limits``), which every route can answer.
 - FastAPI's default 422 body (``HTTPValidationError``) removed: every error is a problem document
   (``api.errors``), and a route that can answer 422 declares it.
 - The API-key scheme (``api.auth``), required by every operation that can answer 401: the key is
@@ -34,7 +34,7 @@ OPENAPI_TAGS: list[dict[str, Any]] = [
     {"name": "operations", "description": "For operators: Prometheus metrics of the API."},
 ]
 _DEFAULT_422_SCHEMAS = ("HTTPValidationError", "ValidationError")
-_LIMIT_RESPONSES = problem_responses(400, 414)
+_LIMIT_RESPONSES = problem_responses(400, 413, 414)
 
 
 def _is_default_422(response: dict[str, Any]) -> bool:
