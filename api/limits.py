@@ -173,7 +173,7 @@ class BodyLimit:
             if not exceeded:
                 raise
         if exceeded and not started:  # a response under way is cut short by the server instead
-            await self._refuse(scope, receive, send, self._problem(f"more than {received:,}"))
+            await self._refuse(scope, receive, send, self._problem(f"at least {received:,}"))
 
     @staticmethod
     async def _refuse(scope: Scope, receive: Receive, send: Send, problem: ContentTooLarge) -> None:
