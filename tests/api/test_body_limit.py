@@ -64,7 +64,8 @@ def test_a_chunked_body_that_grows_past_the_limit_is_a_413(
     assert response.status_code == 413, response.text
     assert response.headers["content-type"] == PROBLEM
     # Counted as it arrived (no length was declared): the bound passed at the second chunk.
-    assert response.json()["detail"] == "the request body holds at least 250 bytes, more than the limit of 200"
+    assert response.json()["detail"] == ("the request body holds at least 250 bytes, more than the"
+                                         " limit of 200")
     assert _devices(db) == 0
 
 

@@ -106,7 +106,7 @@ def test_every_response_is_described_and_errors_are_problem_documents(
     problems = {int(status) for status, response in responses.items()
                 if PROBLEM_CONTENT_TYPE in response.get("content", {})}
     # The request limits (api.limits) hold on every route; the rate limits on every route behind a key.
-    assert _LIMITS <= problems
+    assert problems >= _LIMITS
     if 401 in problems:
         assert 429 in problems, "behind a key, but no 429 (api.ratelimit)"
         assert "Retry-After" in responses["429"]["description"]
