@@ -91,7 +91,7 @@ def _check_time_zone(value: str | None) -> str | None:
             ZoneInfo(value)
         except (ZoneInfoNotFoundError, ValueError):
             raise PydanticCustomError(
-                "unknown_time_zone", "unknown time zone {value!r}; give an IANA name such as"
+                "unknown_time_zone", "unknown time zone '{value}'; give an IANA name such as"
                 " Asia/Makassar, Asia/Jakarta or UTC", {"value": value[:80]}) from None
     return value
 
