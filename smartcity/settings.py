@@ -187,10 +187,10 @@ class ApiSettings(BaseModel):
     max_query_params: int = Field(100, ge=1)
     # A statement of the API's running longer is cancelled by the server (the request gets a 503).
     statement_timeout_ms: int = Field(30_000, ge=1)
-    # Hardening (README "Security"): browser origins that may read answers (empty: no CORS headers at
-    # all); the largest request body (POST /devices is under 1 KiB); token buckets per API key and per
-    # client address (no key, or a failed key check): requests per second and burst, 0 = off; proxies
-    # whose X-Forwarded-For names the client (empty: the socket peer is the client).
+    # Hardening (README "Request limits"): browser origins that may read answers (empty: no CORS
+    # headers at all); the largest request body (POST /devices is under 1 KiB); token buckets per API
+    # key and per client address (no key, or a failed key check): requests per second and burst,
+    # 0 = off; proxies whose X-Forwarded-For names the client (empty: the socket peer is the client).
     cors_origins: Annotated[list[str], NoDecode] = Field(default_factory=list)
     max_body_bytes: int = Field(64 * 1024, ge=1)
     rate_limit_key_per_s: float = Field(50.0, ge=0)
