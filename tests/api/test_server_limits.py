@@ -17,8 +17,10 @@ from typing import Any
 import httpx2 as httpx
 import psycopg
 import pytest
+from pydantic import ValidationError
 
 from smartcity.services import EmbeddedMosquitto, free_port
+from smartcity.settings import ApiSettings
 from tests.services import wait_until
 
 _ROOT = Path(__file__).resolve().parents[2]
@@ -127,3 +129,16 @@ def test_a_listed_proxy_names_the_client(serve: Any) -> None:
     answers = _statuses(port, ["203.0.113.5", "203.0.113.5", "203.0.113.5", "203.0.113.6"])
     assert [status for status, _ in answers] == [200, 200, 429, 200]
     assert "the address 203.0.113.5" in answers[2][1]
+
+
+@pytest.mark.parametrize("proxy", ["proxy.internal", "172.18.0.1/16", "*"])
+def test_a_proxy_setting_uvicorn_would_not_read_as_an_address_is_refused(proxy: str) -> None:
+    # uvicorn takes what it cannot parse as a literal host name and "*" as "trust everyone":
+    # either would silently trust the wrong peers.
+    with pytest.raises(ValidationError, match="SMARTCITY_API__FORWARDED_ALLOW_IPS"):
+        ApiSettings(forwarded_allow_ips=[proxy])
+
+
+def test_proxies_come_comma_separated() -> None:
+    assert ApiSettings(forwarded_allow_ips="10.0.0.5, 172.18.0.0/16").forwarded_allow_ips == [
+        "10.0.0.5", "172.18.0.0/16"]
