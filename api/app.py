@@ -14,6 +14,7 @@ from typing import Any
 
 import psycopg
 from fastapi import FastAPI
+from fastapi.middleware.cors import CORSMiddleware
 from fastapi.responses import Response
 from prometheus_client import CONTENT_TYPE_LATEST
 from psycopg import AsyncConnection
@@ -23,15 +24,16 @@ from api.auth import KeyCache
 from api.broker import Broker
 from api.deps import Pool
 from api.errors import install_error_handlers
-from api.limits import QueryLimits
+from api.limits import BodyLimit, QueryLimits
 from api.metrics import ApiMetrics, RequestMetrics
 from api.openapi import OPENAPI_TAGS, install_openapi
+from api.ratelimit import RateLimits
 from api.routes import build_router
 from smartcity.db import database_url
 from smartcity.db.connect import async_pool
 from smartcity.settings import Settings
 
-__all__ = ["DB_TIMEOUT_S", "check_pooled_connection", "create_app"]
+__all__ = ["DB_TIMEOUT_S", "check_pooled_connection", "cors_options", "create_app"]
 
 # How long a request waits for a pooled connection before it gets a 503.
 DB_TIMEOUT_S = 5.0
@@ -103,6 +105,24 @@ async def _lifespan(app: FastAPI) -> AsyncIterator[dict[str, Any]]:
         await pool.close()
 
 
+def cors_options(origins: list[str]) -> dict[str, Any]:
+    """Return Starlette's ``CORSMiddleware`` options for ``origins`` (``api.cors_origins``).
+
+    Keys are bearer tokens, not cookies: no credentials mode, and ``Authorization`` is the header a
+    page may send (``Content-Type`` too, for ``POST /devices``). A page may read the headers that
+    matter to a client: the rate limit's, and a new device's ``Location``.
+    """
+    return {
+        "allow_origins": list(origins),
+        "allow_methods": ["GET", "HEAD", "OPTIONS", "POST"],
+        "allow_headers": ["Authorization", "Content-Type"],
+        "allow_credentials": False,
+        "expose_headers": ["Retry-After", "RateLimit-Limit", "RateLimit-Remaining", "RateLimit-Reset",
+                           "Location"],
+        "max_age": 600,
+    }
+
+
 class _PrometheusText(Response):
     media_type = CONTENT_TYPE_LATEST
 
@@ -118,12 +138,17 @@ def create_app(settings: Settings) -> FastAPI:
     )
     app.state.settings = settings
     app.state.key_cache = KeyCache(settings.api.key_cache_s)
+    app.state.rate_limits = RateLimits.from_settings(settings.api)
     metrics = app.state.metrics = ApiMetrics()
     install_error_handlers(app)
-    # Added last, so outermost: the query limits refuse before routing, and the request metrics
-    # count everything, refusals and 500s included.
+    # Added last, so outermost: the body and query limits refuse before routing, CORS headers go
+    # on every answer a listed origin gets (refusals too, so its page can read why), and the
+    # request metrics count everything, refusals and 500s included.
+    app.add_middleware(BodyLimit, max_bytes=settings.api.max_body_bytes)
     app.add_middleware(QueryLimits, max_length=settings.api.max_query_length,
                        max_params=settings.api.max_query_params)
+    if settings.api.cors_origins:  # none: no CORS header at all, so no other origin's page reads answers
+        app.add_middleware(CORSMiddleware, **cors_options(settings.api.cors_origins))
     app.add_middleware(RequestMetrics, metrics=metrics)
     app.include_router(build_router())
 

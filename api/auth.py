@@ -23,7 +23,8 @@ from api.errors import Forbidden, Unauthorized
 from smartcity.apikeys import Scope, matches, parse_key
 from smartcity.db.queries import apikeys as key_sql
 
-__all__ = ["SECURITY_SCHEME", "SECURITY_SCHEME_NAME", "KeyCache", "Principal", "authenticate"]
+__all__ = ["SECURITY_SCHEME", "SECURITY_SCHEME_NAME", "KeyCache", "Principal", "authenticate",
+           "presented_key"]
 
 # Garbage ids are cached as "no such key" too, so they cost the database one lookup per period;
 # past this many entries the cache starts afresh rather than grow without bound.
@@ -82,7 +83,7 @@ class KeyCache:
         return entry
 
 
-def _presented_key(request: Request) -> str | None:
+def presented_key(request: Request) -> str | None:
     """The key in ``Authorization: Bearer <key>``; None without one (another scheme is no key)."""
     header = request.headers.get("authorization")
     if header is None:
@@ -103,7 +104,7 @@ async def authenticate(request: Request, needed: Scope) -> Principal:
         Unauthorized: no key where one is needed, or a malformed, unknown or revoked one.
         Forbidden: the key's scope is below ``needed``.
     """
-    key = _presented_key(request)
+    key = presented_key(request)
     if key is None:
         if needed is Scope.READ and request.app.state.settings.api.public_read:
             return Principal(None, None)

@@ -8,8 +8,10 @@ Exceptions the routes raise (``ApiError`` and its subclasses carry their own sta
      ├── Forbidden           403  the key's scope is below the route's
      ├── NotFound            404  an addressed resource does not exist
      ├── Conflict            409  the resource to create exists already
+     ├── ContentTooLarge     413  the request body is larger than ``api.max_body_bytes``
      ├── QueryTooLong        414  the query string is longer than ``api.max_query_length``
      ├── InvalidParameter    422  a parameter names something the catalogue does not know
+     ├── TooManyRequests     429  a rate limit's bucket is empty (``api.ratelimit``)
      └── ServiceUnavailable  503  a backing service (database, broker) cannot be reached
 
 Others are mapped too: FastAPI's ``RequestValidationError`` → 422 naming each parameter,
@@ -47,12 +49,14 @@ __all__ = [
     "BadRequest",
     "CatchUnexpected",
     "Conflict",
+    "ContentTooLarge",
     "Forbidden",
     "InvalidParameter",
     "NotFound",
     "ProblemResponse",
     "QueryTooLong",
     "ServiceUnavailable",
+    "TooManyRequests",
     "Unauthorized",
     "install_error_handlers",
     "problem_responses",
@@ -125,6 +129,27 @@ class Conflict(ApiError):
     title = "Resource exists"
 
 
+class ContentTooLarge(ApiError):
+    """The request body is larger than the API reads (``api.max_body_bytes``)."""
+
+    status = HTTPStatus.REQUEST_ENTITY_TOO_LARGE
+    problem_type = _TYPE_PREFIX + "content-too-large"
+    title = "Request body too large"
+
+
+class TooManyRequests(ApiError):
+    """A rate limit refused the request; ``Retry-After`` says when a token is back."""
+
+    status = HTTPStatus.TOO_MANY_REQUESTS
+    problem_type = _TYPE_PREFIX + "too-many-requests"
+    title = "Too many requests"
+
+    def __init__(self, detail: str, *, retry_after: int, limit: int, remaining: int) -> None:
+        super().__init__(detail, retry_after=retry_after)
+        self.headers = {"Retry-After": str(retry_after), "RateLimit-Limit": str(limit),
+                        "RateLimit-Remaining": str(remaining), "RateLimit-Reset": str(retry_after)}
+
+
 class QueryTooLong(ApiError):
     """The query string is longer than the API reads (``api.max_query_length``)."""
 
@@ -168,8 +193,10 @@ class ProblemResponse(Response):
 PROBLEM_DESCRIPTIONS = {
     400: "The request cannot be answered as asked: the problem says what to change (and `hint` how)",
     404: "The addressed resource does not exist",
+    413: "The request body is larger than the API reads (`max_bytes`)",
     414: "The query string is longer than the API reads",
     422: "A parameter is malformed or names something unknown: `errors` lists each",
+    429: "Too many requests from this API key or address: retry after `Retry-After` seconds",
     503: "The database or the broker cannot be reached: retry after `Retry-After` seconds",
 }
 

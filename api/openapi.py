@@ -2,9 +2,10 @@
 
 - The tags, each described (a route whose tag is missing here fails tests/api/test_openapi.py).
 - The problem document (``Problem``) as a component every error response refers to.
-- The query limits' 400 and 414 (``api.limits``), which every route can answer.
+- The request limits' 400, 413 and 414 (``api.limits``), which every route can answer.
 - FastAPI's default 422 body (``HTTPValidationError``) removed: every error is a problem document
   (``api.errors``), and a route that can answer 422 declares it.
+- The rate limits' headers (``api.ratelimit``) on every 429.
 - The API-key scheme (``api.auth``), required by every operation that can answer 401: the key is
   checked by a plain function, not a FastAPI security dependency, which would declare it itself.
 """
@@ -34,7 +35,17 @@ OPENAPI_TAGS: list[dict[str, Any]] = [
     {"name": "operations", "description": "For operators: Prometheus metrics of the API."},
 ]
 _DEFAULT_422_SCHEMAS = ("HTTPValidationError", "ValidationError")
-_LIMIT_RESPONSES = problem_responses(400, 414)
+_LIMIT_RESPONSES = problem_responses(400, 413, 414)
+_RATE_LIMIT_HEADERS: dict[str, Any] = {
+    "Retry-After": {"description": "Whole seconds until the bucket has a token again",
+                    "schema": {"type": "integer", "minimum": 1, "examples": [3]}},
+    "RateLimit-Limit": {"description": "The bucket's size (the burst)",
+                        "schema": {"type": "integer", "examples": [500]}},
+    "RateLimit-Remaining": {"description": "Tokens left: 0 on a 429",
+                            "schema": {"type": "integer", "examples": [0]}},
+    "RateLimit-Reset": {"description": "Whole seconds until a token is back (as Retry-After)",
+                        "schema": {"type": "integer", "examples": [3]}},
+}
 
 
 def _is_default_422(response: dict[str, Any]) -> bool:
@@ -58,6 +69,8 @@ def complete_openapi(document: dict[str, Any]) -> dict[str, Any]:
                 del responses["422"]
             for status, response in _LIMIT_RESPONSES.items():
                 responses.setdefault(str(status), response)
+            if "429" in responses:
+                responses["429"] = {**responses["429"], "headers": _RATE_LIMIT_HEADERS}
             # The routes behind a key are those build_router gave its 401 (api.auth).
             if "401" in responses:
                 operation["security"] = [{SECURITY_SCHEME_NAME: []}]

@@ -63,6 +63,11 @@ def run_api(settings: Settings) -> None:
         http="httptools",
         loop="uvloop",
         timeout_graceful_shutdown=5,
+        # The client's address (the rate limits' key without an API key) is the socket peer, unless
+        # the peer is a listed proxy: then uvicorn takes it from X-Forwarded-For. uvicorn's own
+        # default trusts 127.0.0.1, so that any local process could name any client: off unless set.
+        proxy_headers=bool(settings.api.forwarded_allow_ips),
+        forwarded_allow_ips=list(settings.api.forwarded_allow_ips),
     )
     server = _Server(config)
     where = f"{settings.api.host}:{settings.api.port}"

@@ -7,8 +7,10 @@ working directory, or the file named by ``SMARTCITY_SETTINGS_FILE``. Environment
 
 from __future__ import annotations
 
+import json
 import os
 from datetime import UTC, datetime
+from ipaddress import ip_network
 from pathlib import Path
 from typing import Annotated, Any, Literal
 from urllib.parse import urlsplit
@@ -16,7 +18,7 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from dotenv import dotenv_values
 from pydantic import BaseModel, Field, SecretStr, field_validator, model_validator
-from pydantic_settings import BaseSettings, SettingsConfigDict
+from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 from smartcity.broker_url import BrokerAddress, BrokerUrlError, parse_broker_url
 from smartcity.catalog import DEVICE_KINDS
@@ -185,6 +187,65 @@ class ApiSettings(BaseModel):
     max_query_params: int = Field(100, ge=1)
     # A statement of the API's running longer is cancelled by the server (the request gets a 503).
     statement_timeout_ms: int = Field(30_000, ge=1)
+    # Hardening (README "Request limits"): browser origins that may read answers (empty: no CORS
+    # headers at all); the largest request body (POST /devices is under 1 KiB); token buckets per API
+    # key and per client address (no key, or a failed key check): requests per second and burst,
+    # 0 = off; proxies whose X-Forwarded-For names the client (empty: the socket peer is the client).
+    cors_origins: Annotated[list[str], NoDecode] = Field(default_factory=list)
+    max_body_bytes: int = Field(64 * 1024, ge=1)
+    rate_limit_key_per_s: float = Field(50.0, ge=0)
+    rate_limit_key_burst: int = Field(500, ge=0)
+    rate_limit_address_per_s: float = Field(20.0, ge=0)
+    rate_limit_address_burst: int = Field(200, ge=0)
+    forwarded_allow_ips: Annotated[list[str], NoDecode] = Field(default_factory=list)
+
+    @field_validator("cors_origins", "forwarded_allow_ips", mode="before")
+    @classmethod
+    def _comma_separated(cls, value: object) -> object:
+        # An environment variable gives one string: "a,b" (or empty) as well as JSON's ["a", "b"].
+        if isinstance(value, str):
+            if value.lstrip().startswith("["):
+                try:
+                    return json.loads(value)
+                except ValueError:
+                    raise ValueError("not a JSON list; give a,b or [\"a\", \"b\"]") from None
+            return [item.strip() for item in value.split(",") if item.strip()]
+        return value
+
+    @field_validator("cors_origins")
+    @classmethod
+    def _check_cors_origins(cls, value: list[str]) -> list[str]:
+        for origin in value:
+            parts = urlsplit(origin)
+            if origin == "*" or parts.scheme not in ("http", "https") or not parts.hostname \
+                    or parts.path or parts.query or parts.fragment:
+                raise ValueError(f"SMARTCITY_API__CORS_ORIGINS: {origin!r} is not an origin; give"
+                                 " scheme://host[:port] with no path, e.g. https://dashboard.paserkab.go.id"
+                                 " (no '*': keys must not be readable by any page)")
+        return value
+
+    @field_validator("forwarded_allow_ips")
+    @classmethod
+    def _check_forwarded_allow_ips(cls, value: list[str]) -> list[str]:
+        for item in value:
+            try:
+                ip_network(item)
+            except ValueError:
+                raise ValueError(f"SMARTCITY_API__FORWARDED_ALLOW_IPS: {item!r} is not an IP address or"
+                                 " network (e.g. 10.0.0.5, 172.18.0.0/16)") from None
+        return value
+
+    @model_validator(mode="after")
+    def _check_rate_limits(self) -> ApiSettings:
+        # A rate with no burst would refuse every request; no burst with no rate is plain "off".
+        for which in ("key", "address"):
+            rate = getattr(self, f"rate_limit_{which}_per_s")
+            burst = getattr(self, f"rate_limit_{which}_burst")
+            if (rate == 0) != (burst == 0):
+                raise ValueError(f"SMARTCITY_API__RATE_LIMIT_{which.upper()}_PER_S={rate:g} and"
+                                 f" SMARTCITY_API__RATE_LIMIT_{which.upper()}_BURST={burst}: set both"
+                                 " above 0, or both to 0 (off)")
+        return self
 
 
 # The hours each pollutant's mean is taken over for the air-quality indices. Particulates: 24 h,

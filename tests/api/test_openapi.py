@@ -20,10 +20,11 @@ OPERATIONS = [(path, method, operation) for path, methods in DOCUMENT["paths"].i
               for method, operation in methods.items()]
 IDS = [f"{method.upper()} {path}" for path, method, _ in OPERATIONS]
 
-# The problems each route can answer besides the query limits' 400 and 414, which every route can
-# (api.limits). Every route behind a key adds 401 and 403 (api.auth). New routes are held by the
-# generic rules below.
-_KEY = {401, 403}
+# The problems each route can answer besides the request limits' 400, 413 and 414, which every route
+# can (api.limits). Every route behind a key adds 401 and 403 (api.auth) and 429 (api.ratelimit).
+# New routes are held by the generic rules below.
+_LIMITS = {400, 413, 414}
+_KEY = {401, 403, 429}
 EXPECTED_PROBLEMS = {
     ("/api/v1/health", "get"): set(),  # its 503 is a HealthReport, not a problem
     ("/api/v1/sites", "get"): {503} | _KEY,
@@ -104,15 +105,18 @@ def test_every_response_is_described_and_errors_are_problem_documents(
             assert {"type", "title", "status", "detail"} <= set(_resolve(schema)["properties"])
     problems = {int(status) for status, response in responses.items()
                 if PROBLEM_CONTENT_TYPE in response.get("content", {})}
-    # The query limits (api.limits) hold on every route.
-    assert {400, 414} <= problems
+    # The request limits (api.limits) hold on every route; the rate limits on every route behind a key.
+    assert problems >= _LIMITS
+    if 401 in problems:
+        assert 429 in problems, "behind a key, but no 429 (api.ratelimit)"
+        assert "Retry-After" in responses["429"]["description"]
     if operation.get("parameters"):
         assert problems & {400, 422}, "parameters, but no status for a bad one"
     if any(parameter["in"] == "path" for parameter in operation.get("parameters", [])):
         assert 404 in problems, "a path parameter, but no 404"
     expected = EXPECTED_PROBLEMS.get((path, method))
     if expected is not None:
-        assert problems - {400, 414} == expected - {400}
+        assert problems - _LIMITS == expected - {400}
         assert 400 in problems
 
 
