@@ -14,7 +14,7 @@ from __future__ import annotations
 import logging
 import os
 import threading
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from contextlib import ExitStack, contextmanager
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -22,13 +22,14 @@ from typing import TYPE_CHECKING
 from smartcity.apikeys import Scope, create_key, is_active
 from smartcity.db import apply_migrations, seed_catalog
 from smartcity.db.connect import connect, database_url, embedded_postgres_dir
+from smartcity.db.roles import Service, set_up_service_logins
 from smartcity.devices import DeviceExists, register_device
 from smartcity.logs import redact_url
 from smartcity.services import EmbeddedMosquitto, EmbeddedPostgres
 from smartcity.settings import Settings
 from smartcity.supervisor import BrokerProcess, ChildProcess, CrashLoop, Supervised, Supervisor
 
-__all__ = ["ensure_operator_key", "migrate_database", "register_fleet", "run_platform"]
+__all__ = ["child_environment", "ensure_operator_key", "migrate_database", "register_fleet", "run_platform"]
 
 if TYPE_CHECKING:
     from simulators.fleet import DeviceSpec
@@ -73,6 +74,22 @@ def ensure_operator_key(url: str, path: Path) -> bool:
     return True
 
 
+def child_environment(settings: Settings, url: str, service_urls: Mapping[Service, str],
+                      base: Mapping[str, str] = os.environ) -> dict[str, str]:
+    """Return the environment of the children: ``base``, the database and broker, and the URL of
+    each service's own login in ``service_urls`` unless the settings name one already."""
+    # The URL as given (login included), not rebuilt from host and port: children log in too.
+    env = {**base, "SMARTCITY_DATABASE_URL": url,
+           "SMARTCITY_MQTT_URL": settings.mqtt_url or settings.broker.url}
+    if settings.mqtt_ca_file is not None:
+        env["SMARTCITY_MQTT_CA_FILE"] = str(settings.mqtt_ca_file)
+    own = {"ingest": settings.ingest.database_url, "api": settings.api.database_url}
+    for service, service_url in service_urls.items():
+        if own[service] is None:
+            env[f"SMARTCITY_{service.upper()}__DATABASE_URL"] = service_url
+    return env
+
+
 @contextmanager
 def _embedded_services(settings: Settings) -> Iterator[EmbeddedMosquitto | None]:
     """Start the embedded database and broker that are configured; yield the broker if any."""
@@ -109,17 +126,21 @@ def run_platform(settings: Settings, stop: threading.Event) -> int:
         log.info("database ready (migrations applied now: %s)", applied or "none")
         fleet = demo_fleet()
         log.info("demo fleet: %d devices (%d newly registered)", len(fleet), register_fleet(url, fleet))
+        service_urls: dict[Service, str] = {}
         if settings.uses_embedded_database:
             # The embedded platform is a single operator's: give them a key to call the API with.
             key_file = settings.embedded.data_dir / "api-key"
             created = ensure_operator_key(url, key_file)
             log.info("%s admin API key in %s (send it as 'Authorization: Bearer <key>')",
                      "new" if created else "the", key_file)
-        # The URL as given (login included), not rebuilt from host and port: children log in too.
-        env = {**os.environ, "SMARTCITY_DATABASE_URL": url,
-               "SMARTCITY_MQTT_URL": settings.mqtt_url or settings.broker.url}
-        if settings.mqtt_ca_file is not None:
-            env["SMARTCITY_MQTT_CA_FILE"] = str(settings.mqtt_ca_file)
+            # Ingest writes and the API reads through their own roles (migration 012); the rollup
+            # refresher and retention stay the owner, which drop_chunks requires. An external
+            # database's logins are its administrator's to make (README "Database roles").
+            logins = set_up_service_logins(url, embedded_postgres_dir(settings))
+            service_urls = {service: login.url for service, login in logins.items()}
+            log.info("database logins %s (passwords in %s, new on every start)",
+                     ", ".join(login.login for login in logins.values()), embedded_postgres_dir(settings))
+        env = child_environment(settings, url, service_urls)
         ingest = ChildProcess("ingest", ["ingest"])
         api = ChildProcess("api", ["api"])
         simulator = ChildProcess("simulator", ["simulate", "--demo"])
