@@ -3,9 +3,13 @@ with its chunks, and throwaway logins of a group role."""
 
 from __future__ import annotations
 
+import os
+import subprocess
 import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
+from pathlib import Path
+from urllib.parse import unquote, urlsplit
 
 import psycopg
 from psycopg import sql
@@ -13,7 +17,10 @@ from psycopg import sql
 from smartcity.db.roles import ensure_login, login_url
 from tests.services import wait_until
 
-__all__ = ["all_tables", "as_role", "row_counts", "temporary_login"]
+__all__ = ["LOGIN_SCRIPT", "all_tables", "as_role", "drop_login", "row_counts", "run_login_script",
+           "temporary_login"]
+
+LOGIN_SCRIPT = Path(__file__).resolve().parents[1] / "docker" / "db-logins.sh"
 
 
 @contextmanager
@@ -51,9 +58,25 @@ def temporary_login(db: psycopg.Connection, owner_url: str, group: str) -> Itera
     try:
         yield login_url(owner_url, login, password)
     finally:
-        # Its sessions first: a session's temporary tables (ingest's staging) belong to the login,
-        # and DROP ROLE refuses while something does.
-        db.execute("SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE usename = %s", (login,))
-        wait_until(lambda: db.execute("SELECT count(*) = 0 FROM pg_stat_activity WHERE usename = %s",
-                                      (login,)).fetchone()[0], message=f"{login}'s sessions ended")
-        db.execute(sql.SQL("DROP ROLE IF EXISTS {}").format(sql.Identifier(login)))
+        drop_login(db, login)
+
+
+def drop_login(db: psycopg.Connection, login: str) -> None:
+    """End ``login``'s sessions and drop it, if it exists."""
+    # Its sessions first: a session's temporary tables (ingest's staging) belong to the login,
+    # and DROP ROLE refuses while something does.
+    db.execute("SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE usename = %s", (login,))
+    wait_until(lambda: db.execute("SELECT count(*) = 0 FROM pg_stat_activity WHERE usename = %s",
+                                  (login,)).fetchone()[0], message=f"{login}'s sessions ended")
+    db.execute(sql.SQL("DROP ROLE IF EXISTS {}").format(sql.Identifier(login)))
+
+
+def run_login_script(owner_url: str, variables: dict[str, str]) -> subprocess.CompletedProcess[str]:
+    """Run docker/db-logins.sh as compose's `db-logins` job does: as the owner of ``owner_url``, with
+    ``variables`` (INGEST_DB_USER, INGEST_DB_PASSWORD, …) as its only other environment."""
+    url = urlsplit(owner_url)
+    env = {"PATH": os.environ["PATH"], "PGHOST": url.hostname or "", "PGPORT": str(url.port),
+           "PGUSER": unquote(url.username or ""), "PGPASSWORD": unquote(url.password or ""),
+           "PGDATABASE": url.path.lstrip("/"), **variables}
+    return subprocess.run(["sh", str(LOGIN_SCRIPT)], env=env, capture_output=True, text=True,
+                          timeout=60, check=False)
