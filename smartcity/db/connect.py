@@ -104,4 +104,10 @@ def service_database_url(settings: Settings, service: Literal["ingest", "api"]) 
         DatabaseNotConfigured: the service has no URL of its own and ``database_url`` has none.
     """
     own = settings.ingest.database_url if service == "ingest" else settings.api.database_url
-    return own if own is not None else database_url(settings)
+    if own is not None:
+        return own
+    try:
+        return database_url(settings)
+    except DatabaseNotConfigured as err:
+        raise DatabaseNotConfigured(
+            f"SMARTCITY_{service.upper()}__DATABASE_URL is not set either; {err}") from None

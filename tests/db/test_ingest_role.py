@@ -12,6 +12,7 @@ from datetime import UTC, datetime, timedelta
 import orjson
 import psycopg
 import pytest
+from psycopg import sql
 
 from ingest.pipeline import IngestWorker
 from smartcity.contract import status_topic, telemetry_topic
@@ -97,3 +98,29 @@ def test_the_ingest_role_stores_quarantines_marks_and_keeps_latest(
     assert _scalar(db, "SELECT count(*) FROM rollup_pending") == 0
     assert _scalar(db, "SELECT sum(count) FROM rollup_1h") == 3
     assert_rollups_equal_raw(db)
+
+
+def test_a_login_without_the_ingest_role_holds_its_messages_until_granted(
+        postgres: EmbeddedPostgres, db: psycopg.Connection, mosquitto: EmbeddedMosquitto) -> None:
+    # A deployment mistake: the worker's login is in the read-only role. Its writes are refused
+    # (42501 says nothing about the data), so it retries, loudly, and acks nothing; once the DBA
+    # grants the ingest role, everything published meanwhile is stored and nothing was quarantined.
+    register_device(db, STATION, "air_quality_station", "tanah-grogot")
+    tag = uuid.uuid4().hex[:8]
+    settings = IngestSettings(client_id=f"test-ingest-role-{tag}", share_group=f"g{tag}",
+                              batch_max_age_ms=20)
+    with temporary_login(db, postgres.url, "smartcity_grafana") as url, \
+            running_worker(url, mosquitto.url, settings) as worker:
+        login = url.split("://")[1].split(":")[0]
+        with mqtt_publisher(mosquitto) as client:
+            for minute in range(5):
+                publish(client, telemetry_topic(STATION), orjson.dumps(
+                    {"ts": int(HOUR_AGO.timestamp()) + 60 * minute, "metrics": {"pm25": 10 + minute}}))
+        retries = worker.metrics.registry.get_sample_value
+        wait_until(lambda: retries("smartcity_ingest_write_retries_total") >= 1, message="a refused write")
+        assert _scalar(db, "SELECT count(*) FROM readings") == 0
+        assert worker.counters.messages == 0  # nothing handled, so nothing acked
+        db.execute(sql.SQL("GRANT smartcity_ingest TO {}").format(sql.Identifier(login)))
+        wait_until(lambda: worker.counters.messages >= 5, timeout=30, message="the held messages stored")
+    assert _scalar(db, "SELECT count(*) FROM readings") == 5
+    assert _scalar(db, "SELECT count(*) FROM quarantine") == 0

@@ -13,7 +13,7 @@ import psycopg
 import pytest
 from pydantic import ValidationError
 
-from smartcity.db.connect import service_database_url
+from smartcity.db.connect import DatabaseNotConfigured, service_database_url
 from smartcity.db.roles import GROUP_ROLES, LOGIN_ROLES, set_up_service_logins
 from smartcity.launcher import child_environment
 from smartcity.services import EmbeddedPostgres
@@ -118,3 +118,14 @@ def test_a_service_url_the_user_set_is_passed_on_unchanged(clean_env: pytest.Mon
     # An external database: `up` makes no logins, so nothing but what the user set is passed.
     external = child_environment(Settings(_env_file=None), OWNER, {}, base={})  # type: ignore[call-arg]
     assert "SMARTCITY_INGEST__DATABASE_URL" not in external
+
+
+def test_no_url_anywhere_is_an_error_naming_the_service_setting(clean_env: pytest.MonkeyPatch,
+                                                               tmp_path: Path) -> None:
+    clean_env.setenv("SMARTCITY_EMBEDDED__DATA_DIR", str(tmp_path / "never-started"))
+    settings = load_settings()
+    for service in ("ingest", "api"):
+        with pytest.raises(DatabaseNotConfigured,
+                           match=f"SMARTCITY_{service.upper()}__DATABASE_URL is not set either;"
+                                 " SMARTCITY_DATABASE_URL is not set and no embedded cluster exists"):
+            service_database_url(settings, service)
