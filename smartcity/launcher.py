@@ -29,7 +29,8 @@ from smartcity.services import EmbeddedMosquitto, EmbeddedPostgres
 from smartcity.settings import Settings
 from smartcity.supervisor import BrokerProcess, ChildProcess, CrashLoop, Supervised, Supervisor
 
-__all__ = ["child_environment", "ensure_operator_key", "migrate_database", "register_fleet", "run_platform"]
+__all__ = ["ensure_operator_key", "migrate_database", "register_fleet", "run_platform",
+           "service_login_environment"]
 
 if TYPE_CHECKING:
     from simulators.fleet import DeviceSpec
@@ -74,20 +75,12 @@ def ensure_operator_key(url: str, path: Path) -> bool:
     return True
 
 
-def child_environment(settings: Settings, url: str, service_urls: Mapping[Service, str],
-                      base: Mapping[str, str] = os.environ) -> dict[str, str]:
-    """Return the environment of the children: ``base``, the database and broker, and the URL of
-    each service's own login in ``service_urls`` unless the settings name one already."""
-    # The URL as given (login included), not rebuilt from host and port: children log in too.
-    env = {**base, "SMARTCITY_DATABASE_URL": url,
-           "SMARTCITY_MQTT_URL": settings.mqtt_url or settings.broker.url}
-    if settings.mqtt_ca_file is not None:
-        env["SMARTCITY_MQTT_CA_FILE"] = str(settings.mqtt_ca_file)
+def service_login_environment(settings: Settings, service_urls: Mapping[Service, str]) -> dict[str, str]:
+    """Return the variables that hand each child service its own login in ``service_urls``
+    (``SMARTCITY_INGEST__DATABASE_URL`` …), except where the settings name one already."""
     own = {"ingest": settings.ingest.database_url, "api": settings.api.database_url}
-    for service, service_url in service_urls.items():
-        if own[service] is None:
-            env[f"SMARTCITY_{service.upper()}__DATABASE_URL"] = service_url
-    return env
+    return {f"SMARTCITY_{service.upper()}__DATABASE_URL": service_url
+            for service, service_url in service_urls.items() if own[service] is None}
 
 
 @contextmanager
@@ -140,7 +133,12 @@ def run_platform(settings: Settings, stop: threading.Event) -> int:
             service_urls = {service: login.url for service, login in logins.items()}
             log.info("database logins %s (passwords in %s, new on every start)",
                      ", ".join(login.login for login in logins.values()), embedded_postgres_dir(settings))
-        env = child_environment(settings, url, service_urls)
+        # The URL as given (login included), not rebuilt from host and port: children log in too.
+        env = {**os.environ, "SMARTCITY_DATABASE_URL": url,
+               "SMARTCITY_MQTT_URL": settings.mqtt_url or settings.broker.url}
+        if settings.mqtt_ca_file is not None:
+            env["SMARTCITY_MQTT_CA_FILE"] = str(settings.mqtt_ca_file)
+        env.update(service_login_environment(settings, service_urls))
         ingest = ChildProcess("ingest", ["ingest"])
         api = ChildProcess("api", ["api"])
         simulator = ChildProcess("simulator", ["simulate", "--demo"])

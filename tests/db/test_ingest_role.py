@@ -57,6 +57,7 @@ def test_the_ingest_role_stores_quarantines_marks_and_keeps_latest(
         mosquitto: EmbeddedMosquitto) -> None:
     # The worker's connection is the login's, not the owner's.
     login = ingest_url.split("://")[1].split(":")[0]
+    assert _scalar(db, "SELECT count(*) FROM show_chunks('readings')") == 0  # the role will make one
     sessions = db.execute("SELECT DISTINCT usename FROM pg_stat_activity"
                           " WHERE application_name = 'smartcity-ingest'").fetchall()
     assert sessions == [(login,)]
@@ -88,6 +89,13 @@ def test_the_ingest_role_stores_quarantines_marks_and_keeps_latest(
     assert status == "online" and last_seen is not None
     marks = db.execute("SELECT DISTINCT hour FROM rollup_pending").fetchall()
     assert marks == [(HOUR_AGO,)]
+    # The chunk the role's insert created belongs to the hypertable's owner, not to the login: the
+    # login can neither drop nor empty it.
+    chunks = db.execute("SELECT c::text, pg_get_userbyid(relowner), has_table_privilege(%s, c, 'DELETE'),"
+                        " has_table_privilege(%s, c, 'TRUNCATE') FROM show_chunks('readings') c"
+                        " JOIN pg_class ON pg_class.oid = c", (login, login)).fetchall()
+    owner = _scalar(db, "SELECT pg_get_userbyid(relowner) FROM pg_class WHERE oid = 'readings'::regclass")
+    assert len(chunks) == 1 and [row[1:] for row in chunks] == [(owner, False, False)]
     # No write was refused and retried: a missing right would have shown up here (a SERVER
     # failure is retried, loudly, rather than quarantined).
     assert ingest_worker.metrics.registry.get_sample_value("smartcity_ingest_write_retries_total") == 0

@@ -14,8 +14,8 @@ import pytest
 from pydantic import ValidationError
 
 from smartcity.db.connect import DatabaseNotConfigured, service_database_url
-from smartcity.db.roles import GROUP_ROLES, LOGIN_ROLES, set_up_service_logins
-from smartcity.launcher import child_environment
+from smartcity.db.roles import GROUP_ROLES, LOGIN_ROLES, Service, set_up_service_logins
+from smartcity.launcher import service_login_environment
 from smartcity.services import EmbeddedPostgres
 from smartcity.settings import Settings, load_settings
 from tests.roles import drop_login
@@ -91,16 +91,16 @@ def test_up_makes_a_login_per_service_with_a_new_password_on_every_start(
     assert login_file.read_text().strip() in second["ingest"].url
 
 
-def test_the_children_get_the_owner_url_and_each_service_its_own(clean_env: pytest.MonkeyPatch) -> None:
-    service_urls = {"ingest": "postgresql://smartcity_ingest_login:a@127.0.0.1:55432/smartcity",
-                    "api": "postgresql://smartcity_api_login:b@127.0.0.1:55432/smartcity"}
-    env = child_environment(Settings(_env_file=None), OWNER, service_urls,  # type: ignore[call-arg]
-                            base={"PATH": "/usr/bin"})
-    assert env["SMARTCITY_DATABASE_URL"] == OWNER and env["PATH"] == "/usr/bin"
-    assert env["SMARTCITY_INGEST__DATABASE_URL"] == service_urls["ingest"]
-    assert env["SMARTCITY_API__DATABASE_URL"] == service_urls["api"]
-    # What each child reads from that environment: ingest and the API their logins, the rest the owner.
-    for key, value in env.items():
+def test_the_children_get_each_service_its_own_url_and_keep_the_owner_url(
+        clean_env: pytest.MonkeyPatch) -> None:
+    service_urls: dict[Service, str] = {
+        "ingest": "postgresql://smartcity_ingest_login:a@127.0.0.1:55432/smartcity",
+        "api": "postgresql://smartcity_api_login:b@127.0.0.1:55432/smartcity"}
+    env = service_login_environment(Settings(_env_file=None), service_urls)  # type: ignore[call-arg]
+    assert env == {"SMARTCITY_INGEST__DATABASE_URL": service_urls["ingest"],
+                   "SMARTCITY_API__DATABASE_URL": service_urls["api"]}
+    # What each child reads from up's environment: ingest and the API their logins, the rest the owner.
+    for key, value in {**env, "SMARTCITY_DATABASE_URL": OWNER}.items():
         clean_env.setenv(key, value)
     child = load_settings()
     assert service_database_url(child, "ingest") == service_urls["ingest"]
@@ -108,16 +108,14 @@ def test_the_children_get_the_owner_url_and_each_service_its_own(clean_env: pyte
     assert child.database_url == OWNER
 
 
-def test_a_service_url_the_user_set_is_passed_on_unchanged(clean_env: pytest.MonkeyPatch) -> None:
+def test_a_service_url_the_user_set_is_not_replaced(clean_env: pytest.MonkeyPatch) -> None:
     mine = "postgresql://my_api_login:pw@db.example/smartcity"
     settings = Settings(_env_file=None, api={"database_url": mine})  # type: ignore[call-arg]
-    env = child_environment(settings, OWNER, {"ingest": "postgresql://i@x/y", "api": "postgresql://a@x/y"},
-                            base={"SMARTCITY_API__DATABASE_URL": mine})
-    assert env["SMARTCITY_API__DATABASE_URL"] == mine
-    assert env["SMARTCITY_INGEST__DATABASE_URL"] == "postgresql://i@x/y"
-    # An external database: `up` makes no logins, so nothing but what the user set is passed.
-    external = child_environment(Settings(_env_file=None), OWNER, {}, base={})  # type: ignore[call-arg]
-    assert "SMARTCITY_INGEST__DATABASE_URL" not in external
+    env = service_login_environment(settings, {"ingest": "postgresql://i@x/y", "api": "postgresql://a@x/y"})
+    # The user's own stays in the environment the children inherit.
+    assert env == {"SMARTCITY_INGEST__DATABASE_URL": "postgresql://i@x/y"}
+    # An external database: `up` makes no logins, so it adds nothing.
+    assert service_login_environment(settings, {}) == {}
 
 
 def test_no_url_anywhere_is_an_error_naming_the_service_setting(clean_env: pytest.MonkeyPatch,
