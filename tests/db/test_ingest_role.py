@@ -48,12 +48,21 @@ def ingest_worker(ingest_url: str, mosquitto: EmbeddedMosquitto, db: psycopg.Con
         yield worker
 
 
+@pytest.fixture
+def clear_retained_status(mosquitto: EmbeddedMosquitto) -> Iterator[None]:
+    """Clear the station's retained status afterwards: the broker is the session's, and a retained
+    `online` would reach every later test's worker as a status of a device it does not know."""
+    yield
+    with mqtt_publisher(mosquitto) as client:
+        publish(client, status_topic(STATION), b"", retain=True)
+
+
 def _scalar(db: psycopg.Connection, statement: str, *params: object) -> object:
     return db.execute(statement, params).fetchone()[0]
 
 
 def test_the_ingest_role_stores_quarantines_marks_and_keeps_latest(
-        ingest_worker: IngestWorker, ingest_url: str, db: psycopg.Connection,
+        clear_retained_status: None, ingest_worker: IngestWorker, ingest_url: str, db: psycopg.Connection,
         mosquitto: EmbeddedMosquitto) -> None:
     # The worker's connection is the login's, not the owner's.
     login = ingest_url.split("://")[1].split(":")[0]
