@@ -29,7 +29,7 @@ from api.metrics import ApiMetrics, RequestMetrics
 from api.openapi import OPENAPI_TAGS, install_openapi
 from api.ratelimit import RateLimits
 from api.routes import build_router
-from smartcity.db import database_url
+from smartcity.db import service_database_url
 from smartcity.db.connect import async_pool
 from smartcity.settings import Settings
 
@@ -72,7 +72,7 @@ def _build_pool(settings: Settings) -> Pool:
     # Every connection opens in UTC (async_pool's session options), so times come out the same
     # whatever the server's TimeZone is; read-only single statements run in autocommit.
     return async_pool(
-        database_url(settings),
+        service_database_url(settings, "api"),
         purpose="api",
         min_size=1,
         max_size=settings.api.pool_max_size,

@@ -6,7 +6,7 @@ import logging
 import threading
 
 from ingest.pipeline import IngestWorker
-from smartcity.db import database_url
+from smartcity.db import service_database_url
 from smartcity.runtime import tune_garbage_collector as _tune
 from smartcity.settings import Settings
 
@@ -29,7 +29,7 @@ def tune_garbage_collector() -> None:
 def run_ingest(settings: Settings, stop: threading.Event) -> IngestWorker:
     """Store telemetry until ``stop`` is set; then flush, ack, disconnect and return the worker."""
     broker = settings.broker
-    worker = IngestWorker(database_url(settings), broker, settings.ingest,
+    worker = IngestWorker(service_database_url(settings, "ingest"), broker, settings.ingest,
                           raw_retention_days=settings.retention.raw_days)
     worker.start()
     if settings.ingest.metrics_port:

@@ -14,7 +14,7 @@ from __future__ import annotations
 import logging
 import os
 import threading
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from contextlib import ExitStack, contextmanager
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -23,13 +23,15 @@ from smartcity.apikeys import Scope, create_key, is_active
 from smartcity.credentials import ensure_secret_file, write_secret_file
 from smartcity.db import apply_migrations, seed_catalog
 from smartcity.db.connect import connect, database_url, embedded_postgres_dir
+from smartcity.db.roles import Service, set_up_service_logins
 from smartcity.devices import DeviceExists, register_device, set_device_passwords
 from smartcity.logs import redact_url
 from smartcity.services import EmbeddedMosquitto, EmbeddedPostgres
 from smartcity.settings import Settings
 from smartcity.supervisor import BrokerProcess, ChildProcess, CrashLoop, Supervised, Supervisor
 
-__all__ = ["ensure_operator_key", "fleet_secret", "migrate_database", "register_fleet", "run_platform"]
+__all__ = ["ensure_operator_key", "fleet_secret", "migrate_database", "register_fleet", "run_platform",
+           "service_login_environment"]
 
 if TYPE_CHECKING:
     from simulators.fleet import DeviceSpec
@@ -86,6 +88,14 @@ def fleet_secret(settings: Settings) -> bytes | None:
     return None
 
 
+def service_login_environment(settings: Settings, service_urls: Mapping[Service, str]) -> dict[str, str]:
+    """Return the variables that hand each child service its own login in ``service_urls``
+    (``SMARTCITY_INGEST__DATABASE_URL`` …), except where the settings name one already."""
+    own = {"ingest": settings.ingest.database_url, "api": settings.api.database_url}
+    return {f"SMARTCITY_{service.upper()}__DATABASE_URL": service_url
+            for service, service_url in service_urls.items() if own[service] is None}
+
+
 @contextmanager
 def _embedded_services(settings: Settings) -> Iterator[EmbeddedMosquitto | None]:
     """Start the embedded database and broker that are configured; yield the broker if any."""
@@ -125,12 +135,20 @@ def run_platform(settings: Settings, stop: threading.Event) -> int:
         secret = fleet_secret(settings)
         fleet = demo_fleet() if secret is None else with_credentials(demo_fleet(), secret)
         log.info("demo fleet: %d devices (%d newly registered)", len(fleet), register_fleet(url, fleet))
+        service_urls: dict[Service, str] = {}
         if settings.uses_embedded_database:
             # The embedded platform is a single operator's: give them a key to call the API with.
             key_file = settings.embedded.data_dir / "api-key"
             created = ensure_operator_key(url, key_file)
             log.info("%s admin API key in %s (send it as 'Authorization: Bearer <key>')",
                      "new" if created else "the", key_file)
+            # Ingest writes and the API reads through their own roles (migration 012); the rollup
+            # refresher and retention stay the owner, which drop_chunks requires. An external
+            # database's logins are its administrator's to make (README "Database roles").
+            logins = set_up_service_logins(url, embedded_postgres_dir(settings))
+            service_urls = {service: login.url for service, login in logins.items()}
+            log.info("database logins %s (passwords in %s, new on every start)",
+                     ", ".join(login.login for login in logins.values()), embedded_postgres_dir(settings))
         # The URL as given (login included), not rebuilt from host and port: children log in too.
         env = {**os.environ, "SMARTCITY_DATABASE_URL": url,
                "SMARTCITY_MQTT_URL": settings.mqtt_url or settings.broker.url}
@@ -138,6 +156,7 @@ def run_platform(settings: Settings, stop: threading.Event) -> int:
             env["SMARTCITY_SIMULATOR__FLEET_SECRET"] = secret.decode()
         if settings.mqtt_ca_file is not None:
             env["SMARTCITY_MQTT_CA_FILE"] = str(settings.mqtt_ca_file)
+        env.update(service_login_environment(settings, service_urls))
         ingest = ChildProcess("ingest", ["ingest"])
         api = ChildProcess("api", ["api"])
         simulator = ChildProcess("simulator", ["simulate", "--demo"])

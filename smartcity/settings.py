@@ -42,6 +42,15 @@ __all__ = [
 Port = Annotated[int, Field(ge=1, le=65535)]
 
 
+def _postgres_url(value: str | None, key: str) -> str | None:
+    """Return a database URL setting as given, or None when empty; refuse any other scheme."""
+    if isinstance(value, str) and not value.strip():
+        return None  # an empty variable, as .env.example writes the unset ones: not given
+    if value is not None and urlsplit(value).scheme not in ("postgresql", "postgres"):
+        raise ValueError(f"{key} must start with postgresql://")
+    return value
+
+
 class EmbeddedSettings(BaseModel):
     """The private Mosquitto and PostgreSQL that ``smartcity up`` starts when no URL is given."""
 
@@ -73,6 +82,15 @@ class SupervisorSettings(BaseModel):
 
 class IngestSettings(BaseModel):
     """The MQTT-to-database ingest worker."""
+
+    # A login of the role smartcity_ingest (README "Database roles"); None: SMARTCITY_DATABASE_URL,
+    # or the embedded cluster (where `smartcity up` passes its own ingest login).
+    database_url: str | None = None
+
+    @field_validator("database_url")
+    @classmethod
+    def _check_database_url(cls, value: str | None) -> str | None:
+        return _postgres_url(value, "SMARTCITY_INGEST__DATABASE_URL")
 
     client_id: str = "smartcity-ingest-1"
     # Empty: a plain subscription, which Mosquitto keeps across its own restarts. Set a group
@@ -163,6 +181,15 @@ class RetentionSettings(BaseModel):
 
 class ApiSettings(BaseModel):
     """The HTTP API."""
+
+    # A login of the role smartcity_api (README "Database roles"); None: SMARTCITY_DATABASE_URL,
+    # or the embedded cluster (where `smartcity up` passes its own API login).
+    database_url: str | None = None
+
+    @field_validator("database_url")
+    @classmethod
+    def _check_database_url(cls, value: str | None) -> str | None:
+        return _postgres_url(value, "SMARTCITY_API__DATABASE_URL")
 
     host: str = "127.0.0.1"
     port: Port = 8000

@@ -13,7 +13,7 @@ from api.errors import Conflict, InvalidParameter, NotFound, problem_responses
 from api.models import DeviceLatest, DeviceOut, DeviceRegistered, LatestValue
 from api.params import DeviceIdPath, DeviceIn, KindName, SiteId
 from api.queries import devices as queries
-from smartcity.db.connect import connect, database_url
+from smartcity.db.connect import connect, service_database_url
 from smartcity.devices import DeviceError, DeviceExists, get_device, register_device
 
 __all__ = ["admin_router", "router"]
@@ -95,7 +95,7 @@ async def create_device(request: Request, response: Response, settings: Settings
     # smartcity.devices is the one registration path (the CLI's too) and speaks psycopg's sync
     # API: it runs in a worker thread on a connection of its own, not on the event loop.
     try:
-        registered = await asyncio.to_thread(_register, database_url(settings), device)
+        registered = await asyncio.to_thread(_register, service_database_url(settings, "api"), device)
     except DeviceExists as err:
         raise Conflict(str(err), device_id=device.id) from None
     except DeviceError as err:  # the body model checks the same first; kept as the last word

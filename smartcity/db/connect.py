@@ -9,7 +9,7 @@ zone, whatever the server's default.
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 import psycopg
 from psycopg_pool import AsyncConnectionPool
@@ -25,6 +25,7 @@ __all__ = [
     "connection_options",
     "database_url",
     "embedded_postgres_dir",
+    "service_database_url",
 ]
 
 CONNECT_TIMEOUT_S = 10  # a database that does not answer within this is reported, not waited on
@@ -90,3 +91,23 @@ def database_url(settings: Settings) -> str:
             f"SMARTCITY_DATABASE_URL is not set and no embedded cluster exists in {data_dir}: "
             "run `smartcity up` once, or set SMARTCITY_DATABASE_URL"
         ) from None
+
+
+def service_database_url(settings: Settings, service: Literal["ingest", "api"]) -> str:
+    """Return the URL ``service`` connects with: its own login if set, else ``database_url``'s.
+
+    ``SMARTCITY_INGEST__DATABASE_URL`` and ``SMARTCITY_API__DATABASE_URL`` name logins of the roles
+    smartcity_ingest and smartcity_api (README "Database roles"); unset, the service connects as
+    every other command does, so a set-up without separate roles keeps working.
+
+    Raises:
+        DatabaseNotConfigured: the service has no URL of its own and ``database_url`` has none.
+    """
+    own = settings.ingest.database_url if service == "ingest" else settings.api.database_url
+    if own is not None:
+        return own
+    try:
+        return database_url(settings)
+    except DatabaseNotConfigured as err:
+        raise DatabaseNotConfigured(
+            f"SMARTCITY_{service.upper()}__DATABASE_URL is not set either; {err}") from None

@@ -6,8 +6,7 @@ from __future__ import annotations
 
 import json
 import re
-from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import AbstractContextManager
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from pathlib import Path
@@ -15,10 +14,10 @@ from typing import Any
 
 import psycopg
 import yaml
-from psycopg import sql
 
 from dashboards.macros import ALL, Variable, expand
 from tests.dashboards.scenario_data import END
+from tests.roles import as_role
 
 ROOT = Path(__file__).resolve().parents[2]
 DASHBOARDS = sorted((ROOT / "dashboards" / "json").glob("*.json"))
@@ -62,14 +61,9 @@ def targets() -> list[Target]:
 TARGETS = targets()
 
 
-@contextmanager
-def as_grafana(conn: psycopg.Connection) -> Iterator[psycopg.Connection]:
+def as_grafana(conn: psycopg.Connection) -> AbstractContextManager[psycopg.Connection]:
     """Run the block's statements with smartcity_grafana's rights (SET ROLE: privileges, not login)."""
-    conn.execute(sql.SQL("SET ROLE {}").format(sql.Identifier(ROLE)))
-    try:
-        yield conn
-    finally:
-        conn.execute("RESET ROLE")
+    return as_role(conn, ROLE)
 
 
 def run(conn: psycopg.Connection, text: str) -> tuple[list[str], list[tuple[Any, ...]]]:

@@ -16,6 +16,7 @@ import uuid
 from collections.abc import Iterator
 from pathlib import Path, PurePosixPath
 from typing import Any
+from urllib.parse import urlsplit
 
 import paho.mqtt.client as mqtt
 import paho.mqtt.publish as publish
@@ -26,6 +27,8 @@ from pytest_httpserver import HTTPServer
 from api import create_app
 from dashboards.folder import FOLDER_TITLE
 from smartcity.contract import status_topic
+from smartcity.db.connect import service_database_url
+from smartcity.db.roles import LOGIN_ROLES
 from smartcity.services import EmbeddedMosquitto, free_port
 from smartcity.settings import ApiSettings, IngestSettings, RollupSettings, Settings
 from tests.services import scratch_dir
@@ -56,9 +59,9 @@ def _binds(service: dict[str, Any]) -> list[tuple[Path, str, bool]]:
 
 
 def test_the_platform_and_grafana_are_all_there() -> None:
-    assert {"timescaledb", "mosquitto", "migrate", "grafana-db-login", "ingest", "rollup", "api",
+    assert {"timescaledb", "mosquitto", "migrate", "db-logins", "ingest", "rollup", "api",
             "simulator", "grafana"} <= set(SERVICES)
-    assert {"migrate", "grafana-db-login"} == ONE_SHOT
+    assert {"migrate", "db-logins"} == ONE_SHOT
 
 
 @pytest.mark.parametrize("name", sorted(SERVICES))
@@ -119,8 +122,10 @@ def test_services_wait_for_healthy_dependencies() -> None:
         assert depends["timescaledb"]["condition"] == "service_healthy"
         assert depends["mosquitto"]["condition"] == "service_healthy"
         assert depends["migrate"]["condition"] == "service_completed_successfully"
-    login = SERVICES["grafana"]["depends_on"]["grafana-db-login"]
-    assert login["condition"] == "service_completed_successfully"
+    # Grafana, ingest and the API log in through the logins the one-shot job makes.
+    for name in ("grafana", "ingest", "api"):
+        login = SERVICES[name]["depends_on"]["db-logins"]
+        assert login["condition"] == "service_completed_successfully", name
 
 
 def test_health_checks_name_what_the_services_serve() -> None:
@@ -141,6 +146,7 @@ def test_no_password_has_a_default() -> None:
     references = re.findall(r"\$\{(PASER_\w+)(:?[?-])?([^}]*)\}", COMPOSE_TEXT)
     passwords = [r for r in references if "PASSWORD" in r[0]]
     assert {name for name, *_ in passwords} == {"PASER_DB_PASSWORD", "PASER_GRAFANA_DB_PASSWORD",
+                                                "PASER_INGEST_DB_PASSWORD", "PASER_API_DB_PASSWORD",
                                                 "PASER_MQTT_PASSWORD", "PASER_GRAFANA_ADMIN_PASSWORD"}
     # ${NAME:?message}: compose refuses to start while NAME is unset or empty.
     assert all(operator == ":?" and message for _, operator, message in passwords), passwords
@@ -170,7 +176,51 @@ def test_the_database_image_is_the_provisioned_postgres_version() -> None:
     tag = SERVICES["timescaledb"]["image"].split(":")[1]
     major = re.search(r"-pg(\d+)$", tag)
     assert major is not None and int(major.group(1)) * 100 == POSTGRES_VERSION
-    assert SERVICES["grafana-db-login"]["image"] == SERVICES["timescaledb"]["image"]
+    assert SERVICES["db-logins"]["image"] == SERVICES["timescaledb"]["image"]
+
+
+def _interpolate(value: str, variables: dict[str, str]) -> str:
+    """Put in ``${NAME:?message}`` references as compose does (every one of them must be given)."""
+    return re.sub(r"\$\{(\w+):\?[^}]*\}", lambda m: variables[m.group(1)], value)
+
+
+SECRETS = {"PASER_DB_PASSWORD": "owner-pw", "PASER_INGEST_DB_PASSWORD": "ingest-pw",
+           "PASER_API_DB_PASSWORD": "api-pw", "PASER_MQTT_PASSWORD": "mqtt-pw"}
+
+
+def _settings_of(name: str) -> Settings:
+    """The settings the service's container reads: its environment, interpolated."""
+    env = {key: _interpolate(str(value), SECRETS) for key, value in SERVICES[name]["environment"].items()}
+    settings_env = {key.removeprefix("SMARTCITY_").lower(): value for key, value in env.items()}
+    nested: dict[str, Any] = {}
+    for key, value in settings_env.items():
+        section, _, field = key.partition("__")
+        if field:
+            nested.setdefault(section, {})[field] = value
+        else:
+            nested[key] = value
+    return Settings(_env_file=None, **nested)
+
+
+def test_ingest_and_the_api_connect_through_their_own_logins_and_the_rest_as_owner() -> None:
+    logins = SERVICES["db-logins"]["environment"]
+    for service in ("ingest", "api"):
+        # The owner's password is not in their containers at all.
+        assert "PASER_DB_PASSWORD" not in yaml.safe_dump(SERVICES[service])
+        assert "SMARTCITY_DATABASE_URL" not in SERVICES[service]["environment"]
+        url = urlsplit(service_database_url(_settings_of(service), service))
+        # The login the one-shot job makes, with the password it sets; the names `smartcity up` uses.
+        assert url.username == logins[f"{service.upper()}_DB_USER"] == LOGIN_ROLES[service]
+        assert url.password == SECRETS[f"PASER_{service.upper()}_DB_PASSWORD"]
+        assert logins[f"{service.upper()}_DB_PASSWORD"] == (
+            f"${{PASER_{service.upper()}_DB_PASSWORD:?set PASER_{service.upper()}_DB_PASSWORD}}")
+        assert (url.hostname, url.port, url.path) == ("timescaledb", 5432, "/smartcity")
+    for name in ("migrate", "rollup", "simulator"):
+        settings = _settings_of(name)
+        assert settings.ingest.database_url is None and settings.api.database_url is None
+        assert settings.database_url == "postgresql://smartcity:owner-pw@timescaledb:5432/smartcity"
+    # The job logs in as the owner the database image creates.
+    assert logins["PGUSER"] == SERVICES["timescaledb"]["environment"]["POSTGRES_USER"]
 
 
 class ComposeMosquitto(EmbeddedMosquitto):

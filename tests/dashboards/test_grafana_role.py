@@ -1,15 +1,11 @@
 """smartcity_grafana against the real database: it reads what panels and alert rules need, runs the
 planner (SECURITY INVOKER) and the rules' SQL, and writes nothing, creates nothing, reads no API key.
-The compose login script (docker/grafana-db-login.sh) runs here too, with psql, against the cluster."""
+The compose login script (docker/db-logins.sh) runs here too, with psql, against the cluster."""
 
 from __future__ import annotations
 
-import os
-import subprocess
 import uuid
 from datetime import UTC, datetime, timedelta
-from pathlib import Path
-from urllib.parse import quote, unquote, urlsplit
 
 import numpy as np
 import psycopg
@@ -18,12 +14,12 @@ from psycopg import sql
 
 from dashboards.alerts import alert_rule_groups, pm25_unhealthy_edge, river_warning_level
 from smartcity.db.queries.rollups import REFRESH_ROLLUPS
+from smartcity.db.roles import login_url
 from smartcity.services import EmbeddedPostgres
 from tests.api.readings_seed import register, write_readings
 from tests.dashboards.panel_runs import ROLE, as_grafana
+from tests.roles import all_tables, drop_login, run_login_script
 
-ROOT = Path(__file__).resolve().parents[2]
-LOGIN_SCRIPT = ROOT / "docker" / "grafana-db-login.sh"
 T0 = datetime(2026, 3, 1, tzinfo=UTC)
 FLEET = {
     "aq-grogot-01": ("air_quality_station", "tanah-grogot"),
@@ -34,16 +30,6 @@ FLEET = {
 }
 PLANNER = ("SELECT key, time, value, count FROM smartcity_aggregate(%s, %s, %s, %s, %s,"
            " NULL, NULL, 'site') ORDER BY key, time")
-
-
-def _tables(db: psycopg.Connection) -> list[str]:
-    """Every table of schema public, and every chunk of every hypertable."""
-    tables = [name for (name,) in db.execute(
-        "SELECT format('%I', c.relname) FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace"
-        " WHERE n.nspname = 'public' AND c.relkind IN ('r', 'p') ORDER BY 1")]
-    chunks = [name for (name,) in db.execute(
-        "SELECT format('%I.%I', chunk_schema, chunk_name) FROM timescaledb_information.chunks ORDER BY 1")]
-    return tables + chunks
 
 
 def _seed(db: psycopg.Connection, database_url: str) -> dict[str, list[tuple[float, float]]]:
@@ -136,7 +122,7 @@ def test_the_alert_rules_queries_run_as_the_role(db: psycopg.Connection, databas
 
 def test_the_role_writes_nothing(db: psycopg.Connection, database_url: str) -> None:
     _seed(db, database_url)
-    tables = _tables(db)
+    tables = all_tables(db)
     assert "readings" in tables and "api_keys" in tables and any("_chunk" in t for t in tables)
     before = {t: db.execute(f"SELECT count(*) FROM {t}").fetchone() for t in tables}
     attempts = {"INSERT INTO {} DEFAULT VALUES", "UPDATE {} SET {} = {} WHERE false",
@@ -188,20 +174,19 @@ def test_functions_that_write_and_creating_fail_for_the_role(db: psycopg.Connect
     assert db.execute("SELECT 1 FROM pg_roles WHERE rolname = 'grafana_made_this'").fetchone() is None
 
 
-def _run_login_script(postgres: EmbeddedPostgres, login: str,
-                      password: str) -> subprocess.CompletedProcess[str]:
-    url = urlsplit(postgres.url)
-    env = {"PATH": os.environ["PATH"], "PGHOST": url.hostname or "", "PGPORT": str(url.port),
-           "PGUSER": unquote(url.username or ""), "PGPASSWORD": unquote(url.password or ""),
-           "PGDATABASE": url.path.lstrip("/"), "GRAFANA_DB_USER": login, "GRAFANA_DB_PASSWORD": password}
-    return subprocess.run(["sh", str(LOGIN_SCRIPT)], env=env, capture_output=True, text=True,
-                          timeout=30, check=False)
-
-
-def _login_url(postgres: EmbeddedPostgres, login: str, password: str) -> str:
-    url = urlsplit(postgres.url)
-    userinfo = f"{quote(login, safe='')}:{quote(password, safe='')}"
-    return f"postgresql://{userinfo}@{url.hostname}:{url.port}{url.path}"
+def _run_login_script(postgres: EmbeddedPostgres, login: str, password: str) -> tuple[int, str]:
+    """Run the compose login script for Grafana's ``login``; return its status and stderr."""
+    # The script makes ingest's and the API's logins too: here under names of their own, dropped
+    # at once (tests/db/test_login_script.py tests those).
+    tag = uuid.uuid4().hex[:8]
+    others = {"INGEST_DB_USER": f"ingest_{tag}", "API_DB_USER": f"api_{tag}"}
+    result = run_login_script(postgres.url, {
+        "GRAFANA_DB_USER": login, "GRAFANA_DB_PASSWORD": password,
+        "INGEST_DB_PASSWORD": tag, "API_DB_PASSWORD": tag, **others})
+    with psycopg.connect(postgres.url, autocommit=True) as db:
+        for other in others.values():
+            drop_login(db, other)
+    return result.returncode, result.stderr
 
 
 def test_the_compose_login_script_makes_a_read_only_login(postgres: EmbeddedPostgres,
@@ -209,9 +194,9 @@ def test_the_compose_login_script_makes_a_read_only_login(postgres: EmbeddedPost
     login = f"grafana_{uuid.uuid4().hex[:8]}"
     first, second = "it's a \"password\" $HOME ;--", "another one"
     try:
-        result = _run_login_script(postgres, login, first)
-        assert result.returncode == 0, result.stderr
-        with psycopg.connect(_login_url(postgres, login, first), autocommit=True) as conn:
+        status, stderr = _run_login_script(postgres, login, first)
+        assert status == 0, stderr
+        with psycopg.connect(login_url(postgres.url, login, first), autocommit=True) as conn:
             assert conn.execute("SHOW default_transaction_read_only").fetchone() == ("on",)
             member = conn.execute("SELECT pg_has_role(current_user, %s, 'USAGE')", (ROLE,)).fetchone()
             assert member == (True,)
@@ -223,19 +208,19 @@ def test_the_compose_login_script_makes_a_read_only_login(postgres: EmbeddedPost
                 conn.execute("INSERT INTO sites (site_id, name, latitude, longitude)"
                              " VALUES ('x-site', 'X', 0, 0)")
         # Run again with a new password (every compose start does): the role is updated, not duplicated.
-        result = _run_login_script(postgres, login, second)
-        assert result.returncode == 0, result.stderr
+        status, stderr = _run_login_script(postgres, login, second)
+        assert status == 0, stderr
         with pytest.raises(psycopg.OperationalError, match="password authentication failed"):
-            psycopg.connect(_login_url(postgres, login, first)).close()
-        with psycopg.connect(_login_url(postgres, login, second)) as conn:
+            psycopg.connect(login_url(postgres.url, login, first)).close()
+        with psycopg.connect(login_url(postgres.url, login, second)) as conn:
             assert conn.execute("SELECT current_user").fetchone() == (login,)
     finally:
-        db.execute(sql.SQL("DROP ROLE IF EXISTS {}").format(sql.Identifier(login)))
+        drop_login(db, login)
 
 
 def test_the_login_script_refuses_without_a_password(postgres: EmbeddedPostgres) -> None:
-    result = _run_login_script(postgres, "grafana_nopass", "")
-    assert result.returncode != 0 and "set GRAFANA_DB_PASSWORD" in result.stderr
+    status, stderr = _run_login_script(postgres, "grafana_nopass", "")
+    assert status != 0 and "set GRAFANA_DB_PASSWORD" in stderr
 
 
 def test_the_role_runs_the_ispu_map_as_the_owner_does(db: psycopg.Connection) -> None:

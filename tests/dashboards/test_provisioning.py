@@ -70,7 +70,7 @@ def test_the_data_source_is_the_constants_with_the_read_only_login() -> None:
     assert "database" not in datasource and "password" not in datasource
     assert datasource["secureJsonData"] == {"password": "$GRAFANA_DB_PASSWORD"}
     # The login compose creates as a member of smartcity_grafana, on compose's database host.
-    login = COMPOSE["services"]["grafana-db-login"]["environment"]
+    login = COMPOSE["services"]["db-logins"]["environment"]
     assert datasource["user"] == login["GRAFANA_DB_USER"]
     assert datasource["url"] == f"{login['PGHOST']}:5432"
     assert datasource["editable"] is False
