@@ -118,4 +118,4 @@ def leftover_bench_stacks(directory: Path) -> list[str]:
 # Tables whose rows tests create; the catalogue tables are seeded once per session. The rollups and
 # marks too: device ids restart at 1, so another test's rollup rows would be read as this test's.
 DATA_TABLES = ("readings", "latest_readings", "quarantine", "devices", "rollup_1m", "rollup_1h", "rollup_1d",
-                "rollup_pending", "retention_horizon", "api_keys")
+                "rollup_pending", "retention_horizon", "api_keys", "broker_accounts")
