@@ -250,3 +250,28 @@ def test_compose_broker_config_runs_with_the_base_through_include_dir(tmp_path: 
         output = process.communicate(timeout=10)[0].decode()
     assert not port_is_open("127.0.0.1", port)
     assert "Error" not in output, output
+
+
+def test_a_broker_with_auth_refuses_to_start_without_files_it_can_read() -> None:
+    from smartcity.services import ServiceError
+
+    with scratch_dir("smartcity-mqtt-auth-") as directory:
+        auth = directory / "auth"
+        auth.mkdir()
+        broker = EmbeddedMosquitto(directory / "mosquitto", free_port(), auth=auth)
+        with pytest.raises(ServiceError, match="passwords, which does not exist: render it first"):
+            broker.start()
+        (auth / "passwords").write_text("")
+        (auth / "acl").write_text("")
+        if os.geteuid() == 0:
+            for name in ("passwords", "acl"):
+                (auth / name).chmod(0o600)  # root's own: the mosquitto user cannot read them
+            with pytest.raises(ServiceError, match="runs as 'mosquitto' and cannot read .*passwords"):
+                broker.start()
+        assert not broker.is_running()
+        config = broker.config_file.read_text()
+    options = _options(config)
+    assert options["allow_anonymous"] == "false" and options["acl_file"] == str(auth / "acl")
+    # The client-id binding is a listener option: it must follow the (only) listener line.
+    lines = [line for line in config.splitlines() if line and not line.startswith("#")]
+    assert lines[:2] == [f"listener {broker.port} 127.0.0.1", "use_username_as_clientid true"]
