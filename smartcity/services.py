@@ -438,6 +438,12 @@ class EmbeddedMosquitto:
         """
         self.data_dir.mkdir(parents=True, exist_ok=True)
         home = self._place.choose()
+        left = self.data_dir / "mosquitto.db"
+        if home != self.data_dir and left.exists() and not (home / "mosquitto.db").exists():
+            # A root-run broker of an earlier version kept its persistence in data_dir, which the
+            # mosquitto user cannot reach: carry the retained messages and sessions over.
+            shutil.move(left, home / "mosquitto.db")
+            log.info("moved the broker's persistence from %s to %s", left, home)
         # The broker writes its persistence, log and pid file here after dropping privileges,
         # including files a root-run broker of an earlier version left.
         self._place.hand_over(home)

@@ -151,6 +151,31 @@ def test_mosquitto_under_a_private_parent_keeps_retained_messages_across_a_crash
     assert _mode(private_dir) == 0o700
 
 
+@pytest.mark.slow
+@pytest.mark.skipif(os.geteuid() != 0, reason="only root hands the broker to the mosquitto user")
+def test_persistence_left_in_a_private_data_dir_by_a_root_broker_is_carried_over(private_dir: Path) -> None:
+    data_dir = private_dir / "mosquitto"
+    with scratch_dir("smartcity-homes-") as first_root, scratch_dir("smartcity-homes-") as home_root:
+        broker = EmbeddedMosquitto(data_dir, free_port(), home_root=first_root)
+        broker.start()
+        try:
+            with mqtt_publisher(broker) as client:
+                publish(client, "smartcity/v1/devices/aq-test-02/status", "online", retain=True)
+        finally:
+            broker.stop()  # a clean stop saves the persistence file
+        # The layout of an earlier version: persistence in data_dir itself, owned by root.
+        shutil.move(broker.home / "mosquitto.db", data_dir / "mosquitto.db")
+        os.chown(data_dir / "mosquitto.db", 0, 0)
+        (data_dir / "broker-location").unlink()
+        again = EmbeddedMosquitto(data_dir, free_port(), home_root=home_root)
+        again.start()
+        try:
+            assert again.home.parent == home_root and not (data_dir / "mosquitto.db").exists()
+            assert _retained(again.port, "smartcity/v1/devices/aq-test-02/status") == b"online"
+        finally:
+            again.stop()
+
+
 @pytest.mark.skipif(os.geteuid() != 0, reason="only root hands the broker to the mosquitto user")
 def test_mosquitto_started_as_root_runs_as_the_mosquitto_user_in_a_reachable_dir() -> None:
     with scratch_dir("smartcity-open-") as root, scratch_dir("smartcity-homes-") as home_root:
