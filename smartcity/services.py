@@ -1,10 +1,11 @@
 """Private PostgreSQL (with TimescaleDB preloaded) and Mosquitto processes, for `up` and for tests.
 
 Both run from the installed binaries in a directory of their own, listen on loopback only, and
-keep their data there across restarts. PostgreSQL refuses to run as root, so when we are root
-the cluster belongs to the ``postgres`` system user and its commands run through ``runuser``;
-where that user cannot enter the data directory, the cluster lives under /var/lib/smartcity
-(see ``EmbeddedPostgres``). Mosquitto's settings come from the shared ``smartcity/mosquitto.conf``.
+keep their data there across restarts. Neither runs as root: when we are root the cluster belongs
+to the ``postgres`` system user (its commands run through ``runuser``) and the broker drops to the
+``mosquitto`` user; where that user cannot enter the data directory, the server's files live under
+/var/lib/smartcity (see ``ServerHome``). Mosquitto's settings come from the shared
+``smartcity/mosquitto.conf``.
 """
 
 from __future__ import annotations
