@@ -300,3 +300,27 @@ def test_a_broker_with_auth_refuses_to_start_without_files_it_can_read() -> None
     # The client-id binding is a listener option: it must follow the (only) listener line.
     lines = [line for line in config.splitlines() if line and not line.startswith("#")]
     assert lines[:2] == [f"listener {broker.port} 127.0.0.1", "use_username_as_clientid true"]
+
+
+def test_the_tls_listener_comes_from_settings_and_must_be_complete(tmp_path: Path) -> None:
+    from pydantic import ValidationError
+
+    from smartcity.services import MosquittoTls, mosquitto_tls
+    from smartcity.settings import EmbeddedSettings
+
+    cert, key = tmp_path / "server.crt", tmp_path / "server.key"
+    embedded = EmbeddedSettings(mqtt_tls_port=18883, mqtt_tls_certfile=cert, mqtt_tls_keyfile=key)
+    assert mosquitto_tls(embedded.mqtt_tls_port, embedded.mqtt_tls_certfile, embedded.mqtt_tls_keyfile,
+                         embedded.mqtt_tls_cafile, embedded.mqtt_tls_host) == MosquittoTls(18883, cert, key)
+    assert mosquitto_tls(None, None, None) is None
+    with pytest.raises(ValidationError, match="MQTT_TLS_PORT needs SMARTCITY_EMBEDDED__MQTT_TLS_CERTFILE"):
+        EmbeddedSettings(mqtt_tls_port=18883, mqtt_tls_certfile=cert)
+    with pytest.raises(ValidationError, match="must differ"):
+        EmbeddedSettings(mqtt_port=1883, mqtt_tls_port=1883, mqtt_tls_certfile=cert, mqtt_tls_keyfile=key)
+    broker = EmbeddedMosquitto(tmp_path / "mosquitto", 18830, tls=MosquittoTls(18883, cert, key),
+                               auth=tmp_path / "auth", home_root=tmp_path / "homes")
+    broker.write_config()
+    lines = [line for line in broker.config_file.read_text().splitlines() if line and line[0] != "#"]
+    tls_at = lines.index("listener 18883 127.0.0.1")
+    assert lines[tls_at + 1:tls_at + 4] == [f"certfile {cert}", f"keyfile {key}",
+                                            "use_username_as_clientid true"]
