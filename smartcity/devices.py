@@ -9,6 +9,7 @@ from typing import Any
 import psycopg
 from psycopg.rows import dict_row
 
+from smartcity.broker.roles import ACCOUNT_PREFIX, is_service_name
 from smartcity.catalog import DEVICE_KINDS, SITES, is_valid_device_id
 from smartcity.credentials import generate_password, hash_password, verify_password
 from smartcity.db.queries import devices as device_sql
@@ -71,6 +72,10 @@ def _check(device_id: str, kind: str, site_id: str, latitude: float | None,
            longitude: float | None) -> None:
     if not is_valid_device_id(device_id):
         raise DeviceError(f"device id {device_id!r} must match ^[a-z0-9][a-z0-9_-]{{2,63}}$")
+    if is_service_name(device_id):
+        # The broker's device ACL patterns apply to every login, service accounts included.
+        raise DeviceError(f"device id {device_id!r} starts with {ACCOUNT_PREFIX!r}, which is "
+                          "reserved for the platform's service accounts")
     if kind not in DEVICE_KINDS:
         raise DeviceError(f"unknown device kind {kind!r}; known: {', '.join(DEVICE_KINDS)}")
     if site_id not in SITES:

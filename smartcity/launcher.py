@@ -26,7 +26,7 @@ from smartcity.db.connect import connect, database_url, embedded_postgres_dir
 from smartcity.db.roles import Service, set_up_service_logins
 from smartcity.devices import DeviceExists, register_device, set_device_passwords
 from smartcity.logs import redact_url
-from smartcity.services import EmbeddedMosquitto, EmbeddedPostgres
+from smartcity.services import EmbeddedMosquitto, EmbeddedPostgres, mosquitto_tls
 from smartcity.settings import Settings
 from smartcity.supervisor import BrokerProcess, ChildProcess, CrashLoop, Supervised, Supervisor
 
@@ -111,10 +111,14 @@ def _embedded_services(settings: Settings) -> Iterator[EmbeddedMosquitto | None]
             postgres.start()
             stack.callback(postgres.stop)
         if settings.uses_embedded_broker:
-            broker = EmbeddedMosquitto(data_dir / "mosquitto", settings.embedded.mqtt_port,
-                                       settings.embedded.mosquitto_bin,
-                                       settings.embedded.mosquitto_autosave_interval,
-                                       settings.embedded.mosquitto_autosave_on_changes)
+            embedded = settings.embedded
+            broker = EmbeddedMosquitto(data_dir / "mosquitto", embedded.mqtt_port,
+                                       embedded.mosquitto_bin,
+                                       embedded.mosquitto_autosave_interval,
+                                       embedded.mosquitto_autosave_on_changes,
+                                       tls=mosquitto_tls(embedded.mqtt_tls_port, embedded.mqtt_tls_certfile,
+                                                         embedded.mqtt_tls_keyfile, embedded.mqtt_tls_cafile,
+                                                         embedded.mqtt_tls_host))
             broker.start()
             stack.callback(broker.stop)
         else:

@@ -64,6 +64,24 @@ class EmbeddedSettings(BaseModel):
     # snapshot. None: smartcity/mosquitto.conf's values (README "Broker persistence").
     mosquitto_autosave_interval: int | None = Field(None, ge=0)
     mosquitto_autosave_on_changes: bool | None = None
+    # A TLS listener of the embedded broker, beside the plain loopback one (README "Broker identity
+    # and ACLs"). PEM files, readable by the `mosquitto` user when the platform runs as root.
+    mqtt_tls_port: Port | None = None
+    mqtt_tls_host: str = "127.0.0.1"  # 0.0.0.0: devices on the network may connect
+    mqtt_tls_certfile: Path | None = None
+    mqtt_tls_keyfile: Path | None = None
+    mqtt_tls_cafile: Path | None = None
+
+    @model_validator(mode="after")
+    def _tls_listener_is_complete(self) -> EmbeddedSettings:
+        given = self.mqtt_tls_certfile is not None and self.mqtt_tls_keyfile is not None
+        if self.mqtt_tls_port is not None and not given:
+            raise ValueError("SMARTCITY_EMBEDDED__MQTT_TLS_PORT needs SMARTCITY_EMBEDDED__MQTT_TLS_CERTFILE"
+                             " and SMARTCITY_EMBEDDED__MQTT_TLS_KEYFILE")
+        if self.mqtt_tls_port is not None and self.mqtt_tls_port == self.mqtt_port:
+            raise ValueError("SMARTCITY_EMBEDDED__MQTT_TLS_PORT must differ from"
+                             " SMARTCITY_EMBEDDED__MQTT_PORT")
+        return self
 
 
 class SupervisorSettings(BaseModel):

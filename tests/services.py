@@ -73,6 +73,10 @@ def make_tls_files(directory: Path) -> TlsFiles:
     openssl("req", "-newkey", "rsa:2048", "-nodes", "-subj", "/CN=127.0.0.1", "-keyout", key, "-out", csr)
     openssl("x509", "-req", "-in", csr, "-CA", ca_cert, "-CAkey", ca_key, "-CAcreateserial", "-days", "2",
             "-extfile", ext, "-out", cert)
+    if os.geteuid() == 0:
+        # A broker started as root reads its key as the mosquitto user, as a deployment would set it up.
+        shutil.chown(key, group="mosquitto")
+        key.chmod(0o640)
     return TlsFiles(ca_cert, cert, key)
 
 
@@ -82,26 +86,27 @@ class SecuredMosquitto(EmbeddedMosquitto):
     def __init__(self, data_dir: Path, port: int, users: Mapping[str, str],
                  tls: TlsFiles | None = None) -> None:
         super().__init__(data_dir, port)
-        self.users, self.tls = dict(users), tls
+        self.users, self.tls_files = dict(users), tls
 
     def write_config(self) -> None:
         super().write_config()
-        passwords = self.data_dir / "passwords"
+        passwords = self.home / "passwords"  # where the broker's user reads (it runs as mosquitto)
         passwords.unlink(missing_ok=True)
         passwords.touch(mode=0o600)
         for user, password in self.users.items():
             subprocess.run(["mosquitto_passwd", "-b", str(passwords), user, password],
                            check=True, capture_output=True)
+        self._place.hand_over(passwords)
         lines = self.config_file.read_text().replace("allow_anonymous true", "allow_anonymous false")
         lines += f"password_file {passwords}\n"
-        if self.tls is not None:  # listener options: they apply to the (only) listener above
-            lines += (f"cafile {self.tls.ca_cert}\ncertfile {self.tls.server_cert}\n"
-                      f"keyfile {self.tls.server_key}\n")
+        if self.tls_files is not None:  # listener options: they apply to the (only) listener above
+            lines += (f"cafile {self.tls_files.ca_cert}\ncertfile {self.tls_files.server_cert}\n"
+                      f"keyfile {self.tls_files.server_key}\n")
         self.config_file.write_text(lines)
 
     def login_url(self, user: str, password: str) -> str:
         """Return the broker's URL with a login, percent-encoded as SMARTCITY_MQTT_URL wants it."""
-        scheme = "mqtts" if self.tls else "mqtt"
+        scheme = "mqtts" if self.tls_files else "mqtt"
         return f"{scheme}://{quote(user, safe='')}:{quote(password, safe='')}@127.0.0.1:{self.port}"
 
 
@@ -113,4 +118,4 @@ def leftover_bench_stacks(directory: Path) -> list[str]:
 # Tables whose rows tests create; the catalogue tables are seeded once per session. The rollups and
 # marks too: device ids restart at 1, so another test's rollup rows would be read as this test's.
 DATA_TABLES = ("readings", "latest_readings", "quarantine", "devices", "rollup_1m", "rollup_1h", "rollup_1d",
-                "rollup_pending", "retention_horizon", "api_keys")
+                "rollup_pending", "retention_horizon", "api_keys", "broker_accounts")

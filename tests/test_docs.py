@@ -25,6 +25,7 @@ def _commands(group: click.Group, prefix: str = "") -> list[str]:
 @pytest.mark.parametrize("command", _commands(main))
 def test_every_command_is_in_the_readme(command: str) -> None:
     *group, name = command.split()
-    # Written as `smartcity up`, `ingest`, `devices add|list|show` or `smartcity db migrate`.
-    prefix = rf"(smartcity )?{group[0]} [a-z|]*\b" if group else r"(smartcity )?"
+    # Written as `smartcity up`, `ingest`, `devices add|list|show`, `smartcity db migrate` or, in a
+    # nested group, `broker accounts add|list|revoke`.
+    prefix = rf"(smartcity )?{' '.join(group)} [a-z|]*\b" if group else r"(smartcity )?"
     assert re.search(rf"`{prefix}{name}\b", README), f"README does not mention {command!r}"

@@ -20,6 +20,7 @@ from simulators.scenarios import SCENARIOS
 from smartcity.cli.admin import db, devices, quarantine
 from smartcity.cli.apikeys import apikeys
 from smartcity.cli.bench import bench
+from smartcity.cli.broker import broker
 from smartcity.cli.context import echo_json, stop_event
 from smartcity.cli.dashboards import dashboards
 from smartcity.db.connect import DatabaseNotConfigured, database_url
@@ -190,6 +191,7 @@ def simulate(settings: Settings, use_demo: bool, size: int | None, kind_mix: dic
 
 main.add_command(apikeys)
 main.add_command(bench)
+main.add_command(broker)
 main.add_command(dashboards)
 main.add_command(db)
 main.add_command(devices)

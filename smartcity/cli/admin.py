@@ -115,6 +115,24 @@ def devices_show(settings: Settings, device_id: str, as_json: bool) -> None:
             click.echo(f"{key:12} {value}")
 
 
+@devices.command("revoke")
+@click.argument("device_id")
+@click.option("--json", "as_json", is_flag=True, help="Print the result as JSON.")
+@click.pass_obj
+def devices_revoke(settings: Settings, device_id: str, as_json: bool) -> None:
+    """Cut a device off the broker for good (its readings stay; its id cannot be registered again)."""
+    from smartcity.broker.accounts import revoke_device
+
+    with connect_database(settings) as conn:
+        revocation = revoke_device(conn, device_id)  # an unknown id is a DeviceError: exit 1
+    if as_json:
+        echo_json(revocation.to_dict())
+    else:
+        when = revocation.revoked_at.isoformat(timespec="seconds")
+        click.echo(f"{device_id} was revoked already, at {when}" if revocation.already_revoked
+                   else f"revoked {device_id} at {when}; a running broker sync disconnects it")
+
+
 @click.group()
 def quarantine() -> None:
     """Inspect rejected input and replay readings of devices registered since."""

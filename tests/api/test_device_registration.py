@@ -115,6 +115,7 @@ def _known(names: Mapping[str, object]) -> str:
     ({**RIVER, "id": "a" * 65}, "id", "pattern"),          # too long
     ({**RIVER, "id": "river/../x"}, "id", "pattern"),
     ({**RIVER, "id": "river-01\n"}, "id", "pattern"),
+    ({**RIVER, "id": "smartcity-ingest-1"}, "body", "reserved for the platform's service accounts"),
     ({**RIVER, "lat": 95}, "lat", "less than or equal to 90"),
     ({**RIVER, "lon": -181}, "lon", "greater than or equal to -180"),
     ({**RIVER, "lon": None}, "body", "both lat and lon"),

@@ -116,22 +116,84 @@ def _retained(port: int, topic: str) -> bytes | None:
     return got[0]
 
 
+def _process_user(pid: int) -> str:
+    uid = int(next(line.split()[1] for line in Path(f"/proc/{pid}/status").read_text().splitlines()
+                   if line.startswith("Uid:")))
+    return pwd.getpwuid(uid).pw_name
+
+
 @pytest.mark.slow
 def test_mosquitto_under_a_private_parent_keeps_retained_messages_across_a_crash(private_dir: Path) -> None:
     data_dir = private_dir / "mosquitto"
-    broker = EmbeddedMosquitto(data_dir, free_port())
-    broker.start()
-    try:
-        with mqtt_publisher(broker) as client:
-            publish(client, "smartcity/v1/devices/aq-test-01/status", "online", retain=True)
-        # The base config snapshots every second: the file appears without a clean stop.
-        wait_until(lambda: (data_dir / "mosquitto.db").exists(), timeout=5, message="persistence file")
-        broker.kill()
+    with scratch_dir("smartcity-homes-") as home_root:
+        broker = EmbeddedMosquitto(data_dir, free_port(), home_root=home_root)
         broker.start()
-        assert _retained(broker.port, "smartcity/v1/devices/aq-test-01/status") == b"online"
-    finally:
-        broker.stop()
+        try:
+            with mqtt_publisher(broker) as client:
+                publish(client, "smartcity/v1/devices/aq-test-01/status", "online", retain=True)
+            # The base config snapshots every second: the file appears without a clean stop.
+            wait_until(lambda: (broker.home / "mosquitto.db").exists(), timeout=5,
+                       message="persistence file")
+            broker.kill()
+            broker.start()
+            assert _retained(broker.port, "smartcity/v1/devices/aq-test-01/status") == b"online"
+            assert broker.pid is not None and _process_user(broker.pid) == broker.run_as
+        finally:
+            broker.stop()
+        if os.geteuid() == 0:
+            # The mosquitto user cannot enter the private folder: the broker's files live in a
+            # home of their own, found again through the pointer on the second start.
+            assert broker.run_as == "mosquitto" and broker.home.parent == home_root
+            assert (data_dir / "broker-location").read_text().strip() == str(broker.home)
+            assert not (data_dir / "mosquitto.db").exists()
+        else:
+            assert broker.home == data_dir
     assert _mode(private_dir) == 0o700
+
+
+@pytest.mark.slow
+@pytest.mark.skipif(os.geteuid() != 0, reason="only root hands the broker to the mosquitto user")
+def test_persistence_left_in_a_private_data_dir_by_a_root_broker_is_carried_over(private_dir: Path) -> None:
+    data_dir = private_dir / "mosquitto"
+    with scratch_dir("smartcity-homes-") as first_root, scratch_dir("smartcity-homes-") as home_root:
+        broker = EmbeddedMosquitto(data_dir, free_port(), home_root=first_root)
+        broker.start()
+        try:
+            with mqtt_publisher(broker) as client:
+                publish(client, "smartcity/v1/devices/aq-test-02/status", "online", retain=True)
+        finally:
+            broker.stop()  # a clean stop saves the persistence file
+        # The layout of an earlier version: persistence in data_dir itself, owned by root.
+        shutil.move(broker.home / "mosquitto.db", data_dir / "mosquitto.db")
+        os.chown(data_dir / "mosquitto.db", 0, 0)
+        (data_dir / "broker-location").unlink()
+        again = EmbeddedMosquitto(data_dir, free_port(), home_root=home_root)
+        again.start()
+        try:
+            assert again.home.parent == home_root and not (data_dir / "mosquitto.db").exists()
+            assert _retained(again.port, "smartcity/v1/devices/aq-test-02/status") == b"online"
+        finally:
+            again.stop()
+
+
+@pytest.mark.skipif(os.geteuid() != 0, reason="only root hands the broker to the mosquitto user")
+def test_mosquitto_started_as_root_runs_as_the_mosquitto_user_in_a_reachable_dir() -> None:
+    with scratch_dir("smartcity-open-") as root, scratch_dir("smartcity-homes-") as home_root:
+        data_dir = root / "mosquitto"
+        data_dir.mkdir()
+        # Persistence a root-run broker of an earlier version left: the new one must still read it.
+        (data_dir / "mosquitto.log").write_text("old log\n")
+        broker = EmbeddedMosquitto(data_dir, free_port(), home_root=home_root)
+        broker.start()
+        try:
+            assert broker.pid is not None and _process_user(broker.pid) == "mosquitto"
+            assert broker.home == data_dir and not any(home_root.iterdir())
+            owner = pwd.getpwuid(data_dir.stat().st_uid).pw_name
+            assert owner == "mosquitto" == pwd.getpwuid((data_dir / "mosquitto.log").stat().st_uid).pw_name
+            wait_until(lambda: broker.pid_file.exists(), message="pid file written by the broker's user")
+            assert int(broker.pid_file.read_text()) == broker.pid
+        finally:
+            broker.stop()
 
 
 def _options(text: str) -> dict[str, str]:
@@ -144,20 +206,25 @@ def _options(text: str) -> dict[str, str]:
     return found
 
 
-def test_embedded_broker_config_is_its_listener_and_paths_then_the_shared_base(tmp_path: Path) -> None:
-    broker = EmbeddedMosquitto(tmp_path, 18830)
-    broker.write_config()
-    written = broker.config_file.read_text()
+def test_embedded_broker_config_is_its_listener_and_paths_then_the_shared_base() -> None:
+    with scratch_dir("smartcity-mqtt-") as directory:
+        broker = EmbeddedMosquitto(directory, 18830)
+        broker.write_config()
+        written = broker.config_file.read_text()
     assert mosquitto_base_config() in written
     own = _options(written.replace(mosquitto_base_config(), ""))
-    assert set(own) == {"listener", "persistence_location", "user", "log_dest", "log_type",
-                        "log_timestamp_format"}
-    assert own["listener"] == "18830 127.0.0.1"
+    # Without auth the embedded broker takes anonymous clients, as before; it says so itself,
+    # because the shared base leaves logins to each deployment.
+    assert "allow_anonymous" not in _options(mosquitto_base_config())
+    assert set(own) == {"listener", "allow_anonymous", "persistence_location", "user", "pid_file",
+                        "log_dest", "log_type", "log_timestamp_format"}
+    assert own["listener"] == "18830 127.0.0.1" and own["allow_anonymous"] == "true"
     assert _options(written)["autosave_interval"] == _options(mosquitto_base_config())["autosave_interval"]
 
 
 def test_autosave_settings_override_the_base(tmp_path: Path) -> None:
-    broker = EmbeddedMosquitto(tmp_path, 18830, autosave_interval=30, autosave_on_changes=False)
+    broker = EmbeddedMosquitto(tmp_path / "mosquitto", 18830, autosave_interval=30,
+                               autosave_on_changes=False, home_root=tmp_path / "homes")
     broker.write_config()
     options = _options(broker.config_file.read_text())
     assert (options["autosave_interval"], options["autosave_on_changes"]) == ("30", "false")
@@ -175,8 +242,8 @@ def test_compose_broker_includes_the_same_base_file() -> None:
     # One source: compose's own file holds only what differs per deployment (listener, paths, login).
     assert set(docker_conf) == {"listener", "persistence_location", "log_dest", "include_dir",
                                 "allow_anonymous", "password_file"}
-    # Of the base, only allow_anonymous, overridden on purpose after include_dir: logins only.
-    assert set(docker_conf) & set(_options(mosquitto_base_config())) == {"allow_anonymous"}
+    # Nothing of the base is repeated: logins are each deployment's own.
+    assert set(docker_conf) & set(_options(mosquitto_base_config())) == set()
 
 
 def test_compose_broker_config_runs_with_the_base_through_include_dir(tmp_path: Path) -> None:
@@ -208,3 +275,52 @@ def test_compose_broker_config_runs_with_the_base_through_include_dir(tmp_path: 
         output = process.communicate(timeout=10)[0].decode()
     assert not port_is_open("127.0.0.1", port)
     assert "Error" not in output, output
+
+
+def test_a_broker_with_auth_refuses_to_start_without_files_it_can_read() -> None:
+    from smartcity.services import ServiceError
+
+    with scratch_dir("smartcity-mqtt-auth-") as directory:
+        auth = directory / "auth"
+        auth.mkdir()
+        broker = EmbeddedMosquitto(directory / "mosquitto", free_port(), auth=auth)
+        with pytest.raises(ServiceError, match="passwords, which does not exist: render it first"):
+            broker.start()
+        (auth / "passwords").write_text("")
+        (auth / "acl").write_text("")
+        if os.geteuid() == 0:
+            for name in ("passwords", "acl"):
+                (auth / name).chmod(0o600)  # root's own: the mosquitto user cannot read them
+            with pytest.raises(ServiceError, match="runs as 'mosquitto' and cannot read .*passwords"):
+                broker.start()
+        assert not broker.is_running()
+        config = broker.config_file.read_text()
+    options = _options(config)
+    assert options["allow_anonymous"] == "false" and options["acl_file"] == str(auth / "acl")
+    # The client-id binding is a listener option: it must follow the (only) listener line.
+    lines = [line for line in config.splitlines() if line and not line.startswith("#")]
+    assert lines[:2] == [f"listener {broker.port} 127.0.0.1", "use_username_as_clientid true"]
+
+
+def test_the_tls_listener_comes_from_settings_and_must_be_complete(tmp_path: Path) -> None:
+    from pydantic import ValidationError
+
+    from smartcity.services import MosquittoTls, mosquitto_tls
+    from smartcity.settings import EmbeddedSettings
+
+    cert, key = tmp_path / "server.crt", tmp_path / "server.key"
+    embedded = EmbeddedSettings(mqtt_tls_port=18883, mqtt_tls_certfile=cert, mqtt_tls_keyfile=key)
+    assert mosquitto_tls(embedded.mqtt_tls_port, embedded.mqtt_tls_certfile, embedded.mqtt_tls_keyfile,
+                         embedded.mqtt_tls_cafile, embedded.mqtt_tls_host) == MosquittoTls(18883, cert, key)
+    assert mosquitto_tls(None, None, None) is None
+    with pytest.raises(ValidationError, match="MQTT_TLS_PORT needs SMARTCITY_EMBEDDED__MQTT_TLS_CERTFILE"):
+        EmbeddedSettings(mqtt_tls_port=18883, mqtt_tls_certfile=cert)
+    with pytest.raises(ValidationError, match="must differ"):
+        EmbeddedSettings(mqtt_port=1883, mqtt_tls_port=1883, mqtt_tls_certfile=cert, mqtt_tls_keyfile=key)
+    broker = EmbeddedMosquitto(tmp_path / "mosquitto", 18830, tls=MosquittoTls(18883, cert, key),
+                               auth=tmp_path / "auth", home_root=tmp_path / "homes")
+    broker.write_config()
+    lines = [line for line in broker.config_file.read_text().splitlines() if line and line[0] != "#"]
+    tls_at = lines.index("listener 18883 127.0.0.1")
+    assert lines[tls_at + 1:tls_at + 4] == [f"certfile {cert}", f"keyfile {key}",
+                                            "use_username_as_clientid true"]

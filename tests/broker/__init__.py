@@ -1,0 +1,1 @@
+"""Broker identity: accounts, ACL files, the sync, and a real Mosquitto enforcing them."""
