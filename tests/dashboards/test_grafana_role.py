@@ -145,14 +145,26 @@ def test_the_role_writes_nothing(db: psycopg.Connection, database_url: str) -> N
     assert {t: db.execute(f"SELECT count(*) FROM {t}").fetchone() for t in tables} == before
 
 
-def test_the_role_has_no_right_on_api_keys_or_the_migration_record(db: psycopg.Connection) -> None:
-    for table in ("api_keys", "schema_migrations"):
+def test_the_role_has_no_right_on_api_keys_broker_accounts_or_the_migration_record(
+        db: psycopg.Connection) -> None:
+    for table in ("api_keys", "broker_accounts", "schema_migrations"):
         rights = db.execute(
             "SELECT p FROM unnest(ARRAY['SELECT', 'INSERT', 'UPDATE', 'DELETE', 'TRUNCATE', 'REFERENCES',"
             " 'TRIGGER']) AS p WHERE has_table_privilege(%s, %s, p)", (ROLE, table)).fetchall()
         assert rights == [], table
         with as_grafana(db), pytest.raises(psycopg.errors.InsufficientPrivilege):
             db.execute(sql.SQL("SELECT * FROM {}").format(sql.Identifier(table)))
+
+
+def test_the_role_reads_devices_but_not_their_mqtt_password_hashes(db: psycopg.Connection) -> None:
+    db.execute("INSERT INTO devices (device_id, kind, site_id, mqtt_username, mqtt_password_hash)"
+               " VALUES ('wx-hash-01', 'weather_station', 'kuaro', 'wx-hash-01', '$7$101$x$y')")
+    with as_grafana(db):
+        assert db.execute("SELECT device_id, site_id, status, revoked_at FROM devices").fetchall() == [
+            ("wx-hash-01", "kuaro", "unknown", None)]
+    for statement in ("SELECT mqtt_password_hash FROM devices", "SELECT * FROM devices"):
+        with as_grafana(db), pytest.raises(psycopg.errors.InsufficientPrivilege):
+            db.execute(statement)
 
 
 @pytest.mark.parametrize("statement", [

@@ -53,3 +53,13 @@ CREATE TRIGGER broker_accounts_broker_auth
 CREATE TRIGGER devices_broker_auth_truncate
     AFTER TRUNCATE ON devices
     FOR EACH STATEMENT EXECUTE FUNCTION smartcity_notify_broker_auth();
+
+-- Rights (README "Database roles"). The sync, `smartcity broker accounts` and `devices revoke` run
+-- as the owner. The API reads whether a device is revoked; nobody else gets anything new. Grafana's
+-- role (011) was granted the whole devices table, MQTT password hashes included: it keeps every
+-- column but those, since no panel needs them and a read-only login is no place for them.
+GRANT SELECT (revoked_at) ON devices TO smartcity_api;
+REVOKE SELECT ON devices FROM smartcity_grafana;
+GRANT SELECT (id, device_id, kind, site_id, latitude, longitude, mqtt_username, status,
+              status_changed_at, last_seen, created_at, revoked_at) ON devices TO smartcity_grafana;
+REVOKE ALL ON broker_accounts FROM smartcity_grafana, smartcity_ingest, smartcity_api;
