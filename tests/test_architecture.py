@@ -73,10 +73,10 @@ def test_a_forbidden_import_breaks_the_build(tmp_path: Path, module: str, line: 
 
 # SQL statements start with one of these words, in capitals as the project writes them.
 _SQL = re.compile(r"^\s*(SELECT|INSERT|UPDATE|DELETE|WITH|CREATE|ALTER|DROP|TRUNCATE|COPY)\s")
-# Where SQL text may live: the query modules, migrations and their runner. services.py creates the
-# embedded cluster's database, before any schema (or query module) can exist. ingest/ is not
-# checked yet: its SQL moves to smartcity/db/queries/readings.py and quarantine.py.
-_SQL_HOMES = ("smartcity/db/", "smartcity/services.py")
+# Where SQL text may live: the query modules, migrations and their runner. services/postgres.py
+# creates the embedded cluster's database, before any schema (or query module) can exist. ingest/
+# is not checked yet: its SQL moves to smartcity/db/queries/readings.py and quarantine.py.
+_SQL_HOMES = ("smartcity/db/", "smartcity/services/postgres.py")
 _CHECKED = ("smartcity", "ingest", "api", "simulators", "dashboards")
 
 

@@ -1,105 +1,30 @@
-"""Private PostgreSQL (with TimescaleDB preloaded) and Mosquitto processes, for `up` and for tests.
-
-Both run from the installed binaries in a directory of their own, listen on loopback only, and
-keep their data there across restarts. Neither runs as root: when we are root the cluster belongs
-to the ``postgres`` system user (its commands run through ``runuser``) and the broker drops to the
-``mosquitto`` user; where that user cannot enter the data directory, the server's files live under
-/var/lib/smartcity (see ``ServerHome``). Mosquitto's settings come from the shared
-``smartcity/mosquitto.conf``.
-"""
+"""A private Mosquitto broker: anonymous, or logins only with the registry's password and ACL files."""
 
 from __future__ import annotations
 
-import hashlib
 import logging
 import os
 import pwd
-import re
-import secrets
 import shutil
 import signal
-import socket
 import subprocess
-import time
-from collections.abc import Sequence
 from dataclasses import dataclass
 from importlib import resources
 from pathlib import Path
-from typing import Any
-from urllib.parse import quote
+
+from smartcity.services.home import SHARED_CLUSTER_ROOT, ServerHome
+from smartcity.services.process import ServiceError, port_is_open, wait_for_port
 
 __all__ = [
+    "MOSQUITTO_USER",
     "EmbeddedMosquitto",
-    "EmbeddedPostgres",
-    "embedded_postgres_url",
     "MosquittoTls",
-    "ServerHome",
-    "ServiceError",
     "find_mosquitto",
-    "find_postgres_bin_dir",
-    "free_port",
     "mosquitto_base_config",
     "mosquitto_tls",
-    "port_is_open",
-    "wait_for_port",
 ]
 
 log = logging.getLogger(__name__)
-
-POSTGRES_ROOT = Path("/usr/lib/postgresql")
-# Where clusters live when we are root and the postgres user cannot enter the data directory.
-SHARED_CLUSTER_ROOT = Path("/var/lib/smartcity")
-
-
-class ServiceError(RuntimeError):
-    """An embedded service could not be found, started or stopped."""
-
-
-def free_port() -> int:
-    """Return a TCP port on loopback that nothing listens on right now."""
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
-def port_is_open(host: str, port: int) -> bool:
-    """Tell whether something accepts TCP connections on ``host:port``."""
-    try:
-        with socket.create_connection((host, port), timeout=0.5):
-            return True
-    except OSError:
-        return False
-
-
-def wait_for_port(host: str, port: int, timeout: float) -> None:
-    """Block until ``host:port`` accepts TCP connections.
-
-    Raises:
-        ServiceError: nothing accepted within ``timeout`` seconds.
-    """
-    deadline = time.monotonic() + timeout
-    while not port_is_open(host, port):
-        if time.monotonic() > deadline:
-            raise ServiceError(f"nothing listens on {host}:{port} after {timeout:.0f} s")
-        time.sleep(0.05)
-
-
-def find_postgres_bin_dir(preferred: Path | None = None) -> Path:
-    """Find the bin directory of the newest PostgreSQL major that has TimescaleDB installed."""
-    if preferred is not None:
-        if not (preferred / "postgres").exists():
-            raise ServiceError(f"no postgres binary in SMARTCITY_EMBEDDED__POSTGRES_BIN_DIR={preferred}")
-        return preferred
-    majors = sorted(
-        (int(p.name) for p in POSTGRES_ROOT.glob("*") if p.name.isdigit()), reverse=True
-    )
-    for major in majors:
-        base = POSTGRES_ROOT / str(major)
-        if (base / "bin" / "postgres").exists() and list((base / "lib").glob("timescaledb*.so")):
-            return base / "bin"
-    raise ServiceError(
-        "no PostgreSQL with TimescaleDB found under /usr/lib/postgresql; run `make setup`"
-    )
 
 
 def find_mosquitto(preferred: Path | None = None) -> Path:
@@ -112,231 +37,6 @@ def find_mosquitto(preferred: Path | None = None) -> Path:
         if candidate.exists():
             return candidate
     raise ServiceError("mosquitto not found; run `make setup` (Debian package mosquitto)")
-
-
-def _run(command: Sequence[str], **kwargs: Any) -> subprocess.CompletedProcess[str]:
-    result: subprocess.CompletedProcess[str] = subprocess.run(
-        command, capture_output=True, text=True, **kwargs
-    )
-    if result.returncode != 0:
-        raise ServiceError(f"{' '.join(map(str, command))} failed:\n{result.stderr or result.stdout}")
-    return result
-
-
-def embedded_postgres_url(data_dir: Path, port: int, database: str = "smartcity") -> str:
-    """Return the URL of the embedded cluster kept in ``data_dir``.
-
-    Raises:
-        FileNotFoundError: the cluster was never initialised there.
-    """
-    password = (data_dir / "password").read_text().strip()
-    return f"postgresql://smartcity:{quote(password, safe='')}@127.0.0.1:{port}/{database}"
-
-
-class ServerHome:
-    """Where a server that runs as another user keeps its files for ``data_dir``.
-
-    When we are root, PostgreSQL and Mosquitto run as their own system users, and those must
-    reach every file the server opens. ``data_dir`` itself is the home when that user can enter
-    it. A clone under /root or a ``mktemp -d`` folder has a 0700 parent, though: then the home is
-    ``root/<name>-<hash of data_dir>/`` and a pointer file in ``data_dir`` names it, so the user's
-    folders keep their permissions. Without a ``user`` (we are not root) the home is ``data_dir``.
-    """
-
-    def __init__(self, data_dir: Path, user: str | None, root: Path = SHARED_CLUSTER_ROOT,
-                 pointer_name: str = "cluster-location") -> None:
-        self.data_dir = data_dir
-        self.user = user
-        self.root = root
-        self.pointer_file = data_dir / pointer_name
-
-    @property
-    def home(self) -> Path:
-        """Return the home chosen earlier (the pointer's target), else ``data_dir``."""
-        if self.pointer_file.is_file():
-            return Path(self.pointer_file.read_text().strip())
-        return self.data_dir
-
-    def hand_over(self, path: Path) -> None:
-        """Give ``path`` to the server's user (nothing to do when it runs as us)."""
-        if self.user is not None:
-            entry = pwd.getpwnam(self.user)
-            os.chown(path, entry.pw_uid, entry.pw_gid)
-
-    def can_reach(self, path: Path, test: str = "-x") -> bool:
-        """Tell whether the server's user can enter (``-x``) or read (``-r``) ``path``."""
-        if self.user is None:
-            return True
-        # Ask the kernel as the server user rather than reading mode bits: ACLs, groups and
-        # mount options all count.
-        result = subprocess.run(["runuser", "-u", self.user, "--", "test", test, str(path)],
-                                capture_output=True)
-        return result.returncode == 0
-
-    def shared_home(self) -> Path:
-        """Return this data directory's home under ``root``: readable name, unique hash."""
-        digest = hashlib.sha256(str(self.data_dir).encode()).hexdigest()[:12]
-        words = [part.lstrip(".") for part in self.data_dir.parts[-3:] if part.lstrip("./")]
-        # Short: PostgreSQL's Unix socket goes in the cluster directory, and socket paths are
-        # limited to 107 bytes.
-        name = re.sub(r"[^A-Za-z0-9_.-]+", "_", "-".join(words))[:20]
-        return self.root / f"{name}-{digest}"
-
-    def choose(self) -> Path:
-        """Decide where the server's files live; remember a home outside ``data_dir`` by a pointer."""
-        if self.pointer_file.is_file():
-            home = self.home
-        elif self.can_reach(self.data_dir):
-            return self.data_dir
-        else:
-            home = self.shared_home()
-            if home.exists():
-                # Left by an earlier data directory of this path that was deleted with its
-                # password: unusable, but data, so set aside rather than removed.
-                aside = home.with_name(f"{home.name}.orphaned-{int(time.time())}")
-                home.rename(aside)
-                log.warning("set aside an orphaned server home for %s: %s", self.data_dir, aside)
-            log.info("the %s user cannot enter %s (a parent folder is private); keeping the "
-                     "server's files in %s, recorded in %s", self.user, self.data_dir, home,
-                     self.pointer_file)
-        self.root.mkdir(mode=0o755, parents=True, exist_ok=True)
-        home.mkdir(mode=0o700, exist_ok=True)
-        self.hand_over(home)
-        self.pointer_file.write_text(f"{home}\n")
-        return home
-
-
-class EmbeddedPostgres:
-    """A private PostgreSQL cluster for ``data_dir`` with TimescaleDB preloaded.
-
-    The superuser is ``smartcity`` with a generated password kept in ``data_dir/password``;
-    the database ``smartcity`` is created on first start. The cluster and its log live in
-    ``data_dir`` too, except when we are root and the ``postgres`` user cannot enter
-    ``data_dir``: then they live under ``cluster_root`` (see ``ServerHome``).
-    """
-
-    user = "smartcity"
-    database = "smartcity"
-
-    def __init__(self, data_dir: Path, port: int, bin_dir: Path | None = None,
-                 cluster_root: Path = SHARED_CLUSTER_ROOT) -> None:
-        self.data_dir = data_dir.resolve()
-        self.port = port
-        self.bin_dir = find_postgres_bin_dir(bin_dir)
-        self.cluster_root = cluster_root
-        self._as_postgres = os.geteuid() == 0
-        self._place = ServerHome(self.data_dir, "postgres" if self._as_postgres else None,
-                                 cluster_root)
-
-    @property
-    def pointer_file(self) -> Path:
-        """The file in ``data_dir`` naming the cluster's home when it lives elsewhere."""
-        return self._place.pointer_file
-
-    @property
-    def home(self) -> Path:
-        """Return the directory that holds the cluster and its log."""
-        return self._place.home
-
-    @property
-    def cluster_dir(self) -> Path:
-        return self.home / "cluster"
-
-    @property
-    def password_file(self) -> Path:
-        return self.data_dir / "password"
-
-    @property
-    def url(self) -> str:
-        """Return the connection URL (with the password) of the cluster's database."""
-        return embedded_postgres_url(self.data_dir, self.port)
-
-    @property
-    def log_file(self) -> Path:
-        return self.home / "postgres.log"
-
-    def _command(self, tool: str, *args: str) -> list[str]:
-        command = [str(self.bin_dir / tool), *args]
-        return ["runuser", "-u", "postgres", "--", *command] if self._as_postgres else command
-
-    def _hand_over(self, path: Path) -> None:
-        """Give ``path`` to the postgres user when we are root (the server refuses root)."""
-        self._place.hand_over(path)
-
-    def initialise(self) -> bool:
-        """Create the cluster if it does not exist yet; return True when it was created."""
-        if (self.cluster_dir / "PG_VERSION").exists():
-            return False
-        self.data_dir.mkdir(parents=True, exist_ok=True)
-        # Our own directory (never its parents): the server user may enter it where it can
-        # reach it at all; the password file in it stays 0600.
-        self.data_dir.chmod(0o755)
-        if not self.password_file.exists():
-            self.password_file.write_text(secrets.token_urlsafe(24) + "\n")
-        self.password_file.chmod(0o600)
-        home = self._place.choose()
-        pwfile = home / ".initdb-password"
-        pwfile.write_text(self.password_file.read_text())
-        self._hand_over(pwfile)
-        cluster_dir = home / "cluster"
-        cluster_dir.mkdir(mode=0o700, exist_ok=True)
-        self._hand_over(cluster_dir)
-        try:
-            _run(self._command(
-                "initdb", "-D", str(cluster_dir), "-U", self.user, f"--pwfile={pwfile}",
-                "--auth-local=scram-sha-256", "--auth-host=scram-sha-256",
-                "--encoding=UTF8", "--locale=C.UTF-8", "--no-sync",
-            ))
-        finally:
-            pwfile.unlink(missing_ok=True)
-        return True
-
-    def start(self, timeout: float = 60) -> None:
-        """Start the server, create the database if needed, and wait until it accepts queries."""
-        created = self.initialise()
-        self.log_file.touch()
-        self._hand_over(self.log_file)
-        options = " ".join([
-            f"-p {self.port}",
-            "-c listen_addresses=127.0.0.1",
-            f"-c unix_socket_directories={self.cluster_dir}",
-            "-c shared_preload_libraries=timescaledb",
-            "-c timescaledb.telemetry_level=off",
-            "-c max_connections=200",
-            "-c shared_buffers=256MB",
-            "-c synchronous_commit=on",
-        ])
-        _run(self._command(
-            "pg_ctl", "-D", str(self.cluster_dir), "-l", str(self.log_file),
-            "-o", options, "-w", "-t", str(int(timeout)), "start",
-        ))
-        if created:
-            self._create_database()
-        log.info("postgres listening on 127.0.0.1:%d (data %s, log %s)",
-                 self.port, self.cluster_dir, self.log_file)
-
-    def _create_database(self) -> None:
-        from psycopg import sql
-
-        from smartcity.db.connect import connect  # late: smartcity.db imports this module
-
-        admin_url = embedded_postgres_url(self.data_dir, self.port, "postgres")
-        with connect(admin_url, purpose="setup", autocommit=True) as conn:
-            conn.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(self.database)))
-
-    def is_running(self) -> bool:
-        """Tell whether the cluster's server is up."""
-        result = subprocess.run(
-            self._command("pg_ctl", "-D", str(self.cluster_dir), "status"),
-            capture_output=True, text=True,
-        )
-        return result.returncode == 0
-
-    def stop(self, mode: str = "fast") -> None:
-        """Stop the server (``fast`` rolls back open transactions, ``immediate`` crashes it)."""
-        if self.is_running():
-            _run(self._command("pg_ctl", "-D", str(self.cluster_dir), "-m", mode, "-w", "stop"))
-            log.info("postgres on port %d stopped", self.port)
 
 
 def mosquitto_base_config() -> str:
@@ -597,4 +297,3 @@ class EmbeddedMosquitto:
                 self._process.wait()
         self._process = None
         log.info("mosquitto on port %d stopped", self.port)
-
