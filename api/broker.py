@@ -48,7 +48,7 @@ class Broker:
         # A random suffix: several API processes may share one broker, and MQTT drops the
         # older of two sessions that use the same client id.
         client_id = f"{client_id_prefix}-{secrets.token_hex(4)}"
-        return cls(settings.broker, client_id=client_id)
+        return cls(settings.service_broker("api"), client_id=client_id)
 
     @property
     def is_connected(self) -> bool:

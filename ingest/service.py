@@ -28,7 +28,7 @@ def tune_garbage_collector() -> None:
 
 def run_ingest(settings: Settings, stop: threading.Event) -> IngestWorker:
     """Store telemetry until ``stop`` is set; then flush, ack, disconnect and return the worker."""
-    broker = settings.broker
+    broker = settings.service_broker("ingest")
     worker = IngestWorker(service_database_url(settings, "ingest"), broker, settings.ingest,
                           raw_retention_days=settings.retention.raw_days)
     worker.start()

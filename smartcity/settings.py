@@ -51,6 +51,18 @@ def _postgres_url(value: str | None, key: str) -> str | None:
     return value
 
 
+def _mqtt_url(value: str | None, key: str) -> str | None:
+    """Return a broker URL setting as given, or None when empty; refuse what no client can use."""
+    if isinstance(value, str) and not value.strip():
+        return None
+    if value is not None:
+        try:
+            parse_broker_url(value)
+        except BrokerUrlError as err:
+            raise ValueError(f"{key}: {err}") from None
+    return value
+
+
 class EmbeddedSettings(BaseModel):
     """The private Mosquitto and PostgreSQL that ``smartcity up`` starts when no URL is given."""
 
@@ -109,6 +121,15 @@ class IngestSettings(BaseModel):
     @classmethod
     def _check_database_url(cls, value: str | None) -> str | None:
         return _postgres_url(value, "SMARTCITY_INGEST__DATABASE_URL")
+
+    # The worker's own broker login, an account of role ingest (README "Broker identity and ACLs");
+    # None: SMARTCITY_MQTT_URL's. The broker binds client ids to logins, so each worker needs its own.
+    mqtt_url: str | None = None
+
+    @field_validator("mqtt_url", mode="before")
+    @classmethod
+    def _check_mqtt_url(cls, value: str | None) -> str | None:
+        return _mqtt_url(value, "SMARTCITY_INGEST__MQTT_URL")
 
     client_id: str = "smartcity-ingest-1"
     # Empty: a plain subscription, which Mosquitto keeps across its own restarts. Set a group
@@ -208,6 +229,14 @@ class ApiSettings(BaseModel):
     @classmethod
     def _check_database_url(cls, value: str | None) -> str | None:
         return _postgres_url(value, "SMARTCITY_API__DATABASE_URL")
+
+    # The API's own broker login, an account of role api; None: SMARTCITY_MQTT_URL's.
+    mqtt_url: str | None = None
+
+    @field_validator("mqtt_url", mode="before")
+    @classmethod
+    def _check_mqtt_url(cls, value: str | None) -> str | None:
+        return _mqtt_url(value, "SMARTCITY_API__MQTT_URL")
 
     host: str = "127.0.0.1"
     port: Port = 8000
@@ -407,12 +436,7 @@ class Settings(BaseSettings):
     @field_validator("mqtt_url")
     @classmethod
     def _check_mqtt_url(cls, value: str | None) -> str | None:
-        if value is not None:
-            try:
-                parse_broker_url(value)
-            except BrokerUrlError as err:
-                raise ValueError(f"SMARTCITY_MQTT_URL: {err}") from None
-        return value
+        return _mqtt_url(value, "SMARTCITY_MQTT_URL")
 
     @model_validator(mode="after")
     def _check_mqtt_ca_file(self) -> Settings:
@@ -449,6 +473,13 @@ class Settings(BaseSettings):
         if self.mqtt_url is None:
             return BrokerAddress("127.0.0.1", self.embedded.mqtt_port)
         return parse_broker_url(self.mqtt_url, self.mqtt_ca_file)
+
+    def service_broker(self, service: Literal["ingest", "api"]) -> BrokerAddress:
+        """Return where ``service`` connects and how it logs in: its own URL if set, else ``broker``."""
+        own = self.ingest.mqtt_url if service == "ingest" else self.api.mqtt_url
+        if own is None:
+            return self.broker
+        return parse_broker_url(own, self.mqtt_ca_file)
 
 
 class UnknownSettingError(ValueError):

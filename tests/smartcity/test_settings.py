@@ -2,13 +2,21 @@
 
 from __future__ import annotations
 
+import os
 import re
 from pathlib import Path
 
 import pytest
 from pydantic import ValidationError
 
-from smartcity.settings import UnknownSettingError, load_settings, setting_keys
+from smartcity.settings import (
+    ApiSettings,
+    IngestSettings,
+    Settings,
+    UnknownSettingError,
+    load_settings,
+    setting_keys,
+)
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -102,3 +110,28 @@ def test_index_averaging_hours_given_replace_only_those_defaults(monkeypatch: py
     assert settings.index.averaging_hours == {
         "pm10": 24, "pm25": 24, "so2": 24, "co": 8, "o3": 8, "no2": 24, "hc": 3}
     assert settings.index.min_coverage == 0.5
+
+
+def test_a_service_logs_in_to_the_broker_with_its_own_url_or_the_shared_one() -> None:
+    shared = Settings(mqtt_url="mqtt://shared:pw@broker.example:1883")
+    assert shared.service_broker("ingest") == shared.broker == shared.service_broker("api")
+    own = Settings(mqtt_url="mqtt://shared:pw@broker.example:1883",
+                   ingest=IngestSettings(mqtt_url="mqtt://smartcity-ingest-1:s3cret@broker.example:1883"),
+                   api=ApiSettings(mqtt_url=""))
+    ingest = own.service_broker("ingest")
+    assert (ingest.username, ingest.password) == ("smartcity-ingest-1", "s3cret")
+    assert ingest.host == "broker.example"
+    assert own.service_broker("api") == own.broker  # empty, as .env.example writes it: not given
+    embedded = Settings(ingest=IngestSettings(mqtt_url="mqtt://smartcity-ingest-1:pw@127.0.0.1:1884"))
+    assert embedded.uses_embedded_broker and embedded.service_broker("ingest").port == 1884
+
+
+@pytest.mark.parametrize("key", ["SMARTCITY_INGEST__MQTT_URL", "SMARTCITY_API__MQTT_URL"])
+def test_a_service_broker_url_no_client_can_use_is_refused_naming_its_key(
+        monkeypatch: pytest.MonkeyPatch, key: str) -> None:
+    for name in [name for name in os.environ if name.startswith("SMARTCITY_")]:
+        monkeypatch.delenv(name)
+    monkeypatch.setenv(key, "http://smartcity-x-1:secret-pw@broker:1883")
+    with pytest.raises(ValidationError, match=key) as caught:
+        load_settings()
+    assert "secret-pw" not in str(caught.value)  # URLs carry passwords: never echoed
