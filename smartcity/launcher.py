@@ -14,12 +14,19 @@ from __future__ import annotations
 import logging
 import os
 import threading
-from collections.abc import Iterator, Mapping, Sequence
-from contextlib import ExitStack, contextmanager
+from collections.abc import Mapping, Sequence
+from contextlib import ExitStack
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
+from urllib.parse import quote
+
+import psycopg
 
 from smartcity.apikeys import Scope, create_key, is_active
+from smartcity.broker.accounts import AccountExists, NewAccount, create_account, rotate_password
+from smartcity.broker.authfiles import broker_group
+from smartcity.broker.roles import Role
+from smartcity.broker.sync import BrokerAuthSync, sync_once
 from smartcity.credentials import ensure_secret_file, write_secret_file
 from smartcity.db import apply_migrations, seed_catalog
 from smartcity.db.connect import connect, database_url, embedded_postgres_dir
@@ -30,8 +37,8 @@ from smartcity.services import EmbeddedMosquitto, EmbeddedPostgres, mosquitto_tl
 from smartcity.settings import Settings
 from smartcity.supervisor import BrokerProcess, ChildProcess, CrashLoop, Supervised, Supervisor
 
-__all__ = ["ensure_operator_key", "fleet_secret", "migrate_database", "register_fleet", "run_platform",
-           "service_login_environment"]
+__all__ = ["SERVICE_ACCOUNTS", "ensure_operator_key", "fleet_secret", "migrate_database", "register_fleet",
+           "run_platform", "service_login_environment", "set_up_broker_logins"]
 
 if TYPE_CHECKING:
     from simulators.fleet import DeviceSpec
@@ -96,94 +103,143 @@ def service_login_environment(settings: Settings, service_urls: Mapping[Service,
             for service, service_url in service_urls.items() if own[service] is None}
 
 
-@contextmanager
-def _embedded_services(settings: Settings) -> Iterator[EmbeddedMosquitto | None]:
-    """Start the embedded database and broker that are configured; yield the broker if any."""
-    with ExitStack() as stack:
-        data_dir = settings.embedded.data_dir
-        if settings.uses_embedded_database:
-            postgres = EmbeddedPostgres(embedded_postgres_dir(settings),
-                                        settings.embedded.postgres_port,
-                                        settings.embedded.postgres_bin_dir)
-            if postgres.is_running():
-                log.warning("embedded postgres in %s was left running; restarting it", data_dir)
-                postgres.stop()
-            postgres.start()
-            stack.callback(postgres.stop)
-        if settings.uses_embedded_broker:
-            embedded = settings.embedded
-            broker = EmbeddedMosquitto(data_dir / "mosquitto", embedded.mqtt_port,
-                                       embedded.mosquitto_bin,
-                                       embedded.mosquitto_autosave_interval,
-                                       embedded.mosquitto_autosave_on_changes,
-                                       tls=mosquitto_tls(embedded.mqtt_tls_port, embedded.mqtt_tls_certfile,
-                                                         embedded.mqtt_tls_keyfile, embedded.mqtt_tls_cafile,
-                                                         embedded.mqtt_tls_host))
-            broker.start()
-            stack.callback(broker.stop)
-        else:
-            broker = None
-        yield broker
+# The platform's own broker logins on the embedded broker: one per process, since the broker binds
+# client ids to logins. The simulator's devices log in as themselves (fleet secret).
+SERVICE_ACCOUNTS: dict[Service, tuple[str, Role]] = {
+    "ingest": ("smartcity-ingest-1", Role.INGEST),
+    "api": ("smartcity-api-1", Role.API),
+}
+
+
+def set_up_broker_logins(url: str, port: int) -> dict[str, str]:
+    """Give ingest and the API broker accounts of their own, with new passwords on every start;
+    return the variables that hand each child its login (``SMARTCITY_INGEST__MQTT_URL`` …)."""
+    env = {}
+    with connect(url, purpose="register", autocommit=True) as conn:
+        for service, (username, role) in SERVICE_ACCOUNTS.items():
+            account = _new_password(conn, username, role)
+            env[f"SMARTCITY_{service.upper()}__MQTT_URL"] = (
+                f"mqtt://{quote(account.username, safe='')}:{quote(account.password, safe='')}"
+                f"@127.0.0.1:{port}")
+    return env
+
+
+def _new_password(conn: psycopg.Connection[Any], username: str, role: Role) -> NewAccount:
+    try:
+        return create_account(conn, username, role.value)
+    except AccountExists:
+        return rotate_password(conn, username)
+
+
+def _start_postgres(settings: Settings, stack: ExitStack) -> None:
+    """Start the embedded database; ``stack`` stops it."""
+    postgres = EmbeddedPostgres(embedded_postgres_dir(settings), settings.embedded.postgres_port,
+                                settings.embedded.postgres_bin_dir)
+    if postgres.is_running():
+        log.warning("embedded postgres in %s was left running; restarting it", postgres.data_dir)
+        postgres.stop()
+    postgres.start()
+    stack.callback(postgres.stop)
+
+
+def _start_broker(settings: Settings, url: str, stack: ExitStack) -> EmbeddedMosquitto:
+    """Start the embedded broker with logins only, its files rendered from the registry in ``url``
+    and kept in step by a sync thread; ``stack`` stops both."""
+    embedded = settings.embedded
+    broker = EmbeddedMosquitto(
+        embedded.data_dir / "mosquitto", embedded.mqtt_port, embedded.mosquitto_bin,
+        embedded.mosquitto_autosave_interval, embedded.mosquitto_autosave_on_changes,
+        tls=mosquitto_tls(embedded.mqtt_tls_port, embedded.mqtt_tls_certfile, embedded.mqtt_tls_keyfile,
+                          embedded.mqtt_tls_cafile, embedded.mqtt_tls_host))
+    auth_dir = broker.use_auth_in_home()
+    with connect(url, purpose="broker-sync", autocommit=True) as conn:
+        sync_once(conn, auth_dir, broker_group())
+    broker.start()
+    stack.callback(broker.stop)
+    sync = BrokerAuthSync(url, auth_dir, broker.reload, gid=broker_group()).start()
+    stack.callback(sync.stop)  # before the broker: the stack unwinds last in, first out
+    return broker
 
 
 def run_platform(settings: Settings, stop: threading.Event) -> int:
     """Run the whole platform until ``stop`` is set or a child crash-loops; return an exit status."""
-    from simulators.fleet import demo_fleet, with_credentials  # optional for library users
-
-    with _embedded_services(settings) as broker:
+    with ExitStack() as stack:
+        if settings.uses_embedded_database:
+            _start_postgres(settings, stack)
         url = database_url(settings)
         applied = migrate_database(url)
         log.info("database ready (migrations applied now: %s)", applied or "none")
-        # The simulated devices log in as themselves, with passwords derived from one fleet secret
-        # that only the launcher and the simulator child know.
-        secret = fleet_secret(settings)
-        fleet = demo_fleet() if secret is None else with_credentials(demo_fleet(), secret)
-        log.info("demo fleet: %d devices (%d newly registered)", len(fleet), register_fleet(url, fleet))
-        service_urls: dict[Service, str] = {}
-        if settings.uses_embedded_database:
-            # The embedded platform is a single operator's: give them a key to call the API with.
-            key_file = settings.embedded.data_dir / "api-key"
-            created = ensure_operator_key(url, key_file)
-            log.info("%s admin API key in %s (send it as 'Authorization: Bearer <key>')",
-                     "new" if created else "the", key_file)
-            # Ingest writes and the API reads through their own roles (migration 012); the rollup
-            # refresher and retention stay the owner, which drop_chunks requires. An external
-            # database's logins are its administrator's to make (README "Database roles").
-            logins = set_up_service_logins(url, embedded_postgres_dir(settings))
-            service_urls = {service: login.url for service, login in logins.items()}
-            log.info("database logins %s (passwords in %s, new on every start)",
-                     ", ".join(login.login for login in logins.values()), embedded_postgres_dir(settings))
-        # The URL as given (login included), not rebuilt from host and port: children log in too.
-        env = {**os.environ, "SMARTCITY_DATABASE_URL": url,
-               "SMARTCITY_MQTT_URL": settings.mqtt_url or settings.broker.url}
-        if secret is not None:
-            env["SMARTCITY_SIMULATOR__FLEET_SECRET"] = secret.decode()
-        if settings.mqtt_ca_file is not None:
-            env["SMARTCITY_MQTT_CA_FILE"] = str(settings.mqtt_ca_file)
-        env.update(service_login_environment(settings, service_urls))
-        ingest = ChildProcess("ingest", ["ingest"])
-        api = ChildProcess("api", ["api"])
-        simulator = ChildProcess("simulator", ["simulate", "--demo"])
-        rollup = ChildProcess("rollup", ["rollup"])
-        watched: list[Supervised] = [ingest, rollup, api, simulator]
-        if broker is not None:
-            # Not the database: its postmaster already recovers from its backends' crashes.
-            watched.append(BrokerProcess(broker))
-        supervisor = Supervisor(watched, env, settings.supervisor)
-        supervisor.start()
-        log.info("platform up: API http://%s:%d/api/v1 · MQTT %s · database %s",
-                 settings.api.host, settings.api.port, settings.broker, redact_url(url))
-        status = 0
-        # A dead child waits at least its backoff before a restart, so a Ctrl-C that reached the
-        # children too (same process group) sets ``stop`` before anything is restarted.
-        while not stop.wait(0.25):
-            try:
-                supervisor.check()
-            except CrashLoop as err:
-                log.error("%s", err)
-                status = 1
-                break
-        for child in (simulator, ingest, rollup, api):  # devices stop first, then ingest flushes
-            child.stop()
-    return status
+        env = {**os.environ, **_prepare_registry(settings, url)}
+        broker = None
+        if settings.uses_embedded_broker:
+            # Logins only, from the registry: the devices' own (the demo fleet registered above)
+            # and an account per service, with new passwords on every start.
+            env.update(set_up_broker_logins(url, settings.embedded.mqtt_port))
+            broker = _start_broker(settings, url, stack)
+            log.info("broker logins: the registry's devices and %s (client ids bound to logins)",
+                     ", ".join(username for username, _ in SERVICE_ACCOUNTS.values()))
+        return _supervise(settings, env, broker, url, stop)
 
+
+def _prepare_registry(settings: Settings, url: str) -> dict[str, str]:
+    """Register the demo fleet, the operator's key and the services' database logins; return the
+    variables that give the children their URLs and the fleet its secret."""
+    from simulators.fleet import demo_fleet, with_credentials  # optional for library users
+
+    # The simulated devices log in as themselves, with passwords derived from one fleet secret
+    # that only the launcher and the simulator child know.
+    secret = fleet_secret(settings)
+    fleet = demo_fleet() if secret is None else with_credentials(demo_fleet(), secret)
+    log.info("demo fleet: %d devices (%d newly registered)", len(fleet), register_fleet(url, fleet))
+    service_urls: dict[Service, str] = {}
+    if settings.uses_embedded_database:
+        # The embedded platform is a single operator's: give them a key to call the API with.
+        key_file = settings.embedded.data_dir / "api-key"
+        created = ensure_operator_key(url, key_file)
+        log.info("%s admin API key in %s (send it as 'Authorization: Bearer <key>')",
+                 "new" if created else "the", key_file)
+        # Ingest writes and the API reads through their own roles (migration 012); the rollup
+        # refresher and retention stay the owner, which drop_chunks requires. An external
+        # database's logins are its administrator's to make (README "Database roles").
+        logins = set_up_service_logins(url, embedded_postgres_dir(settings))
+        service_urls = {service: login.url for service, login in logins.items()}
+        log.info("database logins %s (passwords in %s, new on every start)",
+                 ", ".join(login.login for login in logins.values()), embedded_postgres_dir(settings))
+    # The URL as given (login included), not rebuilt from host and port: children log in too.
+    env = {"SMARTCITY_DATABASE_URL": url, "SMARTCITY_MQTT_URL": settings.mqtt_url or settings.broker.url}
+    if secret is not None:
+        env["SMARTCITY_SIMULATOR__FLEET_SECRET"] = secret.decode()
+    if settings.mqtt_ca_file is not None:
+        env["SMARTCITY_MQTT_CA_FILE"] = str(settings.mqtt_ca_file)
+    env.update(service_login_environment(settings, service_urls))
+    return env
+
+
+def _supervise(settings: Settings, env: dict[str, str], broker: EmbeddedMosquitto | None, url: str,
+               stop: threading.Event) -> int:
+    """Run the children (and watch the embedded broker) until ``stop`` or a crash loop."""
+    ingest = ChildProcess("ingest", ["ingest"])
+    api = ChildProcess("api", ["api"])
+    simulator = ChildProcess("simulator", ["simulate", "--demo"])
+    rollup = ChildProcess("rollup", ["rollup"])
+    watched: list[Supervised] = [ingest, rollup, api, simulator]
+    if broker is not None:
+        # Not the database: its postmaster already recovers from its backends' crashes.
+        watched.append(BrokerProcess(broker))
+    supervisor = Supervisor(watched, env, settings.supervisor)
+    supervisor.start()
+    log.info("platform up: API http://%s:%d/api/v1 · MQTT %s · database %s",
+             settings.api.host, settings.api.port, settings.broker, redact_url(url))
+    status = 0
+    # A dead child waits at least its backoff before a restart, so a Ctrl-C that reached the
+    # children too (same process group) sets ``stop`` before anything is restarted.
+    while not stop.wait(0.25):
+        try:
+            supervisor.check()
+        except CrashLoop as err:
+            log.error("%s", err)
+            status = 1
+            break
+    for child in (simulator, ingest, rollup, api):  # devices stop first, then ingest flushes
+        child.stop()
+    return status

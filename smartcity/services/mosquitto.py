@@ -132,6 +132,12 @@ class EmbeddedMosquitto:
         """Return the user the broker process runs as."""
         return self._place.user or pwd.getpwuid(os.geteuid()).pw_name
 
+    def use_auth_in_home(self) -> Path:
+        """Take logins from an ``auth`` folder inside the broker's home, which its user can reach
+        wherever ``data_dir`` is; return that folder (render the files there before ``start``)."""
+        self.auth = self.prepare_home() / "auth"
+        return self.auth
+
     def prepare_home(self) -> Path:
         """Create the broker's home, reachable and writable by the user it runs as; return it.
 

@@ -15,10 +15,12 @@ from datetime import datetime
 from pathlib import Path
 
 import httpx2 as httpx
+import paho.mqtt.client as mqtt
 import psycopg
 import pytest
 
 from ingest.rollup import catch_up_once
+from smartcity.credentials import derive_password
 from smartcity.devices import register_device
 from smartcity.services import EmbeddedMosquitto, embedded_postgres_url, free_port, port_is_open
 from smartcity.settings import RollupSettings, SupervisorSettings
@@ -65,6 +67,24 @@ def _rollup_metrics(port: int) -> str:
         return ""
 
 
+def _connack(port: int, username: str | None, password: str | None) -> str:
+    """Connect to the broker on ``port`` with a login (or none); return the CONNACK's reason."""
+    answers: list[str] = []
+    client = mqtt.Client(mqtt.CallbackAPIVersion.VERSION2, client_id=f"probe-{uuid.uuid4().hex[:6]}",
+                         protocol=mqtt.MQTTv5)
+    if username is not None:
+        client.username_pw_set(username, password)
+    client.on_connect = lambda c, userdata, flags, reason, properties: answers.append(str(reason))
+    client.connect("127.0.0.1", port)
+    client.loop_start()
+    try:
+        wait_until(lambda: answers, timeout=10, message=f"CONNACK for {username}")
+    finally:
+        client.disconnect()
+        client.loop_stop()
+    return answers[0]
+
+
 def _stop(process: subprocess.Popen[bytes]) -> str:
     process.send_signal(signal.SIGINT)
     output, _ = process.communicate(timeout=60)
@@ -85,9 +105,20 @@ def test_up_serves_simulated_readings_stops_cleanly_and_keeps_data() -> None:
             metrics = httpx.get(f"http://127.0.0.1:{ports['metrics']}/metrics", timeout=2).text
             rollup_metrics = wait_until(lambda: _rollup_metrics(ports["rollup"]), timeout=30,
                                         message="rollup refresher's metrics")
+            own = derive_password((data_dir / "fleet-secret").read_bytes().strip(), "aq-kuaro-01")
+            logins = {
+                "anonymous": _connack(ports["mqtt"], None, None),
+                "fleet device": _connack(ports["mqtt"], "aq-kuaro-01", own),
+                "wrong password": _connack(ports["mqtt"], "aq-kuaro-01", "not-its-password"),
+                "ingest's name": _connack(ports["mqtt"], "smartcity-ingest-1", "guess"),
+            }
         finally:
             output = _stop(process)
         assert process.returncode == 0, output
+        # Logins only: the broker takes a fleet device's own (derived) password and nothing else.
+        assert logins == {"anonymous": "Not authorized", "fleet device": "Success",
+                          "wrong password": "Not authorized", "ingest's name": "Not authorized"}
+        assert "broker logins: the registry's devices and smartcity-ingest-1, smartcity-api-1" in output
         assert set(first) == {"pm25", "pm10", "co", "no2", "o3", "so2", "hc"}
         assert health == {"status": "ok", "database": "ok", "broker": "ok"}
         assert "smartcity_ingest_readings_stored_total" in metrics
