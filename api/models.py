@@ -68,7 +68,7 @@ class DeviceOut(BaseModel):
     model_config = ConfigDict(json_schema_extra={"examples": [
         {"device_id": "aq-tanah-grogot-01", "kind": "air_quality_station", "site_id": "tanah-grogot",
          "latitude": -1.9105, "longitude": 116.1982, "status": "online",
-         "last_seen": "2026-11-30T10:00:05Z", "created_at": "2026-11-01T08:00:00Z"},
+         "last_seen": "2026-11-30T10:00:05Z", "created_at": "2026-11-01T08:00:00Z", "revoked_at": None},
     ]})
 
     device_id: str = Field(description="The device's public id (also its MQTT client id)")
@@ -82,6 +82,9 @@ class DeviceOut(BaseModel):
     last_seen: datetime | None = Field(description="When a message of the device last arrived; null before"
                                        " the first")
     created_at: datetime = Field(description="When the device was registered")
+    revoked_at: datetime | None = Field(
+        None, description="When the device was revoked (`smartcity devices revoke`): the broker refuses"
+                          " its login from then on and its readings stay; null while it may connect")
 
 
 class LatestValue(BaseModel):
@@ -273,7 +276,7 @@ class DeviceRegistered(DeviceOut):
     model_config = ConfigDict(json_schema_extra={"examples": [{
         "device_id": "river-kandilo-02", "kind": "river_level_sensor", "site_id": "tanah-grogot",
         "latitude": -1.905, "longitude": 116.196, "status": "unknown", "last_seen": None,
-        "created_at": "2026-11-30T04:00:00Z", "mqtt_username": "river-kandilo-02",
+        "created_at": "2026-11-30T04:00:00Z", "revoked_at": None, "mqtt_username": "river-kandilo-02",
         "mqtt_password": "q9f1S0y2oK4lW7c3b8n6VxZr0aTgHh5e",
     }]})
 

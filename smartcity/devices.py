@@ -57,6 +57,7 @@ class DeviceRecord:
     status: str
     last_seen: datetime | None
     created_at: datetime
+    revoked_at: datetime | None = None  # revoked: the broker refuses it, its readings stay
 
     def to_dict(self) -> dict[str, Any]:
         """Return a JSON-friendly dict (times as RFC 3339 text)."""
@@ -65,6 +66,7 @@ class DeviceRecord:
             "latitude": self.latitude, "longitude": self.longitude, "status": self.status,
             "last_seen": self.last_seen.isoformat() if self.last_seen else None,
             "created_at": self.created_at.isoformat(),
+            "revoked_at": self.revoked_at.isoformat() if self.revoked_at else None,
         }
 
 

@@ -95,7 +95,8 @@ def devices_list(settings: Settings, site_id: str | None, kind: str | None, as_j
         return
     for r in records:
         seen = r.last_seen.isoformat(timespec="seconds") if r.last_seen else "never"
-        click.echo(f"{r.device_id:32} {r.kind:22} {r.site_id:18} {r.status:8} last seen {seen}")
+        revoked = f"  revoked {r.revoked_at.isoformat(timespec='seconds')}" if r.revoked_at else ""
+        click.echo(f"{r.device_id:32} {r.kind:22} {r.site_id:18} {r.status:8} last seen {seen}{revoked}")
 
 
 @devices.command("show")

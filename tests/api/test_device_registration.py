@@ -33,7 +33,7 @@ URL = "/api/v1/devices"
 RIVER = {"id": "river-kandilo-02", "kind": "river_level_sensor", "site": "tanah-grogot",
          "lat": -1.905, "lon": 116.196}
 RECORD_FIELDS = {"device_id", "kind", "site_id", "latitude", "longitude", "status", "last_seen",
-                 "created_at"}
+                 "created_at", "revoked_at"}
 
 
 def _stored(db: psycopg.Connection, device_id: str) -> tuple[Any, ...] | None:

@@ -7,12 +7,13 @@ from datetime import UTC, datetime, timedelta
 import psycopg
 import pytest
 
+from smartcity.broker.accounts import revoke_device
 from smartcity.catalog import METRICS
 from smartcity.devices import register_device
 from tests.api.client import TestClient
 
 _FIELDS = {"device_id", "kind", "site_id", "latitude", "longitude", "status", "last_seen",
-           "created_at"}
+           "created_at", "revoked_at"}
 
 
 @pytest.fixture
@@ -69,6 +70,16 @@ def test_device_shows_its_fields_with_rfc3339_times(client: TestClient, fleet: N
     created = datetime.fromisoformat(body["created_at"])
     assert created.utcoffset() is not None
     assert abs(datetime.now(UTC) - created) < timedelta(minutes=5)
+
+
+def test_a_revoked_device_says_since_when_and_an_active_one_says_null(
+        client: TestClient, fleet: None, db: psycopg.Connection) -> None:
+    assert client.get("/api/v1/devices/aq-kuaro-01").json()["revoked_at"] is None
+    revocation = revoke_device(db, "aq-kuaro-01")
+    body = client.get("/api/v1/devices/aq-kuaro-01").json()
+    assert datetime.fromisoformat(body["revoked_at"]) == revocation.revoked_at
+    listed = {d["device_id"]: d["revoked_at"] for d in client.get("/api/v1/devices").json()}
+    assert listed["aq-kuaro-01"] == body["revoked_at"] and listed["aq-grogot-01"] is None
 
 
 def test_device_without_coordinates_or_contact(client: TestClient, fleet: None) -> None:

@@ -19,7 +19,7 @@ __all__ = [
 ]
 
 _SELECT: Final = (
-    "SELECT device_id, kind, site_id, latitude, longitude, status, last_seen, created_at"
+    "SELECT device_id, kind, site_id, latitude, longitude, status, last_seen, created_at, revoked_at"
     " FROM devices"
 )
 
