@@ -53,6 +53,11 @@ class AuthComparison:
         values = [v for r in getattr(self, side) if (v := _broker_cpu_per_message(r)) is not None]
         return _median(values) * 1e6 if values else None
 
+    def median_p99_ms(self, side: str) -> float | None:
+        """Return the median publish → commit p99 of ``side`` in ms, or None when none was measured."""
+        values = [r.latency_p99 for r in getattr(self, side) if r.latency_p99 is not None]
+        return _median(values) * 1000 if values else None
+
     @property
     def ratio(self) -> float:
         """Return on / off of the median sustained rates (1.0: logins cost nothing measurable)."""
@@ -67,6 +72,8 @@ class AuthComparison:
             "median_broker_cpu_us_per_message": {
                 side: None if (v := self.median_broker_us(side)) is None else round(v, 2)
                 for side in ("off", "on")},
+            "median_p99_ms": {side: None if (v := self.median_p99_ms(side)) is None else round(v, 1)
+                              for side in ("off", "on")},
             "ratio_on_off": round(self.ratio, 4),
             "load_average_before": self.load_before,
             "load_average_after": self.load_after,
@@ -76,9 +83,10 @@ class AuthComparison:
     def to_text(self) -> str:
         """Return each run's text, then the comparison."""
         lines: list[str] = []
-        for side in ("off", "on"):
-            for n, result in enumerate(getattr(self, side), 1):
-                lines += [f"── broker logins {side}, run {n} ──", result.to_text(), ""]
+        # In the order they ran: off, on, off, on …
+        for n, pair in enumerate(zip(self.off, self.on, strict=True), 1):
+            for side, result in zip(("off", "on"), pair, strict=True):
+                lines += [f"── broker logins {side}, run {n} of {len(self.off)} ──", result.to_text(), ""]
 
         def rates(side: str) -> str:
             return ", ".join(f"{r.readings_per_second:,.0f}" for r in getattr(self, side))
@@ -87,11 +95,15 @@ class AuthComparison:
             value = self.median_broker_us(side)
             return "n/a" if value is None else f"{value:.1f} µs"
 
+        def p99(side: str) -> str:
+            value = self.median_p99_ms(side)
+            return "n/a" if value is None else f"{value:.0f} ms"
+
         lines += [
             f"logins off   median {self.median_rate('off'):>10,.0f} readings/s   ({rates('off')});"
-            f" broker CPU {broker('off')} per message",
+            f" p99 {p99('off')}; broker CPU {broker('off')} per message",
             f"logins on    median {self.median_rate('on'):>10,.0f} readings/s   ({rates('on')});"
-            f" broker CPU {broker('on')} per message",
+            f" p99 {p99('on')}; broker CPU {broker('on')} per message",
             f"on / off     {self.ratio:.3f}",
             "load average before {:.2f} {:.2f} {:.2f}, after {:.2f} {:.2f} {:.2f}".format(
                 *self.load_before, *self.load_after),

@@ -191,6 +191,8 @@ def test_auth_both_runs_off_then_on_and_prints_the_ratio(bench_tmpdir: Path) -> 
     for side in ("off", "on"):  # one run each: the median is that run's figure
         assert rates[side] == out[side][0]["readings_per_second"]
     assert out["ratio_on_off"] == pytest.approx(rates["on"] / rates["off"], rel=1e-3)
+    for side in ("off", "on"):
+        assert out["median_p99_ms"][side] == pytest.approx(out[side][0]["latency_p99"] * 1000, abs=0.1)
     assert len(out["load_average_before"]) == 3 and out["lost"] is False
     assert leftover_bench_stacks(bench_tmpdir) == []
 
