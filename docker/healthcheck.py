@@ -4,8 +4,10 @@
                                   database or the broker is down)
   healthcheck.py metric URL NAME [--min X] [--max X]
                                   a Prometheus sample of the service's own metrics lies in [min, max]
-  healthcheck.py fleet-online     some simulated device's retained status is `online` (its Last Will
-                                  turns it `offline`)
+  healthcheck.py fleet-online [--url-env VAR]
+                                  some simulated device's retained status is `online` (its Last Will
+                                  turns it `offline`), read at the broker of the URL in VAR
+                                  (SMARTCITY_MQTT_URL by default; compose gives the monitor account's)
 """
 
 from __future__ import annotations
@@ -49,18 +51,30 @@ def check_metric(url: str, name: str, low: float | None, high: float | None) -> 
     return None
 
 
-def check_fleet_online() -> str | None:
-    """Return why no simulated device is online at the broker of SMARTCITY_MQTT_URL, or None."""
+def check_fleet_online(url_env: str = "SMARTCITY_MQTT_URL") -> str | None:
+    """Return why no simulated device is online at the broker of the URL in ``url_env``, or None."""
     import paho.mqtt.client as mqtt
 
     from smartcity.broker_url import apply_address, parse_broker_url
     from smartcity.contract import status_topic
 
-    address = parse_broker_url(os.environ["SMARTCITY_MQTT_URL"])
+    if not os.environ.get(url_env):
+        return f"the environment variable {url_env} is unset or empty"
+    address = parse_broker_url(os.environ[url_env])
     online = threading.Event()
+    refused: list[str] = []
     client = mqtt.Client(mqtt.CallbackAPIVersion.VERSION2, client_id="", protocol=mqtt.MQTTv5)
     apply_address(client, address)
-    client.on_connect = lambda c, *_: c.subscribe(status_topic("+"), qos=0)
+
+    def on_connect(c: mqtt.Client, userdata: object, flags: object, reason: mqtt.ReasonCode,
+                   properties: object) -> None:
+        if reason.is_failure:
+            refused.append(str(reason))
+            online.set()  # ends the wait: a refused login is unhealthy at once
+        else:
+            c.subscribe(status_topic("+"), qos=0)
+
+    client.on_connect = on_connect
     client.on_message = lambda c, u, message: message.payload == b"online" and online.set()
     try:
         client.connect(address.host, address.port, keepalive=10)
@@ -68,7 +82,9 @@ def check_fleet_online() -> str | None:
         return f"broker {address.host}:{address.port}: {err}"
     client.loop_start()
     try:
-        return None if online.wait(_TIMEOUT_S) else "no device's retained status is online"
+        if not online.wait(_TIMEOUT_S):
+            return "no device's retained status is online"
+        return f"broker {address} refused the login: {refused[0]}" if refused else None
     finally:
         client.disconnect()
         client.loop_stop()
@@ -86,14 +102,16 @@ def main(argv: list[str] | None = None) -> int:
     metric.add_argument("name")
     metric.add_argument("--min", type=float, default=None)
     metric.add_argument("--max", type=float, default=None)
-    checks.add_parser("fleet-online")
+    fleet = checks.add_parser("fleet-online")
+    fleet.add_argument("--url-env", default="SMARTCITY_MQTT_URL",
+                       help="The environment variable holding the broker URL (login included).")
     args = parser.parse_args(argv)
     if args.check == "http":
         reason = check_http(args.url)
     elif args.check == "metric":
         reason = check_metric(args.url, args.name, args.min, args.max)
     else:
-        reason = check_fleet_online()
+        reason = check_fleet_online(args.url_env)
     if reason is not None:
         print(f"unhealthy: {reason}", file=sys.stderr)
         return 1

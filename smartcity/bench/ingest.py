@@ -4,6 +4,8 @@ The run owns its stack: a private PostgreSQL and Mosquitto in a temporary direct
 ``SMARTCITY_DATABASE_URL`` / ``SMARTCITY_MQTT_URL`` name external ones), W `smartcity ingest`
 children sharing a subscription group of this run only, and P publisher processes. Progress and
 completion come from the workers' Prometheus counters; the stored count from the database itself.
+With ``auth`` (the default, as the platform runs) the broker takes logins only: each worker logs in
+with its own ``ingest`` account and each publisher connection with its own ``gateway`` account.
 """
 
 from __future__ import annotations
@@ -25,6 +27,7 @@ from tqdm import tqdm
 
 from simulators.fleet import DeviceSpec
 from smartcity.bench.cpu import process_tree_cpu_seconds
+from smartcity.bench.logins import BenchLogins, create_bench_logins, revoke_bench_logins
 from smartcity.bench.prometheus import MetricsSnapshot, merge_snapshots, scrape
 from smartcity.bench.publisher import Client, PublisherJob, PublisherReport, publish_once, run_publisher
 from smartcity.bench.report import IngestBenchResult
@@ -71,6 +74,7 @@ class IngestBenchConfig:
     timeout: float = 600.0  # seconds from the first publish
     max_inflight: int = 1000  # per publisher; the embedded Mosquitto allows 1000
     client: Client = "raw"  # the lean publisher of smartcity.bench.wire; "paho" costs ~10x the CPU
+    auth: bool = True  # the broker takes the registry's logins and ACLs, as the platform runs it
 
     def __post_init__(self) -> None:
         if min(self.messages, self.publishers, self.workers, self.devices, self.max_inflight) < 1:
@@ -108,7 +112,8 @@ def _broker(services: BenchStack) -> BrokerAddress:
     return parse_broker_url(services.mqtt_url, services.mqtt_ca_file)
 
 
-def _start_workers(stack: ExitStack, services: BenchStack, count: int, run_id: str) -> list[_Worker]:
+def _start_workers(stack: ExitStack, services: BenchStack, count: int, run_id: str,
+                   logins: BenchLogins | None) -> list[_Worker]:
     """Start ``count`` ingest workers in one share group of this run; return them with metrics ports."""
     workers: list[_Worker] = []
     ports: set[int] = set()
@@ -130,6 +135,8 @@ def _start_workers(stack: ExitStack, services: BenchStack, count: int, run_id: s
         }
         if services.mqtt_ca_file is not None:
             env["SMARTCITY_MQTT_CA_FILE"] = str(services.mqtt_ca_file)
+        if logins is not None:
+            env["SMARTCITY_INGEST__MQTT_URL"] = logins.workers[n - 1].url(_broker(services))
         child = ChildProcess(f"ingest-{n}", ["ingest"])
         stack.callback(child.stop)
         child.start(env)
@@ -150,7 +157,7 @@ def _check_alive(workers: list[_Worker]) -> None:
             raise BenchError(f"{worker.child.name} exited with status {status}")
 
 
-def _wait_subscribed(workers: list[_Worker], services: BenchStack, probe_device: str) -> None:
+def _wait_subscribed(workers: list[_Worker], probe: BrokerAddress, probe_device: str) -> None:
     """Wait until every worker is connected and its subscriptions are live.
 
     Status topics are not shared, and each worker subscribes to them right after the (shared)
@@ -167,7 +174,7 @@ def _wait_subscribed(workers: list[_Worker], services: BenchStack, probe_device:
             if all(s is not None and s.value(_STATUS_MESSAGES, channel="status") >= 1 for s in snaps):
                 return
             if time.monotonic() >= next_probe:
-                publish_once(_broker(services), status_topic(probe_device), b"online")
+                publish_once(probe, status_topic(probe_device), b"online")
                 next_probe = time.monotonic() + 1.0
         time.sleep(0.1)
     raise BenchError(f"ingest workers not subscribed within {_STARTUP_TIMEOUT_S:.0f} s")
@@ -190,19 +197,39 @@ def run_ingest_bench(config: IngestBenchConfig, settings: Settings, *,
     run_id = secrets.token_hex(4)
     devices = bench_devices(config.devices)
     device_ids = [d.device_id for d in devices]
+    made: list[BenchLogins] = []
+
+    def prepare(url: str) -> None:
+        log.info("bench %s: database ready; migrating", run_id)
+        migrate_database(url)
+        register_fleet(url, devices)
+        if config.auth:
+            # A database of the run's own has no accounts yet: the platform's names. Elsewhere the
+            # run's names keep it off real accounts, and they are revoked when it ends.
+            own = settings.uses_embedded_database
+            with connect(url, purpose="bench", autocommit=True) as conn:
+                made.append(create_bench_logins(conn, config.workers, config.publishers,
+                                                "smartcity-" if own else f"smartcity-bench-{run_id}-"))
+            if not own:
+                stack.callback(_revoke, url, made[0])
+
     with ExitStack() as stack:
-        services = stack.enter_context(bench_services(settings))
-        log.info("bench %s: database and broker at %s ready; migrating", run_id, _broker(services))
-        migrate_database(services.database_url)
-        register_fleet(services.database_url, devices)
-        workers = _start_workers(stack, services, config.workers, run_id)
-        _wait_subscribed(workers, services, device_ids[0])
+        try:
+            services = stack.enter_context(bench_services(settings, prepare, broker_auth=config.auth))
+        except ValueError as err:
+            raise BenchError(str(err)) from None
+        logins = made[0] if made else None
+        broker = _broker(services)
+        log.info("bench %s: broker at %s ready (logins %s)", run_id, broker, "on" if logins else "off")
+        workers = _start_workers(stack, services, config.workers, run_id, logins)
+        _wait_subscribed(workers, logins.probe.at(broker) if logins else broker, device_ids[0])
         ctx = multiprocessing.get_context("spawn")
         go, halt, reports = ctx.Event(), ctx.Event(), ctx.Queue()
         processes = []
         for n in range(config.publishers):
             share = config.messages // config.publishers + (n < config.messages % config.publishers)
-            job = PublisherJob(n, _broker(services), f"bench-{run_id}-pub-{n + 1}",
+            job = PublisherJob(n, logins.publishers[n].at(broker) if logins else broker,
+                               f"bench-{run_id}-pub-{n + 1}",
                                tuple(device_ids[n::config.publishers]), share,
                                config.rate / config.publishers, config.qos, config.max_inflight,
                                config.client)
@@ -252,6 +279,11 @@ def run_ingest_bench(config: IngestBenchConfig, settings: Settings, *,
         + ([f"{config.publishers - len(done)} publisher(s) never reported"] if len(done) < config.publishers
            else []),
     )
+
+
+def _revoke(url: str, logins: BenchLogins) -> None:
+    with connect(url, purpose="bench", autocommit=True) as conn:
+        revoke_bench_logins(conn, logins)
 
 
 def _collect_reports(reports: Any, count: int) -> list[PublisherReport]:

@@ -138,7 +138,7 @@ class IngestBenchResult:
         lines = [
             f"ingest benchmark: {c['messages']:,} messages · {c['publishers']} publishers · "
             f"{c['workers']} worker(s) · {c['devices']} devices · QoS {c['qos']} · {rate} · "
-            f"{c['client']} client · services {services}",
+            f"{c['client']} client · broker logins {'on' if c.get('auth') else 'off'} · services {services}",
             f"messages published    {self.messages_published:>12,}   in {self.publish_seconds:.2f} s"
             f" = {self.publish_rate:,.0f} msg/s (publisher window {self.publish_window})",
             f"readings published    {self.readings_published:>12,}"

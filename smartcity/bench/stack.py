@@ -2,6 +2,8 @@
 
 Unless ``SMARTCITY_DATABASE_URL`` / ``SMARTCITY_MQTT_URL`` name external services, a run starts its
 own PostgreSQL and Mosquitto on free ports in a temporary directory, removed when the run ends.
+With ``broker_auth`` the private broker takes logins only, as the platform runs it: the password and
+ACL files are rendered from the registry once the database is prepared, before the broker starts.
 """
 
 from __future__ import annotations
@@ -9,13 +11,15 @@ from __future__ import annotations
 import os
 import shutil
 import tempfile
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from smartcity.apikeys import Scope, create_key
 from smartcity.bench.cpu import find_pid
+from smartcity.broker.authfiles import broker_group
+from smartcity.broker.sync import sync_once
 from smartcity.db.connect import connect, database_url
 from smartcity.db.queries import bench as bench_sql
 from smartcity.services import EmbeddedMosquitto, EmbeddedPostgres, free_port
@@ -59,8 +63,19 @@ class BenchStack:
 
 
 @contextmanager
-def bench_services(settings: Settings) -> Iterator[BenchStack]:
-    """Yield the database and broker: the configured ones, or private ones in a temporary directory."""
+def bench_services(settings: Settings, prepare: Callable[[str], None] | None = None, *,
+                   broker_auth: bool = False) -> Iterator[BenchStack]:
+    """Yield the database and broker: the configured ones, or private ones in a temporary directory.
+
+    ``prepare`` gets the database URL before the broker starts (migrations, devices, accounts).
+    ``broker_auth`` starts the private broker with the registry's logins and ACLs.
+
+    Raises:
+        ValueError: ``broker_auth`` with an external broker, whose logins are not the run's to set.
+    """
+    if broker_auth and not settings.uses_embedded_broker:
+        raise ValueError("authentication on needs the bench's own broker: with SMARTCITY_MQTT_URL set,"
+                         " run with --auth off (everything logs in with that URL's login)")
     with ExitStack() as stack:
         directory: Path | None = None
         if settings.uses_embedded_database or settings.uses_embedded_broker:
@@ -77,10 +92,18 @@ def bench_services(settings: Settings) -> Iterator[BenchStack]:
             pids["postgres"] = int((postgres.cluster_dir / "postmaster.pid").read_text().split()[0])
         else:
             url = database_url(settings)
+        if prepare is not None:
+            prepare(url)
         if directory is not None and settings.uses_embedded_broker:
+            auth = directory / "broker-auth" if broker_auth else None
+            if auth is not None:
+                # Every account exists by now, so one render before the start is enough: no sync
+                # needs to follow the registry during the run.
+                with connect(url, purpose="bench", autocommit=True) as conn:
+                    sync_once(conn, auth, broker_group())
             broker = EmbeddedMosquitto(directory / "mosquitto", free_port(), settings.embedded.mosquitto_bin,
                                        settings.embedded.mosquitto_autosave_interval,
-                                       settings.embedded.mosquitto_autosave_on_changes)
+                                       settings.embedded.mosquitto_autosave_on_changes, auth=auth)
             stack.callback(broker.stop)
             broker.start()
             mqtt_url, ca_file = broker.url, None

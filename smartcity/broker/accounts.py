@@ -9,16 +9,18 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any
+from typing import Any, Final, Literal
 
 import psycopg
 
 from smartcity.broker.roles import ROLES, Role, is_valid_account_name
-from smartcity.credentials import generate_password, hash_password
+from smartcity.credentials import generate_password, hash_password, verify_password
 from smartcity.db.queries import broker as broker_sql
 from smartcity.devices import DeviceError
 
 __all__ = [
+    "MIN_GIVEN_PASSWORD",
+    "AccountChange",
     "AccountError",
     "AccountExists",
     "AccountNotFound",
@@ -27,6 +29,7 @@ __all__ = [
     "DeviceRevocation",
     "NewAccount",
     "create_account",
+    "ensure_account",
     "list_accounts",
     "revoke_account",
     "revoke_device",
@@ -118,6 +121,38 @@ def create_account(conn: psycopg.Connection[Any], username: str, role: str) -> N
         raise AccountExists(f"service account {username!r} exists already; "
                             "rotate its password or revoke it first")
     return NewAccount(username, role, password)
+
+
+# A password given from outside (a deployment's secret) rather than generated here.
+MIN_GIVEN_PASSWORD: Final = 12
+
+AccountChange = Literal["created", "updated", "unchanged"]
+
+
+def ensure_account(conn: psycopg.Connection[Any], username: str, role: str,
+                   password: str) -> AccountChange:
+    """Make the service account exist, active, with ``role`` and ``password``; tell what changed.
+
+    For deployments that keep the password themselves (compose's secrets): run on every start, it
+    changes nothing while the password and role are the same, so the broker files stay untouched
+    and the broker is not reloaded. A new password or role takes effect at once (the account's
+    connections are dropped at the next reload); a revoked account is made active again.
+
+    Raises:
+        AccountError: the name, role or password is invalid.
+    """
+    _check_name(username)
+    if role not in {r.value for r in ROLES}:
+        raise AccountError(f"unknown role {role!r}; known: {', '.join(r.value for r in Role)}")
+    if len(password) < MIN_GIVEN_PASSWORD or any(c in password for c in "\r\n\0"):
+        raise AccountError(f"the password of {username!r} must be at least {MIN_GIVEN_PASSWORD} "
+                           "characters on one line")
+    with conn.transaction():
+        row = conn.execute(broker_sql.SELECT_LOGIN_FOR_UPDATE, (username,)).fetchone()
+        if row is not None and row[0] == role and row[2] is None and verify_password(password, row[1]):
+            return "unchanged"
+        conn.execute(broker_sql.UPSERT_ACCOUNT, (username, role, hash_password(password)))
+    return "created" if row is None or row[2] is not None else "updated"
 
 
 def rotate_password(conn: psycopg.Connection[Any], username: str) -> NewAccount:

@@ -69,24 +69,41 @@ def bench() -> None:
 @click.option("--client", type=click.Choice(["paho", "raw"]), default="raw", show_default=True,
               help="Publisher MQTT client: a lean built-in one (~10x less CPU, leaving the cores to"
                    " what is measured) or paho.")
+@click.option("--auth", type=click.Choice(["on", "off", "both"]), default="on", show_default=True,
+              help="Broker logins: on (the registry's accounts and ACLs, as the platform runs), off"
+                   " (anonymous), or both: off and on alternately, compared (needs the bench's own"
+                   " broker).")
+@click.option("--runs", type=click.IntRange(min=1), default=1, show_default=True,
+              help="With --auth both: runs of each side (medians compared).")
 @click.option("--json", "as_json", is_flag=True, help="Print the result as JSON.")
 @click.pass_obj
 def bench_ingest(settings: Settings, messages: int, rate: float, publishers: int, workers: int,
-                 devices: int, qos: int, timeout: float, client: Client, as_json: bool) -> None:
+                 devices: int, qos: int, timeout: float, client: Client, auth: str, runs: int,
+                 as_json: bool) -> None:
     """Publish weather telemetry through MQTT into ingest workers; report throughput and latency.
 
     Runs a private PostgreSQL and Mosquitto in a temporary directory unless SMARTCITY_DATABASE_URL /
     SMARTCITY_MQTT_URL are set. Exit status 1 when readings were lost, 0 otherwise (targets missed
     or not: it is a measurement).
     """
-    from smartcity.bench import BenchError, IngestBenchConfig, run_ingest_bench
+    from smartcity.bench import BenchError, IngestBenchConfig, run_auth_comparison, run_ingest_bench
 
+    if runs > 1 and auth != "both":
+        raise click.UsageError("--runs needs --auth both (one run per side otherwise)")
+    if auth != "off" and not settings.uses_embedded_broker:
+        raise click.UsageError(f"--auth {auth} needs the bench's own broker: with SMARTCITY_MQTT_URL"
+                               " set, run with --auth off (everything logs in with that URL's login)")
     try:
         config = IngestBenchConfig(messages, rate, publishers, workers, devices, qos, timeout,
-                                   client=client)
+                                   client=client, auth=auth != "off")
     except ValueError as err:
         raise click.UsageError(str(err)) from None
 
+    if auth == "both":
+        compared = _run_bench(lambda: run_auth_comparison(config, settings, runs), BenchError, as_json)
+        if compared.lost:
+            raise SystemExit(1)
+        return
     result = _run_bench(lambda: run_ingest_bench(config, settings), BenchError, as_json)
     if result.lost:
         raise SystemExit(1)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 import grp
+import os
 from pathlib import Path
 
 import click
@@ -11,6 +12,7 @@ import click
 from smartcity.broker.accounts import (
     AccountError,
     create_account,
+    ensure_account,
     list_accounts,
     revoke_account,
     rotate_password,
@@ -40,13 +42,22 @@ def accounts() -> None:
 @click.option("--role", type=click.Choice([r.value for r in Role]),
               help="What the account may do (README \"Broker identity and ACLs\"); not with --rotate.")
 @click.option("--rotate", is_flag=True, help="Give an existing account a new password instead.")
+@click.option("--password-env", metavar="VAR",
+              help="Take the password from the environment variable VAR (a deployment's secret) and"
+                   " create the account or set its role and password; unchanged ones stay as they"
+                   " are. Prints no password.")
 @click.option("--json", "as_json", is_flag=True, help="Print the result as JSON.")
 @click.pass_obj
 def accounts_add(settings: Settings, username: str, role: str | None, rotate: bool,
-                 as_json: bool) -> None:
+                 password_env: str | None, as_json: bool) -> None:
     """Create a service account (or --rotate its password) and print the password once."""
     if rotate == (role is not None):
         raise click.UsageError("give --role to create an account, or --rotate to renew a password")
+    if password_env is not None:
+        if rotate:
+            raise click.UsageError("--password-env sets the password itself: give --role, not --rotate")
+        _ensure_account(settings, username, str(role), password_env, as_json)
+        return
     with connect_database(settings) as conn:
         try:
             made = rotate_password(conn, username) if rotate else create_account(conn, username, str(role))
@@ -57,6 +68,24 @@ def accounts_add(settings: Settings, username: str, role: str | None, rotate: bo
     else:
         click.echo(f"{'new password for' if rotate else 'created'} {made.username} (role {made.role})\n"
                    f"mqtt password: {made.password}  (shown once)")
+
+
+def _ensure_account(settings: Settings, username: str, role: str, variable: str,
+                    as_json: bool) -> None:
+    # From the environment, never the command line, where `ps` and shell history would show it.
+    password = os.environ.get(variable, "")
+    if not password:
+        raise click.BadParameter(f"the environment variable {variable} is unset or empty",
+                                 param_hint="--password-env")
+    with connect_database(settings) as conn:
+        try:
+            change = ensure_account(conn, username, role, password)
+        except AccountError as err:
+            raise click.ClickException(str(err)) from None
+    if as_json:
+        echo_json({"username": username, "role": role, "change": change})
+    else:
+        click.echo(f"{username} (role {role}): {change}")
 
 
 @accounts.command("list")

@@ -1,7 +1,10 @@
 """docker-compose.yml, read as compose reads it (no Docker engine here): every file it names exists,
 every image is pinned, every long-running service has a health check and a restart policy, no
-password has a default, Grafana's mounts match its provisioning. Its broker configuration and
-entrypoint run on a real Mosquitto: logins only."""
+password has a default, every service logs in with its own account, Grafana's mounts match its
+provisioning. Its broker configuration runs on a real Mosquitto with the password and ACL files that
+`smartcity broker sync --watch` renders from a real registry, with the accounts compose's job makes:
+devices log in as themselves, anonymous is refused, a device cannot publish as another, a revoke
+through the registry disconnects it."""
 
 from __future__ import annotations
 
@@ -12,26 +15,33 @@ import shutil
 import subprocess
 import sys
 import tomllib
-import uuid
 from collections.abc import Iterator
+from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
 from typing import Any
 from urllib.parse import urlsplit
 
-import paho.mqtt.client as mqtt
 import paho.mqtt.publish as publish
+import psycopg
 import pytest
 import yaml
 from pytest_httpserver import HTTPServer
 
 from api import create_app
 from dashboards.folder import FOLDER_TITLE
+from smartcity.broker.accounts import revoke_device
+from smartcity.broker.authfiles import ACL_FILE, PASSWORD_FILE
+from smartcity.broker.roles import Role
 from smartcity.contract import status_topic
 from smartcity.db.connect import service_database_url
 from smartcity.db.roles import LOGIN_ROLES
+from smartcity.devices import register_device
 from smartcity.services import EmbeddedMosquitto, free_port
 from smartcity.settings import ApiSettings, IngestSettings, RollupSettings, Settings
-from tests.services import scratch_dir
+from tests.broker.conftest import open_session
+from tests.services import scratch_dir, wait_until
+
+NOT_AUTHORIZED = 0x87
 
 ROOT = Path(__file__).resolve().parents[2]
 COMPOSE_TEXT = (ROOT / "docker-compose.yml").read_text()
@@ -59,9 +69,9 @@ def _binds(service: dict[str, Any]) -> list[tuple[Path, str, bool]]:
 
 
 def test_the_platform_and_grafana_are_all_there() -> None:
-    assert {"timescaledb", "mosquitto", "migrate", "db-logins", "ingest", "rollup", "api",
-            "simulator", "grafana"} <= set(SERVICES)
-    assert {"migrate", "db-logins"} == ONE_SHOT
+    assert {"timescaledb", "mosquitto", "broker-auth", "migrate", "db-logins", "broker-accounts",
+            "ingest", "rollup", "api", "simulator", "grafana"} <= set(SERVICES)
+    assert {"migrate", "db-logins", "broker-accounts"} == ONE_SHOT
 
 
 @pytest.mark.parametrize("name", sorted(SERVICES))
@@ -144,10 +154,13 @@ def test_health_checks_name_what_the_services_serve() -> None:
 
 def test_no_password_has_a_default() -> None:
     references = re.findall(r"\$\{(PASER_\w+)(:?[?-])?([^}]*)\}", COMPOSE_TEXT)
-    passwords = [r for r in references if "PASSWORD" in r[0]]
-    assert {name for name, *_ in passwords} == {"PASER_DB_PASSWORD", "PASER_GRAFANA_DB_PASSWORD",
-                                                "PASER_INGEST_DB_PASSWORD", "PASER_API_DB_PASSWORD",
-                                                "PASER_MQTT_PASSWORD", "PASER_GRAFANA_ADMIN_PASSWORD"}
+    passwords = [r for r in references if "PASSWORD" in r[0] or "SECRET" in r[0]]
+    assert {name for name, *_ in passwords} == {
+        "PASER_DB_PASSWORD", "PASER_GRAFANA_DB_PASSWORD", "PASER_INGEST_DB_PASSWORD",
+        "PASER_API_DB_PASSWORD", "PASER_MQTT_INGEST_PASSWORD", "PASER_MQTT_API_PASSWORD",
+        "PASER_MQTT_MONITOR_PASSWORD", "PASER_FLEET_SECRET", "PASER_GRAFANA_ADMIN_PASSWORD"}
+    # Every PASER_ variable is a secret: nothing else is read from outside.
+    assert len(passwords) == len(references)
     # ${NAME:?message}: compose refuses to start while NAME is unset or empty.
     assert all(operator == ":?" and message for _, operator, message in passwords), passwords
     assert "change-me" not in COMPOSE_TEXT
@@ -185,12 +198,16 @@ def _interpolate(value: str, variables: dict[str, str]) -> str:
 
 
 SECRETS = {"PASER_DB_PASSWORD": "owner-pw", "PASER_INGEST_DB_PASSWORD": "ingest-pw",
-           "PASER_API_DB_PASSWORD": "api-pw", "PASER_MQTT_PASSWORD": "mqtt-pw"}
+           "PASER_API_DB_PASSWORD": "api-pw", "PASER_MQTT_INGEST_PASSWORD": "mqtt-ingest-Pw_1",
+           "PASER_MQTT_API_PASSWORD": "mqtt-api-Pw_2", "PASER_MQTT_MONITOR_PASSWORD": "mqtt-monitor-Pw_3",
+           "PASER_FLEET_SECRET": "fleet-Secret_4", "PASER_GRAFANA_DB_PASSWORD": "grafana-pw",
+           "PASER_GRAFANA_ADMIN_PASSWORD": "grafana-admin-pw"}
 
 
 def _settings_of(name: str) -> Settings:
     """The settings the service's container reads: its environment, interpolated."""
-    env = {key: _interpolate(str(value), SECRETS) for key, value in SERVICES[name]["environment"].items()}
+    env = {key: _interpolate(str(value), SECRETS) for key, value in SERVICES[name]["environment"].items()
+           if key.startswith("SMARTCITY_")}
     settings_env = {key.removeprefix("SMARTCITY_").lower(): value for key, value in env.items()}
     nested: dict[str, Any] = {}
     for key, value in settings_env.items():
@@ -215,7 +232,7 @@ def test_ingest_and_the_api_connect_through_their_own_logins_and_the_rest_as_own
         assert logins[f"{service.upper()}_DB_PASSWORD"] == (
             f"${{PASER_{service.upper()}_DB_PASSWORD:?set PASER_{service.upper()}_DB_PASSWORD}}")
         assert (url.hostname, url.port, url.path) == ("timescaledb", 5432, "/smartcity")
-    for name in ("migrate", "rollup", "simulator"):
+    for name in ("migrate", "rollup", "simulator", "broker-accounts", "broker-auth"):
         settings = _settings_of(name)
         assert settings.ingest.database_url is None and settings.api.database_url is None
         assert settings.database_url == "postgresql://smartcity:owner-pw@timescaledb:5432/smartcity"
@@ -223,75 +240,302 @@ def test_ingest_and_the_api_connect_through_their_own_logins_and_the_rest_as_own
     assert logins["PGUSER"] == SERVICES["timescaledb"]["environment"]["POSTGRES_USER"]
 
 
-class ComposeMosquitto(EmbeddedMosquitto):
-    """Mosquitto running docker/mosquitto.conf as compose mounts it, paths moved into ``data_dir``."""
+# The broker's service accounts, as docker/broker-accounts.sh makes them: name → (role, secret).
+BROKER_ACCOUNTS = {"smartcity-ingest-1": ("ingest", "PASER_MQTT_INGEST_PASSWORD"),
+                   "smartcity-api-1": ("api", "PASER_MQTT_API_PASSWORD"),
+                   "smartcity-monitor-1": ("monitor", "PASER_MQTT_MONITOR_PASSWORD")}
+MQTT_SECRETS = {secret for _, secret in BROKER_ACCOUNTS.values()}
 
-    def __init__(self, data_dir: Path, port: int, password: str) -> None:
+
+def test_the_accounts_job_makes_one_account_per_service_from_its_secret() -> None:
+    script = (ROOT / "docker/broker-accounts.sh").read_text()
+    made = re.findall(r"^smartcity broker accounts add (\S+) --role (\S+) --password-env (\S+)$", script,
+                      re.MULTILINE)
+    assert {name: (role, env) for name, role, env in made} == BROKER_ACCOUNTS
+    assert {role for role, _ in BROKER_ACCOUNTS.values()} <= {role.value for role in Role}
+    job = SERVICES["broker-accounts"]
+    for secret in MQTT_SECRETS:
+        assert job["environment"][secret] == f"${{{secret}:?set {secret}}}"
+    # The registry's accounts table is the owner's alone (migration 013).
+    assert job["environment"]["SMARTCITY_DATABASE_URL"].startswith("postgresql://smartcity:")
+    assert job["depends_on"] == {"migrate": {"condition": "service_completed_successfully"}}
+
+
+def test_every_service_logs_in_to_the_broker_as_its_own_account() -> None:
+    for name in ("migrate", "broker-accounts", "broker-auth", "ingest", "rollup", "api", "simulator"):
+        # Where the broker is, without a login: nothing logs in with a shared account.
+        assert _settings_of(name).mqtt_url in (None, "mqtt://mosquitto:1883"), name
+    for service, account in (("ingest", "smartcity-ingest-1"), ("api", "smartcity-api-1")):
+        address = _settings_of(service).service_broker(service)
+        _, secret = BROKER_ACCOUNTS[account]
+        assert (address.username, address.password) == (account, SECRETS[secret]), service
+        assert (address.host, address.port) == ("mosquitto", 1883)
+        # No other account's password is in the container.
+        others = MQTT_SECRETS - {secret}
+        assert not any(other in yaml.safe_dump(SERVICES[service]) for other in others), service
+    simulator = SERVICES["simulator"]["environment"]
+    assert simulator["SMARTCITY_SIMULATOR__FLEET_SECRET"] == "${PASER_FLEET_SECRET:?set PASER_FLEET_SECRET}"
+    assert SERVICES["simulator"]["command"] == ["simulate", "--demo", "--register"]
+    # Its health check reads the devices' status as the monitor account.
+    check = SERVICES["simulator"]["healthcheck"]["test"]
+    assert check[-3:] == ["fleet-online", "--url-env", "HEALTHCHECK_MQTT_URL"]
+    monitor = urlsplit(_interpolate(simulator["HEALTHCHECK_MQTT_URL"], SECRETS))
+    assert (monitor.username, monitor.password, monitor.hostname) == (
+        "smartcity-monitor-1", SECRETS["PASER_MQTT_MONITOR_PASSWORD"], "mosquitto")
+    broker_check = " ".join(SERVICES["mosquitto"]["healthcheck"]["test"])
+    assert "-u smartcity-monitor-1" in broker_check and "$$MQTT_MONITOR_PASSWORD" in broker_check
+    assert SERVICES["mosquitto"]["environment"]["MQTT_MONITOR_PASSWORD"] == (
+        "${PASER_MQTT_MONITOR_PASSWORD:?set PASER_MQTT_MONITOR_PASSWORD}")
+    for name in ("ingest", "api", "simulator"):
+        assert SERVICES[name]["depends_on"]["broker-accounts"] == {
+            "condition": "service_completed_successfully"}, name
+
+
+def _dependencies(name: str) -> set[str]:
+    """What compose starts before ``name``: depends_on, plus the services whose namespaces it joins
+    (compose adds those itself)."""
+    service = SERVICES[name]
+    found = set(service.get("depends_on", {}))
+    for key in ("pid", "network_mode", "ipc"):
+        if str(service.get(key, "")).startswith("service:"):
+            found.add(service[key].removeprefix("service:"))
+    return found
+
+
+def test_services_start_in_an_order_compose_can_follow() -> None:
+    # A cycle (e.g. the sync joining the broker's PID namespace while the broker waits for the
+    # sync's files) makes compose refuse the whole file.
+    order: list[str] = []
+    visiting: set[str] = set()
+
+    def visit(name: str) -> None:
+        assert name not in visiting, f"dependency cycle through {name}"
+        if name in order:
+            return
+        visiting.add(name)
+        for dependency in sorted(_dependencies(name)):
+            assert dependency in SERVICES, f"{name} depends on unknown {dependency}"
+            visit(dependency)
+        visiting.discard(name)
+        order.append(name)
+
+    for name in SERVICES:
+        visit(name)
+    assert order.index("broker-accounts") < order.index("broker-auth") < order.index("mosquitto")
+    assert order.index("mosquitto") < min(order.index(n) for n in ("ingest", "api", "simulator"))
+
+
+def _conf_value(key: str) -> str:
+    match = re.search(rf"^{key} (\S+)$", (ROOT / "docker/mosquitto.conf").read_text(), re.MULTILINE)
+    assert match is not None, f"docker/mosquitto.conf has no {key}"
+    return match.group(1)
+
+
+def test_the_broker_reads_the_files_the_sync_writes_and_is_signalled_by_it() -> None:
+    broker, sync = SERVICES["mosquitto"], SERVICES["broker-auth"]
+    conf = (ROOT / "docker/mosquitto.conf").read_text()
+    assert re.search(r"^allow_anonymous false$", conf, re.MULTILINE)
+    # A listener option: right under the one listener.
+    assert re.search(r"^listener 1883\n(#.*\n)*use_username_as_clientid true$", conf, re.MULTILINE)
+    # The broker joins the sync's PID namespace (not the other way round: compose starts a service
+    # after the one whose namespace it joins, and the broker must wait for the files).
+    assert broker["pid"] == "service:broker-auth" and "pid" not in sync
+    assert broker["depends_on"]["broker-auth"] == {"condition": "service_healthy"}
+    command = sync["command"]
+    assert command[:2] == ["broker", "sync"] and "--watch" in command
+    directory = PurePosixPath(command[command.index("--dir") + 1])
+    pid_file = PurePosixPath(command[command.index("--pid-file") + 1])
+    # One volume: the sync's --dir is the broker's /mosquitto/auth.
+    sync_mount = {target: source for source, target, _ in _mounts(sync)}
+    broker_mount = {target: source for source, target, _ in _mounts(broker)}
+    assert sync_mount[str(directory)] == "broker-auth" == broker_mount["/mosquitto/auth"]
+    assert "broker-auth" in COMPOSE["volumes"]
+
+    def as_sync_sees(path: str) -> PurePosixPath:
+        return directory / PurePosixPath(path).relative_to("/mosquitto/auth")
+
+    assert as_sync_sees(_conf_value("password_file")) == directory / PASSWORD_FILE
+    assert as_sync_sees(_conf_value("acl_file")) == directory / ACL_FILE
+    assert as_sync_sees(_conf_value("pid_file")) == pid_file
+    # Healthy (and the broker started) only once both files exist.
+    check = " ".join(sync["healthcheck"]["test"])
+    assert f"test -f {directory / PASSWORD_FILE}" in check and f"test -f {directory / ACL_FILE}" in check
+    # The sync runs as the broker's user (eclipse-mosquitto's uid 1883): a signal to another user's
+    # process would be refused without CAP_KILL, and the files it writes are 0600.
+    assert sync["user"] == "1883:1883"
+    dockerfile = (ROOT / "Dockerfile").read_text()
+    assert "--uid 1883" in dockerfile and f"install -d -o 1883 -g 1883 -m 0700 {directory}" in dockerfile
+    assert broker["entrypoint"][0] == "/usr/sbin/mosquitto"
+
+
+def _interpolated(text: str) -> str:
+    return text.replace("$$", "$")
+
+
+class ComposeMosquitto(EmbeddedMosquitto):
+    """Mosquitto running docker/mosquitto.conf as compose mounts it, paths moved into ``data_dir``:
+    its files in ``auth`` (the broker-auth volume)."""
+
+    def __init__(self, data_dir: Path, port: int, auth: Path) -> None:
         super().__init__(data_dir, port)
-        self.password = password
+        self.auth_dir = auth
+
+    @property
+    def pid_file(self) -> Path:
+        return self.auth_dir / "mosquitto.pid"
 
     def write_config(self) -> None:
         self.data_dir.mkdir(parents=True, exist_ok=True)
         conf_d = self.data_dir / "conf.d"
         conf_d.mkdir(exist_ok=True)
         shutil.copy(ROOT / "smartcity/mosquitto.conf", conf_d / "platform.conf")
-        passwords = self.data_dir / "passwords"
-        # The compose entrypoint itself writes the password file (its exec runs `true` here).
-        env = {"PATH": os.environ["PATH"], "MQTT_PASSWORD": self.password,
-               "MQTT_PASSWORD_FILE": str(passwords)}
-        subprocess.run(["sh", str(ROOT / "docker/mosquitto-entrypoint.sh"), "true"], env=env, check=True,
-                       capture_output=True, timeout=30)
         text = (ROOT / "docker/mosquitto.conf").read_text()
         text = (text.replace("listener 1883", f"listener {self.port} 127.0.0.1")
                     .replace("/mosquitto/config/conf.d", str(conf_d))
-                    .replace("/mosquitto/data/passwords", str(passwords))
+                    .replace("/mosquitto/auth/", f"{self.auth_dir}/")
                     .replace("/mosquitto/data/", f"{self.data_dir}/"))
-        assert "/mosquitto/" not in text, text
+        settings = [line for line in text.splitlines() if not line.startswith("#")]
+        assert not any("/mosquitto/" in line for line in settings), text
+        # The broker runs as the sync's user, as in compose (both uid 1883 there).
         user = pwd.getpwuid(os.geteuid()).pw_name
         self.config_file.write_text(f"user {user}\n{text}")
 
 
+@dataclass
+class ComposeBroker:
+    broker: ComposeMosquitto
+    auth: Path
+    passwords: dict[str, str]  # login → password
+
+
+def _compose_env(database_url: str) -> dict[str, str]:
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("SMARTCITY_", "PASER_"))}
+    # The project image's PATH: `smartcity` is on it.
+    env["PATH"] = f"{Path(sys.executable).parent}:{env.get('PATH', '')}"
+    env["SMARTCITY_DATABASE_URL"] = database_url
+    return env
+
+
 @pytest.fixture
-def compose_broker() -> Iterator[ComposeMosquitto]:
+def compose_broker(database_url: str, db: psycopg.Connection) -> Iterator[ComposeBroker]:
+    """Compose's start order on this machine: the accounts job, the sync (--watch, --pid-file) until
+    its files exist, then the broker with compose's configuration."""
+    env = _compose_env(database_url)
+    secrets = {secret: SECRETS[secret] for secret in MQTT_SECRETS}
+    made = subprocess.run(["sh", str(ROOT / "docker/broker-accounts.sh")], env={**env, **secrets},
+                          capture_output=True, text=True, timeout=60, check=False)
+    assert made.returncode == 0, made.stderr
+    passwords = {name: SECRETS[secret] for name, (_, secret) in BROKER_ACCOUNTS.items()}
+    for device_id in ("river-compose-a", "river-compose-b"):
+        registration = register_device(db, device_id, "river_level_sensor", "tanah-grogot")
+        passwords[device_id] = registration.mqtt_password
     with scratch_dir("smartcity-compose-mqtt-") as directory:
-        broker = ComposeMosquitto(directory, free_port(), "s3cret-Pass_word")
-        broker.start()
+        auth = directory / "auth"
+        command = _interpolated(" ".join(SERVICES["broker-auth"]["command"]))
+        command = command.replace("/var/lib/smartcity/broker", str(auth))
+        with open(directory / "sync.log", "wb") as log:
+            sync = subprocess.Popen([sys.executable, "-m", "smartcity", *command.split()], env=env,
+                                    stdout=log, stderr=subprocess.STDOUT)
         try:
-            yield broker
+            # The broker's depends_on: the sync's health check passes.
+            check = SERVICES["broker-auth"]["healthcheck"]["test"][1].replace(
+                "/var/lib/smartcity/broker", str(auth))
+            wait_until(lambda: subprocess.run(["sh", "-c", check], check=False).returncode == 0,
+                       timeout=20, message="the sync's files")
+            broker = ComposeMosquitto(directory / "broker", free_port(), auth)
+            broker.start()
+            try:
+                wait_until(broker.pid_file.exists, message="the broker's pid file")
+                yield ComposeBroker(broker, auth, passwords)
+            finally:
+                broker.stop()
         finally:
-            broker.stop()
+            sync.terminate()
+            assert sync.wait(10) == 0, (directory / "sync.log").read_text()
 
 
-def _connect(port: int, user: str | None, password: str | None) -> mqtt.ReasonCode:
-    client = mqtt.Client(mqtt.CallbackAPIVersion.VERSION2, client_id=f"t-{uuid.uuid4().hex[:8]}",
-                         protocol=mqtt.MQTTv5)
-    if user is not None:
-        client.username_pw_set(user, password)
-    answers: list[mqtt.ReasonCode] = []
-    client.on_connect = lambda c, u, flags, reason, props: answers.append(reason)
-    client.connect("127.0.0.1", port)
+def test_the_compose_broker_lets_in_the_registry_and_no_one_else(compose_broker: ComposeBroker) -> None:
+    port, passwords = compose_broker.broker.port, compose_broker.passwords
+    for login in ("river-compose-a", "smartcity-ingest-1", "smartcity-api-1", "smartcity-monitor-1"):
+        session = open_session(port, login, passwords[login])
+        assert not session.connack[0].is_failure, login
+        session.close()
+    for user, password in ((None, None), ("river-compose-a", "wrong-password"),
+                           ("smartcity-ingest-1", passwords["smartcity-api-1"]),
+                           ("someone", passwords["river-compose-a"])):
+        session = open_session(port, user, password)
+        assert session.connack[0].is_failure, user
+        assert session.connack[0].getName() in ("Not authorized", "Bad user name or password"), user
+        session.close()
+
+
+def test_the_compose_health_checks_log_in_as_the_monitor(compose_broker: ComposeBroker) -> None:
+    port, passwords = compose_broker.broker.port, compose_broker.passwords
+    check = _interpolated(SERVICES["mosquitto"]["healthcheck"]["test"][1]).replace(
+        "-h 127.0.0.1", f"-h 127.0.0.1 -p {port}")
+    env = {"PATH": os.environ["PATH"], "MQTT_MONITOR_PASSWORD": passwords["smartcity-monitor-1"]}
+    healthy = subprocess.run(["sh", "-c", check], env=env, capture_output=True, text=True, timeout=30,
+                             check=False)
+    assert healthy.returncode == 0, healthy.stderr
+    wrong = subprocess.run(["sh", "-c", check], env={**env, "MQTT_MONITOR_PASSWORD": "not-the-password"},
+                           capture_output=True, text=True, timeout=30, check=False)
+    assert wrong.returncode != 0
+    # The simulator's check: a device's retained `online`, read by the monitor account.
+    device = open_session(port, "river-compose-b", passwords["river-compose-b"])
+    assert not device.publish(status_topic("river-compose-b"), b"online", retain=True).is_failure
+    device.close()
+    url = _interpolate(SERVICES["simulator"]["environment"]["HEALTHCHECK_MQTT_URL"], SECRETS).replace(
+        "@mosquitto:1883", f"@127.0.0.1:{port}")
+    fleet = _healthcheck("fleet-online", "--url-env", "HEALTHCHECK_MQTT_URL",
+                         env={"HEALTHCHECK_MQTT_URL": url})
+    assert fleet.returncode == 0, fleet.stderr
+    refused = _healthcheck("fleet-online", "--url-env", "HEALTHCHECK_MQTT_URL",
+                           env={"HEALTHCHECK_MQTT_URL": url.replace(SECRETS["PASER_MQTT_MONITOR_PASSWORD"],
+                                                                    "wrong-password")})
+    assert refused.returncode == 1 and "refused the login" in refused.stderr
+
+
+def test_a_compose_device_cannot_publish_as_another(compose_broker: ComposeBroker) -> None:
+    port, passwords = compose_broker.broker.port, compose_broker.passwords
+    ingest = open_session(port, "smartcity-ingest-1", passwords["smartcity-ingest-1"])
+    ingest.subscribe("smartcity/v1/devices/+/telemetry")
+    device = open_session(port, "river-compose-a", passwords["river-compose-a"])
     try:
-        while not answers:
-            client.loop(timeout=0.1)  # waits on the socket, not a sleep: CONNACK ends it
+        assert device.publish("smartcity/v1/devices/river-compose-b/telemetry", b"{}") == NOT_AUTHORIZED
+        assert not device.publish("smartcity/v1/devices/river-compose-a/telemetry", b"{}").is_failure
+        wait_until(lambda: ingest.topics(), message="ingest received the device's own reading")
+        assert ingest.topics() == ["smartcity/v1/devices/river-compose-a/telemetry"]
+        # The broker binds the client id to the login: the device cannot take ingest's session.
+        thief = open_session(port, "river-compose-a", passwords["river-compose-a"],
+                             client_id="smartcity-ingest-1", clean_start=False)
+        # A message after the attempt still reaches ingest's session: it was never taken over. (The
+        # thief's client id is its login, so it took over the device's own connection instead.)
+        assert not thief.publish("smartcity/v1/devices/river-compose-a/telemetry", b"{}").is_failure
+        wait_until(lambda: len(ingest.topics()) == 2, message="ingest still receiving")
+        assert not ingest.disconnects and not thief.connack[0].is_failure
+        thief.close()
     finally:
-        client.disconnect()
-    return answers[0]
+        device.close()
+        ingest.close()
 
 
-def test_the_compose_broker_takes_logins_only(compose_broker: ComposeMosquitto) -> None:
-    port = compose_broker.port
-    assert _connect(port, "smartcity", "s3cret-Pass_word").is_failure is False
-    for user, password in ((None, None), ("smartcity", "wrong"), ("someone", "s3cret-Pass_word")):
-        reason = _connect(port, user, password)
-        assert reason.is_failure and reason.getName() in ("Not authorized", "Bad user name or password"), user
-
-
-def test_the_broker_entrypoint_refuses_without_a_password(tmp_path: Path) -> None:
-    result = subprocess.run(["sh", str(ROOT / "docker/mosquitto-entrypoint.sh"), "true"],
-                            env={"PATH": os.environ["PATH"], "MQTT_PASSWORD_FILE": str(tmp_path / "p")},
-                            capture_output=True, text=True, timeout=30, check=False)
-    assert result.returncode != 0 and "set MQTT_PASSWORD" in result.stderr
-    assert not (tmp_path / "p").exists()
+def test_a_revoke_through_the_registry_cuts_the_device_off(compose_broker: ComposeBroker,
+                                                           db: psycopg.Connection) -> None:
+    port, passwords = compose_broker.broker.port, compose_broker.passwords
+    device = open_session(port, "river-compose-a", passwords["river-compose-a"])
+    other = open_session(port, "river-compose-b", passwords["river-compose-b"])
+    try:
+        revoke_device(db, "river-compose-a")
+        # The sync hears the registry, rewrites the files and signals the pid in the pid file.
+        wait_until(lambda: device.disconnects, timeout=10, message="the revoked device disconnected")
+        again = open_session(port, "river-compose-a", passwords["river-compose-a"])
+        assert again.connack[0].is_failure
+        again.close()
+        assert not other.disconnects  # the others stay connected
+        assert "river-compose-a:" not in (compose_broker.auth / PASSWORD_FILE).read_text()
+    finally:
+        device.close()
+        other.close()
 
 
 def _healthcheck(*args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:

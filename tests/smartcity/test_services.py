@@ -240,8 +240,8 @@ def test_compose_broker_includes_the_same_base_file() -> None:
     assert base_target.startswith(include_dir + "/") and base_target.endswith(".conf")
     assert (ROOT / "smartcity" / "mosquitto.conf").read_text() == mosquitto_base_config()
     # One source: compose's own file holds only what differs per deployment (listener, paths, login).
-    assert set(docker_conf) == {"listener", "persistence_location", "log_dest", "include_dir",
-                                "allow_anonymous", "password_file"}
+    assert set(docker_conf) == {"listener", "use_username_as_clientid", "persistence_location", "log_dest",
+                                "include_dir", "allow_anonymous", "password_file", "acl_file", "pid_file"}
     # Nothing of the base is repeated: logins are each deployment's own.
     assert set(docker_conf) & set(_options(mosquitto_base_config())) == set()
 
@@ -257,10 +257,13 @@ def test_compose_broker_config_runs_with_the_base_through_include_dir(tmp_path: 
     text = (ROOT / "docker" / "mosquitto.conf").read_text()
     text = text.replace("listener 1883", f"listener {port} 127.0.0.1")
     text = text.replace("/mosquitto/data/", f"{tmp_path}/").replace("/mosquitto/config/conf.d", str(conf_dir))
+    text = text.replace("/mosquitto/auth/", f"{tmp_path}/")
     (tmp_path / "mosquitto.conf").write_text(f"{text}user {pwd.getpwuid(os.geteuid()).pw_name}\n")
-    # The password file compose's entrypoint writes at start (tests/dashboards/test_compose.py runs it).
+    # The files compose's broker-auth renders from the registry (tests/dashboards/test_compose.py
+    # runs it); here one login and no rights.
     subprocess.run(["mosquitto_passwd", "-c", "-b", str(tmp_path / "passwords"), "smartcity", "pw"],
                    check=True, capture_output=True)
+    (tmp_path / "acl").write_text("")
     process = subprocess.Popen([str(find_mosquitto()), "-c", str(tmp_path / "mosquitto.conf")],
                                stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
     try:

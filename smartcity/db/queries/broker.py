@@ -19,6 +19,8 @@ __all__ = [
     "SELECT_ACTIVE_ACCOUNTS",
     "SELECT_ACTIVE_DEVICE_LOGINS",
     "SELECT_DEVICE_REVOCATION",
+    "SELECT_LOGIN_FOR_UPDATE",
+    "UPSERT_ACCOUNT",
 ]
 
 # The channel migration 013's triggers notify when a login or its rights may have changed.
@@ -36,6 +38,22 @@ INSERT_ACCOUNT: Final = (
     " ON CONFLICT (username) DO UPDATE SET role = EXCLUDED.role,"
     " password_hash = EXCLUDED.password_hash, created_at = now(), revoked_at = NULL"
     " WHERE broker_accounts.revoked_at IS NOT NULL"
+    " RETURNING username"
+)
+
+# (username,) → (role, password_hash, revoked_at), the row locked until the transaction ends; or no row.
+SELECT_LOGIN_FOR_UPDATE: Final = (
+    "SELECT role, password_hash, revoked_at FROM broker_accounts WHERE username = %s FOR UPDATE"
+)
+
+# (username, role, password_hash) → (username,): the account exists, active, with this role and
+# password, whatever it was before (a revoked account starts anew: created now).
+UPSERT_ACCOUNT: Final = (
+    "INSERT INTO broker_accounts (username, role, password_hash) VALUES (%s, %s, %s)"
+    " ON CONFLICT (username) DO UPDATE SET role = EXCLUDED.role,"
+    " password_hash = EXCLUDED.password_hash, revoked_at = NULL,"
+    " created_at = CASE WHEN broker_accounts.revoked_at IS NULL THEN broker_accounts.created_at"
+    " ELSE now() END"
     " RETURNING username"
 )
 
