@@ -14,10 +14,10 @@ from pathlib import Path
 import psycopg
 import pytest
 
+import smartcity.broker.sync as broker_sync
 from ingest.pipeline import IngestWorker
 from smartcity.apikeys import Scope, create_key
 from smartcity.broker.serve import serve_broker_auth
-from smartcity.broker.sync import __name__ as sync_log_name
 from smartcity.broker_url import BrokerAddress
 from smartcity.db import apply_migrations, seed_catalog
 from smartcity.services import EmbeddedMosquitto, EmbeddedPostgres, free_port
@@ -126,7 +126,7 @@ def _authenticated_broker(postgres: EmbeddedPostgres) -> Iterator[EmbeddedMosqui
 
 @contextmanager
 def _quiet_routine_lines(directory: Path) -> Iterator[None]:
-    logger, quiet = logging.getLogger(sync_log_name), _RoutineSyncLines(directory)
+    logger, quiet = logging.getLogger(broker_sync.__name__), _RoutineSyncLines(directory)
     logger.addFilter(quiet)
     try:
         yield

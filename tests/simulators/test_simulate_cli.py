@@ -48,7 +48,7 @@ def test_live_run_with_faults_publishes_and_counts_them(broker_login: BrokerLogi
 
 def test_a_live_run_with_a_fleet_secret_registers_its_devices_and_each_logs_in_as_itself(
         database_url: str, db: psycopg.Connection, mosquitto: EmbeddedMosquitto,
-        worker: IngestWorker) -> None:
+        worker: IngestWorker, broker_login: BrokerLogins) -> None:
     # No shared login in the URL: each device's password comes from the fleet secret, and
     # --register puts the devices in the registry, which lets them in at the broker.
     env = {"SMARTCITY_MQTT_URL": f"mqtt://127.0.0.1:{mosquitto.port}", "SMARTCITY_DATABASE_URL": database_url,
@@ -62,6 +62,7 @@ def test_a_live_run_with_a_fleet_secret_registers_its_devices_and_each_logs_in_a
         stats["telemetry_published"] + stats["status_published"])
     wait_until(lambda: db.execute("SELECT count(DISTINCT device) FROM readings").fetchone() == (3,),
                message="every simulated device's readings stored")
+    assert len(clear_retained_statuses(broker_login("gateway"), broker_login("ingest"))) >= 3
 
 
 def test_bad_options_are_refused_before_anything_starts() -> None:
