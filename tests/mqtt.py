@@ -11,17 +11,21 @@ import paho.mqtt.client as mqtt
 from paho.mqtt.packettypes import PacketTypes
 from paho.mqtt.properties import Properties
 
-from smartcity.contract import telemetry_topic
-from smartcity.services import EmbeddedMosquitto
+from smartcity.broker_url import BrokerAddress, apply_address
+from smartcity.contract import STATUS_FILTER, status_topic, telemetry_topic
 from tests.services import wait_until
 
 
 @contextmanager
-def mqtt_publisher(broker: EmbeddedMosquitto, client_id: str = "") -> Iterator[mqtt.Client]:
-    """Yield a connected MQTT v5 client; ``publish(...).wait_for_publish()`` confirms delivery."""
-    client = mqtt.Client(mqtt.CallbackAPIVersion.VERSION2, client_id=client_id,
-                         protocol=mqtt.MQTTv5)
-    client.connect("127.0.0.1", broker.port)
+def mqtt_publisher(address: BrokerAddress) -> Iterator[mqtt.Client]:
+    """Yield an MQTT v5 client logged in as ``address`` says (a ``gateway`` login publishes for any
+    device, a device's own only for itself); ``publish(...).wait_for_publish()`` confirms delivery.
+
+    With authentication the broker makes the login the client id.
+    """
+    client = mqtt.Client(mqtt.CallbackAPIVersion.VERSION2, protocol=mqtt.MQTTv5)
+    apply_address(client, address)
+    client.connect(address.host, address.port)
     client.loop_start()
     try:
         yield client
@@ -37,17 +41,19 @@ def publish(client: mqtt.Client, topic: str, payload: bytes | str, qos: int = 1,
 
 
 class TelemetryStream:
-    """Publish ``count`` messages (one reading each, unique timestamps) at QoS 1 from a thread.
+    """Publish ``count`` messages (one reading each, unique timestamps) at QoS 1 from a thread, logged
+    in as ``address`` (a ``gateway`` login, since it speaks for several devices).
 
     Survives broker restarts: paho keeps unconfirmed QoS 1 messages (unbounded queue) and sends
     them again after it reconnects; the database makes any resent duplicate a no-op.
     """
 
-    def __init__(self, port: int, device_ids: list[str], count: int, rate: float,
+    def __init__(self, address: BrokerAddress, device_ids: list[str], count: int, rate: float,
                  client_id: str = "test-stream") -> None:
-        self.port, self.device_ids, self.count, self.rate = port, device_ids, count, rate
+        self.address, self.device_ids, self.count, self.rate = address, device_ids, count, rate
         self.client = mqtt.Client(mqtt.CallbackAPIVersion.VERSION2, client_id=client_id,
                                   protocol=mqtt.MQTTv5)
+        apply_address(self.client, address)
         self.client.reconnect_delay_set(0.2, 2)
         self.client.max_queued_messages_set(0)
         self.client.max_inflight_messages_set(100)
@@ -60,7 +66,7 @@ class TelemetryStream:
     def start(self) -> TelemetryStream:
         props = Properties(PacketTypes.CONNECT)
         props.SessionExpiryInterval = 600
-        self.client.connect_async("127.0.0.1", self.port, clean_start=False, properties=props)
+        self.client.connect_async(self.address.host, self.address.port, clean_start=False, properties=props)
         self.client.loop_start()
         self._thread.start()
         return self
@@ -91,3 +97,42 @@ class TelemetryStream:
                    message="broker confirmed every message")
         self.client.disconnect()
         self.client.loop_stop()
+
+
+def clear_retained_statuses(gateway: BrokerAddress, listener: BrokerAddress) -> list[str]:
+    """Clear every retained device status on the broker; return the topics cleared.
+
+    A retained status outlives the test that left it, and a later worker would hear it on
+    subscribing as the status of a device it does not know (and remember the miss for a while).
+    ``listener`` must be allowed to read statuses (an ``ingest`` or ``monitor`` login).
+    """
+    marker = status_topic("zz-retained-marker")
+    topics: list[str] = []
+    seen_marker = threading.Event()
+
+    def on_message(client: mqtt.Client, userdata: object, message: mqtt.MQTTMessage) -> None:
+        if message.topic == marker:
+            seen_marker.set()
+        elif message.retain and message.payload:
+            topics.append(message.topic)
+
+    with mqtt_publisher(gateway) as publisher:
+        listening = mqtt.Client(mqtt.CallbackAPIVersion.VERSION2, protocol=mqtt.MQTTv5)
+        apply_address(listening, listener)
+        subscribed = threading.Event()
+        listening.on_message = on_message
+        listening.on_subscribe = lambda *args: subscribed.set()
+        listening.connect(listener.host, listener.port)
+        listening.loop_start()
+        try:
+            listening.subscribe(STATUS_FILTER, qos=1)
+            assert subscribed.wait(5), "no SUBACK"
+            # Published after the SUBACK, so the broker delivers it after the retained ones.
+            publish(publisher, marker, b"marker")
+            assert seen_marker.wait(5), "the marker status did not come back"
+        finally:
+            listening.disconnect()
+            listening.loop_stop()
+        for topic in topics:
+            publish(publisher, topic, b"", retain=True)
+    return topics

@@ -7,17 +7,20 @@ from collections.abc import Iterator
 import pytest
 
 from api import create_app
-from smartcity.services import EmbeddedMosquitto
-from smartcity.settings import Settings
+from smartcity.settings import ApiSettings, Settings
 from tests.api.client import TestClient
+from tests.logins import BrokerLogins, login_url
 from tests.services import wait_until
 
 
 @pytest.fixture
-def settings(database_url: str, mosquitto: EmbeddedMosquitto) -> Settings:
-    """Settings for the session's database (clean tables) and broker."""
+def settings(database_url: str, broker_login: BrokerLogins) -> Settings:
+    """Settings for the session's database (clean tables) and broker, where the API's client logs
+    in with an api account of its own."""
+    login = broker_login("api")
     return Settings(  # type: ignore[call-arg]
-        _env_file=None, database_url=database_url, mqtt_url=f"mqtt://127.0.0.1:{mosquitto.port}"
+        _env_file=None, database_url=database_url, mqtt_url=f"mqtt://127.0.0.1:{login.port}",
+        api=ApiSettings(mqtt_url=login_url(login)),
     )
 
 

@@ -1,4 +1,5 @@
-"""The API's MQTT client against a real broker: connects, publishes, refuses when down."""
+"""The API's MQTT client against a real broker with authentication: connects with an api account,
+publishes a command the device receives, refuses when down."""
 
 from __future__ import annotations
 
@@ -6,18 +7,26 @@ import queue
 from collections.abc import Iterator
 
 import paho.mqtt.client as mqtt
+import psycopg
 import pytest
 
 from api.broker import Broker, BrokerUnavailable
-from smartcity.services import EmbeddedMosquitto, free_port
-from smartcity.settings import Settings
+from smartcity.broker_url import BrokerAddress, apply_address
+from smartcity.devices import register_device
+from smartcity.services import free_port
+from smartcity.settings import ApiSettings, Settings
+from tests.logins import BrokerLogins, login_url
 from tests.services import wait_until
 
 
+def _api_settings(login: BrokerAddress) -> Settings:
+    return Settings(_env_file=None, mqtt_url=f"mqtt://127.0.0.1:{login.port}",  # type: ignore[call-arg]
+                    api=ApiSettings(mqtt_url=login_url(login)))
+
+
 @pytest.fixture
-def broker(mosquitto: EmbeddedMosquitto) -> Iterator[Broker]:
-    settings = Settings(_env_file=None, mqtt_url=mosquitto.url)  # type: ignore[call-arg]
-    client = Broker.from_settings(settings)
+def broker(broker_login: BrokerLogins) -> Iterator[Broker]:
+    client = Broker.from_settings(_api_settings(broker_login("api")))
     client.start()
     try:
         wait_until(lambda: client.is_connected, timeout=10, message="broker connected")
@@ -26,13 +35,18 @@ def broker(mosquitto: EmbeddedMosquitto) -> Iterator[Broker]:
         client.stop()
 
 
-def test_publish_reaches_a_subscriber(broker: Broker, mosquitto: EmbeddedMosquitto) -> None:
+def test_a_command_reaches_its_device(broker: Broker, broker_login: BrokerLogins,
+                                      db: psycopg.Connection) -> None:
+    # The street light logs in as itself, as a real one would, and hears its own commands.
+    registration = register_device(db, "sl-grogot-01", "street_light", "tanah-grogot")
+    device = broker_login.device("sl-grogot-01", registration.mqtt_password)
     received: queue.Queue[mqtt.MQTTMessage] = queue.Queue()
     subscribed = queue.Queue[int]()
     listener = mqtt.Client(mqtt.CallbackAPIVersion.VERSION2, protocol=mqtt.MQTTv5)
+    apply_address(listener, device)
     listener.on_message = lambda client, userdata, message: received.put(message)
     listener.on_subscribe = lambda client, userdata, mid, codes, props: subscribed.put(mid)
-    listener.connect("127.0.0.1", mosquitto.port)
+    listener.connect(device.host, device.port)
     listener.loop_start()
     try:
         listener.subscribe("smartcity/v1/devices/sl-grogot-01/commands", qos=1)
@@ -61,11 +75,10 @@ def test_publish_without_a_broker_raises_and_stop_returns() -> None:
         client.stop()
 
 
-def test_client_ids_differ_so_two_api_processes_can_share_a_broker(
-    mosquitto: EmbeddedMosquitto,
-) -> None:
-    settings = Settings(_env_file=None, mqtt_url=mosquitto.url)  # type: ignore[call-arg]
-    first, second = Broker.from_settings(settings), Broker.from_settings(settings)
+def test_two_api_processes_with_an_account_each_share_a_broker(broker_login: BrokerLogins) -> None:
+    # The broker binds the client id to the login: each API process needs an api account of its
+    # own, or the second would take the first's connection over (and back, again and again).
+    first, second = (Broker.from_settings(_api_settings(broker_login("api"))) for _ in range(2))
     first.start()
     second.start()
     try:

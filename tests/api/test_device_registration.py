@@ -6,9 +6,7 @@ from __future__ import annotations
 import logging
 import threading
 import time
-import uuid
-from collections.abc import Iterator, Mapping
-from pathlib import Path
+from collections.abc import Mapping
 from typing import Any
 
 import paho.mqtt.client as mqtt
@@ -16,18 +14,17 @@ import psycopg
 import pytest
 
 from ingest.batch import InboundMessage
-from ingest.pipeline import route_batch
+from ingest.pipeline import IngestWorker, route_batch
 from ingest.replay import replay_unknown_devices
 from ingest.validate import TimeWindow
 from ingest.write import Writer
 from smartcity.catalog import DEVICE_KINDS, SITES
 from smartcity.contract import telemetry_topic
 from smartcity.credentials import verify_password
-from smartcity.services import free_port
-from smartcity.settings import IngestSettings
+from smartcity.services import EmbeddedMosquitto
 from tests.api.client import TestClient
-from tests.ingest.processes import running_worker
-from tests.services import SecuredMosquitto, scratch_dir, wait_until
+from tests.logins import BrokerLogins
+from tests.services import wait_until
 
 URL = "/api/v1/devices"
 RIVER = {"id": "river-kandilo-02", "kind": "river_level_sensor", "site": "tanah-grogot",
@@ -147,20 +144,6 @@ def test_a_body_that_is_no_device_object_is_a_422(client: TestClient, db: psycop
     assert db.execute("SELECT count(*) FROM devices").fetchone() == (0,)
 
 
-class DeviceLoginMosquitto(SecuredMosquitto):
-    """A Mosquitto that wants a login, its password file holding devices' ``$7$`` hashes as stored."""
-
-    def __init__(self, data_dir: Path, port: int, users: Mapping[str, str],
-                 hashes: Mapping[str, str]) -> None:
-        super().__init__(data_dir, port, users)
-        self.hashes = dict(hashes)
-
-    def write_config(self) -> None:
-        super().write_config()
-        with (self.data_dir / "passwords").open("a") as passwords:
-            passwords.writelines(f"{user}:{hashed}\n" for user, hashed in self.hashes.items())
-
-
 def _connect_as(port: int, username: str, password: str) -> mqtt.Client:
     """Return a v5 client that tried to log in (connected or refused: see ``is_connected``)."""
     client = mqtt.Client(mqtt.CallbackAPIVersion.VERSION2, protocol=mqtt.MQTTv5)
@@ -173,43 +156,28 @@ def _connect_as(port: int, username: str, password: str) -> mqtt.Client:
     return client
 
 
-@pytest.fixture
-def hashes_broker(db: psycopg.Connection, client: TestClient) -> Iterator[tuple[dict[str, Any], int]]:
-    """A device registered over HTTP, and a broker whose password file has its stored hash."""
-    registered = client.post(URL, json=RIVER).json()
-    [(hashed,)] = db.execute("SELECT mqtt_password_hash FROM devices").fetchall()
-    with scratch_dir("smartcity-mqtt-devices-") as directory:
-        broker = DeviceLoginMosquitto(directory, free_port(), {"ingest": "ingest-secret"},
-                                      {RIVER["id"]: hashed})
-        broker.start()
-        try:
-            yield registered, broker.port
-        finally:
-            broker.stop()
-
-
 def test_the_login_works_at_mosquitto_and_ingest_stores_the_devices_reading(
-        client: TestClient, database_url: str, hashes_broker: tuple[dict[str, Any], int]) -> None:
-    registered, port = hashes_broker
-    refused = _connect_as(port, registered["mqtt_username"], "not-the-password")
+        client: TestClient, worker: IngestWorker, mosquitto: EmbeddedMosquitto,
+        broker_login: BrokerLogins) -> None:
+    # Registered over HTTP, the device is let in by the broker the registry runs: no other step.
+    registered = client.post(URL, json=RIVER).json()
+    broker_login.device(registered["mqtt_username"], registered["mqtt_password"])
+    refused = _connect_as(mosquitto.port, registered["mqtt_username"], "not-the-password")
     assert not refused.is_connected()
     refused.loop_stop()
 
-    tag = uuid.uuid4().hex[:8]
-    settings = IngestSettings(client_id=f"test-reg-{tag}", share_group=f"g{tag}", batch_max_age_ms=20)
-    with running_worker(database_url, f"mqtt://ingest:ingest-secret@127.0.0.1:{port}", settings):
-        device = _connect_as(port, registered["mqtt_username"], registered["mqtt_password"])
-        try:
-            assert device.is_connected()
-            device.publish(telemetry_topic(RIVER["id"]), b'{"metrics": {"water_level": 2.41}}',
-                           qos=1).wait_for_publish(timeout=5)
-        finally:
-            device.disconnect()
-            device.loop_stop()
+    device = _connect_as(mosquitto.port, registered["mqtt_username"], registered["mqtt_password"])
+    try:
+        assert device.is_connected()
+        device.publish(telemetry_topic(RIVER["id"]), b'{"metrics": {"water_level": 2.41}}',
+                       qos=1).wait_for_publish(timeout=5)
+    finally:
+        device.disconnect()
+        device.loop_stop()
 
-        latest = wait_until(
-            lambda: client.get(f"{URL}/{RIVER['id']}/latest").json()["metrics"].get("water_level"),
-            message="the device's reading stored")
+    latest = wait_until(
+        lambda: client.get(f"{URL}/{RIVER['id']}/latest").json()["metrics"].get("water_level"),
+        message="the device's reading stored")
     assert latest["value"] == 2.41 and latest["unit"] == "m"
 
 

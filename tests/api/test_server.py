@@ -12,7 +12,8 @@ from pathlib import Path
 import httpx2 as httpx
 import pytest
 
-from smartcity.services import EmbeddedMosquitto, free_port
+from smartcity.services import free_port
+from tests.logins import BrokerLogins, login_url
 from tests.services import wait_until
 
 _ROOT = Path(__file__).resolve().parents[2]
@@ -37,11 +38,13 @@ def _healthy(url: str) -> bool:
 @pytest.mark.slow
 @pytest.mark.parametrize("sig", [signal.SIGTERM, signal.SIGINT])
 def test_run_api_serves_then_returns_on_signal(
-    database_url: str, mosquitto: EmbeddedMosquitto, sig: signal.Signals
+    database_url: str, broker_login: BrokerLogins, sig: signal.Signals
 ) -> None:
     port = free_port()
-    overrides = {"database_url": database_url, "mqtt_url": mosquitto.url,
-                 "api": {"host": "127.0.0.1", "port": port}, "log_level": "WARNING"}
+    login = broker_login("api")
+    overrides = {"database_url": database_url, "mqtt_url": f"mqtt://127.0.0.1:{login.port}",
+                 "api": {"host": "127.0.0.1", "port": port, "mqtt_url": login_url(login)},
+                 "log_level": "WARNING"}
     env = {k: v for k, v in os.environ.items() if not k.startswith("SMARTCITY_")}
     process = subprocess.Popen(
         [sys.executable, "-c", _SCRIPT, json.dumps(overrides)],

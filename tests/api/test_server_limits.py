@@ -19,8 +19,9 @@ import psycopg
 import pytest
 from pydantic import ValidationError
 
-from smartcity.services import EmbeddedMosquitto, free_port
+from smartcity.services import free_port
 from smartcity.settings import ApiSettings
+from tests.logins import BrokerLogins, login_url
 from tests.services import wait_until
 
 _ROOT = Path(__file__).resolve().parents[2]
@@ -42,14 +43,16 @@ def _healthy(url: str) -> bool:
 
 
 @pytest.fixture
-def serve(database_url: str, mosquitto: EmbeddedMosquitto) -> Iterator[Any]:
+def serve(database_url: str, broker_login: BrokerLogins) -> Iterator[Any]:
     """Start ``run_api`` in a child process with the given ``api`` settings; return its port."""
     processes: list[subprocess.Popen[str]] = []
 
     def start(**api: object) -> int:
         port = free_port()
-        overrides = {"database_url": database_url, "mqtt_url": mosquitto.url, "log_level": "WARNING",
-                     "api": {"host": "127.0.0.1", "port": port, **api}}
+        login = broker_login("api")  # an account per process: the broker binds client ids to logins
+        overrides = {"database_url": database_url, "mqtt_url": f"mqtt://127.0.0.1:{login.port}",
+                     "log_level": "WARNING",
+                     "api": {"host": "127.0.0.1", "port": port, "mqtt_url": login_url(login), **api}}
         env = {k: v for k, v in os.environ.items()
                if not k.startswith("SMARTCITY_") and k != "FORWARDED_ALLOW_IPS"}
         process = subprocess.Popen([sys.executable, "-c", _SCRIPT, json.dumps(overrides)], cwd=_ROOT,

@@ -28,8 +28,9 @@ from smartcity.apikeys import Scope, create_key
 from smartcity.catalog import METRICS
 from smartcity.devices import register_device
 from smartcity.services import EmbeddedMosquitto, EmbeddedPostgres
-from smartcity.settings import Settings
+from smartcity.settings import ApiSettings, Settings
 from tests.api.client import TestClient
+from tests.logins import create_login, login_url
 from tests.services import DATA_TABLES
 
 DOCUMENT: dict[str, Any] = create_app(Settings(_env_file=None)).openapi()  # type: ignore[call-arg]
@@ -186,8 +187,10 @@ def world(postgres: EmbeddedPostgres, mosquitto: EmbeddedMosquitto) -> Iterator[
         admin = create_key(conn, Scope.ADMIN, "injection test").key
         create_key(conn, Scope.READ, "someone else's")
         # The limiter stays on, out of reach: a few hundred requests in seconds from one key.
+        api_login = create_login(conn, "api", mosquitto)  # the module's: no test here empties the tables
         settings = Settings(  # type: ignore[call-arg]
-            _env_file=None, database_url=postgres.url, mqtt_url=f"mqtt://127.0.0.1:{mosquitto.port}")
+            _env_file=None, database_url=postgres.url, mqtt_url=f"mqtt://127.0.0.1:{mosquitto.port}",
+            api=ApiSettings(mqtt_url=login_url(api_login)))
         settings = settings.model_copy(update={"api": settings.api.model_copy(update={
             "rate_limit_key_per_s": 1e6, "rate_limit_key_burst": 1_000_000})})
         before = _fingerprint(conn)

@@ -162,9 +162,9 @@ def test_no_other_account_gets_the_ingest_session_and_nothing_is_lost(
         secured: SecuredPlatform, database_url: str, db: psycopg.Connection) -> None:
     worker = _ingest_worker(secured, database_url)
     sessions_before = worker.subscriber.session
-    stream = TelemetryStream(secured.broker.port, [DEVICE_A, DEVICE_B], 1500, rate=500,
+    gateway = BrokerAddress("127.0.0.1", secured.broker.port, GATEWAY, secured.passwords[GATEWAY])
+    stream = TelemetryStream(gateway, [DEVICE_A, DEVICE_B], 1500, rate=500,
                              client_id="ignored-bound-to-login")
-    stream.client.username_pw_set(GATEWAY, secured.passwords[GATEWAY])
     intruders = [DEVICE_B, MONITOR, API, DEVICE_A]
     try:
         stream.start()
@@ -228,7 +228,7 @@ def test_revoking_a_device_disconnects_it_and_refuses_it(
     took_cli = _revoke_and_time(secured, db, DEVICE_B, by_cli)
     log.warning("smartcity devices revoke → broker disconnect: %.1f ms", took_cli * 1000)
     assert result[0].exit_code == 0, result[0].output  # type: ignore[attr-defined]
-    assert orjson.loads(result[0].output)["device_id"] == DEVICE_B  # type: ignore[attr-defined]
+    assert orjson.loads(result[0].stdout)["device_id"] == DEVICE_B  # type: ignore[attr-defined]
     assert took < 5 and took_cli < 5
     # The revoked devices keep their rows and their ids stay taken.
     assert db.execute("SELECT count(*) FROM devices WHERE revoked_at IS NOT NULL").fetchone() == (2,)

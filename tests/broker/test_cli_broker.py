@@ -35,7 +35,7 @@ def test_accounts_add_list_revoke(database_url: str, db: psycopg.Connection) -> 
     added = _run(database_url, "broker", "accounts", "add", "smartcity-ingest-2", "--role", "ingest",
                  "--json")
     assert added.exit_code == 0, added.output
-    out = orjson.loads(added.output)
+    out = orjson.loads(added.stdout)
     assert set(out) == {"username", "role", "password"} and out["role"] == "ingest"
     [(stored,)] = db.execute("SELECT password_hash FROM broker_accounts").fetchall()
     assert verify_password(out["password"], stored)
@@ -43,15 +43,15 @@ def test_accounts_add_list_revoke(database_url: str, db: psycopg.Connection) -> 
     text = _run(database_url, "broker", "accounts", "add", "smartcity-api-1", "--role", "api")
     assert text.exit_code == 0 and "(shown once)" in text.output
     rotated = _run(database_url, "broker", "accounts", "add", "smartcity-api-1", "--rotate", "--json")
-    assert rotated.exit_code == 0 and orjson.loads(rotated.output)["role"] == "api"
+    assert rotated.exit_code == 0 and orjson.loads(rotated.stdout)["role"] == "api"
 
-    listed = orjson.loads(_run(database_url, "broker", "accounts", "list", "--json").output)
+    listed = orjson.loads(_run(database_url, "broker", "accounts", "list", "--json").stdout)
     assert [a["username"] for a in listed] == ["smartcity-api-1", "smartcity-ingest-2"]
     revoked = _run(database_url, "broker", "accounts", "revoke", "smartcity-api-1", "--json")
-    assert revoked.exit_code == 0 and orjson.loads(revoked.output)["username"] == "smartcity-api-1"
+    assert revoked.exit_code == 0 and orjson.loads(revoked.stdout)["username"] == "smartcity-api-1"
     assert [a["username"] for a in orjson.loads(
-        _run(database_url, "broker", "accounts", "list", "--json").output)] == ["smartcity-ingest-2"]
-    every = orjson.loads(_run(database_url, "broker", "accounts", "list", "--all", "--json").output)
+        _run(database_url, "broker", "accounts", "list", "--json").stdout)] == ["smartcity-ingest-2"]
+    every = orjson.loads(_run(database_url, "broker", "accounts", "list", "--all", "--json").stdout)
     assert [a["revoked_at"] is not None for a in every] == [True, False]
 
 
@@ -74,7 +74,7 @@ def test_devices_revoke(database_url: str, db: psycopg.Connection) -> None:
     register_device(db, "bin-cli-01", "waste_bin", "kuaro")
     first = _run(database_url, "devices", "revoke", "bin-cli-01", "--json")
     assert first.exit_code == 0, first.output
-    assert orjson.loads(first.output)["already_revoked"] is False
+    assert orjson.loads(first.stdout)["already_revoked"] is False
     again = _run(database_url, "devices", "revoke", "bin-cli-01")
     assert again.exit_code == 0 and "revoked already" in again.output
     unknown = _run(database_url, "devices", "revoke", "bin-cli-99")
@@ -109,11 +109,11 @@ def test_sync_writes_the_files_and_reloads_the_broker_by_its_pid_file(
     synced = _run(database_url, "broker", "sync", "--dir", str(auth), "--pid-file", str(broker.pid_file),
                   "--json")
     assert synced.exit_code == 0, synced.output
-    assert orjson.loads(synced.output) == {"directory": str(auth), "changed": True, "reloaded": True}
+    assert orjson.loads(synced.stdout) == {"directory": str(auth), "changed": True, "reloaded": True}
     after = open_session(broker.port, device.mqtt_username, device.mqtt_password)
     assert not after.connack[0].is_failure
     after.close()
-    same = orjson.loads(_run(database_url, "broker", "sync", "--dir", str(auth), "--json").output)
+    same = orjson.loads(_run(database_url, "broker", "sync", "--dir", str(auth), "--json").stdout)
     assert same["changed"] is False and (auth / PASSWORD_FILE).exists() and (auth / ACL_FILE).exists()
     missing = _run(database_url, "broker", "sync", "--dir", str(auth), "--pid-file", str(auth / "nope.pid"))
     assert missing.exit_code == 0  # nothing changed, so nothing to reload

@@ -63,12 +63,13 @@ def test_a_missed_notification_is_caught_by_the_safety_net(
 def test_the_sync_reconnects_when_the_database_drops_it(
         following: tuple[BrokerAuthSync, Reloads], db: psycopg.Connection) -> None:
     sync, reloads = following
+    # Every sync's connection, the session broker's included (it follows the same database).
     dropped = db.execute("SELECT pg_terminate_backend(pid) FROM pg_stat_activity"
                          " WHERE application_name = 'smartcity-broker-sync'").fetchall()
-    assert dropped == [(True,)]
+    assert dropped and all(ok for (ok,) in dropped)
     wait_until(lambda: db.execute("SELECT count(*) FROM pg_stat_activity"
-                                  " WHERE application_name = 'smartcity-broker-sync'").fetchone() == (1,),
-               message="sync connected again")
+                                  " WHERE application_name = 'smartcity-broker-sync'").fetchone()
+               == (len(dropped),), message="every sync connected again")
     register_device(db, "bin-sync-02", "waste_bin", "kuaro")
     wait_until(lambda: _listed(sync, "bin-sync-02"), message="device rendered after the reconnect")
     assert reloads.count == 2

@@ -39,6 +39,7 @@ from smartcity.devices import register_device
 from smartcity.services import EmbeddedMosquitto, free_port
 from smartcity.settings import ApiSettings, IngestSettings, RollupSettings, Settings
 from tests.broker.conftest import open_session
+from tests.logins import BrokerLogins, login_url
 from tests.services import scratch_dir, wait_until
 
 NOT_AUTHORIZED = 0x87
@@ -568,14 +569,17 @@ def test_the_metric_check_reads_a_prometheus_sample(httpserver: HTTPServer, valu
 
 
 @pytest.mark.slow  # each unhealthy answer waits out the check's 5 s for a retained `online`
-def test_the_fleet_check_wants_a_device_online(fresh_mosquitto: EmbeddedMosquitto) -> None:
-    env = {"SMARTCITY_MQTT_URL": fresh_mosquitto.url}
+def test_the_fleet_check_wants_a_device_online(fresh_mosquitto: EmbeddedMosquitto,
+                                               broker_login: BrokerLogins) -> None:
+    monitor, gateway = broker_login("monitor", fresh_mosquitto), broker_login("gateway", fresh_mosquitto)
+    env = {"SMARTCITY_MQTT_URL": login_url(monitor)}
+    auth = {"username": str(gateway.username), "password": str(gateway.password)}
     nobody = _healthcheck("fleet-online", env=env)
     assert nobody.returncode == 1 and "no device's retained status is online" in nobody.stderr
     publish.single(status_topic("sim-health-01"), "online", qos=1, retain=True,
-                   hostname="127.0.0.1", port=fresh_mosquitto.port)
+                   hostname="127.0.0.1", port=fresh_mosquitto.port, auth=auth)
     assert _healthcheck("fleet-online", env=env).returncode == 0
     # Its Last Will (or a clean stop) turns the status offline: unhealthy again.
     publish.single(status_topic("sim-health-01"), "offline", qos=1, retain=True,
-                   hostname="127.0.0.1", port=fresh_mosquitto.port)
+                   hostname="127.0.0.1", port=fresh_mosquitto.port, auth=auth)
     assert _healthcheck("fleet-online", env=env).returncode == 1

@@ -50,6 +50,7 @@ from tests.dashboards.panel_runs import (
     variables_for,
 )
 from tests.dashboards.scenario_data import END, FLOOD_SITES, HAZE_SITES, ScenarioData
+from tests.logins import create_login, login_url
 from tests.services import DATA_TABLES, wait_until
 
 
@@ -74,11 +75,12 @@ def api(postgres: EmbeddedPostgres, mosquitto: EmbeddedMosquitto,
     """The API over the same history, with an admin key."""
     with psycopg.connect(postgres.url, autocommit=True) as connection:
         key = create_key(connection, Scope.ADMIN, "panels").key
+        api_login = create_login(connection, "api", mosquitto)  # the module's: no test empties tables
     # A panel asks for every device's 3-hour buckets over 90 days at once: more points than the
     # API's default bound on one answer, which guards the API, not the question.
     settings = Settings(  # type: ignore[call-arg]
         _env_file=None, database_url=postgres.url, mqtt_url=f"mqtt://127.0.0.1:{mosquitto.port}",
-        api=ApiSettings(aggregate_max_points=1_000_000))
+        api=ApiSettings(aggregate_max_points=1_000_000, mqtt_url=login_url(api_login)))
     with TestClient(create_app(settings), headers={"Authorization": f"Bearer {key}"}) as client:
         wait_until(lambda: client.get("/api/v1/health").status_code == 200, timeout=10,
                    message="API healthy")

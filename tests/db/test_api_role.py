@@ -11,10 +11,11 @@ import psycopg
 import pytest
 
 from api import create_app
-from smartcity.services import EmbeddedMosquitto, EmbeddedPostgres
+from smartcity.services import EmbeddedPostgres
 from smartcity.settings import ApiSettings, Settings
 from tests.api.client import TestClient
 from tests.api.readings_seed import T0
+from tests.logins import BrokerLogins, login_url
 from tests.roles import temporary_login
 from tests.services import wait_until
 
@@ -47,12 +48,14 @@ def _client(settings: Settings, key: str) -> TestClient:
 
 def test_the_api_role_answers_every_read_as_the_owner_does(
         api_url: str, seeded: str, database_url: str, db: psycopg.Connection,
-        mosquitto: EmbeddedMosquitto) -> None:
+        broker_login: BrokerLogins) -> None:
     assert db.execute("SELECT count(*) FROM rollup_pending").fetchone()[0] > 0  # both paths planned
-    broker = f"mqtt://127.0.0.1:{mosquitto.port}"
+    login = broker_login("api")  # one API at a time: they may share the account
+    broker = f"mqtt://127.0.0.1:{login.port}"
     as_role = Settings(_env_file=None, database_url=NOWHERE, mqtt_url=broker,  # type: ignore[call-arg]
-                       api=ApiSettings(database_url=api_url, key_cache_s=0))
-    as_owner = Settings(_env_file=None, database_url=database_url, mqtt_url=broker)  # type: ignore[call-arg]
+                       api=ApiSettings(database_url=api_url, key_cache_s=0, mqtt_url=login_url(login)))
+    as_owner = Settings(_env_file=None, database_url=database_url, mqtt_url=broker,  # type: ignore[call-arg]
+                        api=ApiSettings(mqtt_url=login_url(login)))
     answers = {}
     for name, settings in (("role", as_role), ("owner", as_owner)):
         with _client(settings, seeded) as client:
@@ -82,9 +85,11 @@ def test_the_api_role_answers_every_read_as_the_owner_does(
 
 
 def test_the_api_role_registers_a_device(api_url: str, seeded: str, db: psycopg.Connection,
-                                         mosquitto: EmbeddedMosquitto) -> None:
+                                         broker_login: BrokerLogins) -> None:
+    login = broker_login("api")
     settings = Settings(_env_file=None, database_url=NOWHERE,  # type: ignore[call-arg]
-                        mqtt_url=f"mqtt://127.0.0.1:{mosquitto.port}", api=ApiSettings(database_url=api_url))
+                        mqtt_url=f"mqtt://127.0.0.1:{login.port}",
+                        api=ApiSettings(database_url=api_url, mqtt_url=login_url(login)))
     body = {"id": "river-kuaro-09", "kind": "river_level_sensor", "site": "kuaro", "lat": -1.9, "lon": 116.1}
     with _client(settings, seeded) as client:
         created = client.post("/api/v1/devices", json=body)

@@ -5,7 +5,6 @@ what the ingest role marked."""
 
 from __future__ import annotations
 
-import uuid
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 
@@ -15,13 +14,14 @@ import pytest
 from psycopg import sql
 
 from ingest.pipeline import IngestWorker
+from smartcity.broker_url import BrokerAddress
 from smartcity.contract import status_topic, telemetry_topic
 from smartcity.db.queries.rollups import REFRESH_ROLLUPS
 from smartcity.devices import register_device
-from smartcity.services import EmbeddedMosquitto, EmbeddedPostgres
-from smartcity.settings import IngestSettings
-from tests.ingest.processes import running_worker
+from smartcity.services import EmbeddedPostgres
+from tests.ingest.processes import ingest_settings, running_worker
 from tests.ingest.rollups import assert_rollups_equal_raw
+from tests.logins import BrokerLogins
 from tests.mqtt import mqtt_publisher, publish
 from tests.roles import temporary_login
 from tests.services import wait_until
@@ -38,22 +38,20 @@ def ingest_url(postgres: EmbeddedPostgres, db: psycopg.Connection) -> Iterator[s
 
 
 @pytest.fixture
-def ingest_worker(ingest_url: str, mosquitto: EmbeddedMosquitto, db: psycopg.Connection
+def ingest_worker(ingest_url: str, broker_login: BrokerLogins, db: psycopg.Connection
                   ) -> Iterator[IngestWorker]:
     register_device(db, STATION, "air_quality_station", "tanah-grogot")  # the owner registers
-    tag = uuid.uuid4().hex[:8]
-    settings = IngestSettings(client_id=f"test-ingest-role-{tag}", share_group=f"g{tag}",
-                              batch_max_age_ms=20)
-    with running_worker(ingest_url, mosquitto.url, settings) as worker:
+    login = broker_login("ingest")
+    with running_worker(ingest_url, login, ingest_settings(login, batch_max_age_ms=20)) as worker:
         yield worker
 
 
 @pytest.fixture
-def clear_retained_status(mosquitto: EmbeddedMosquitto) -> Iterator[None]:
+def clear_retained_status(gateway: BrokerAddress) -> Iterator[None]:
     """Clear the station's retained status afterwards: the broker is the session's, and a retained
     `online` would reach every later test's worker as a status of a device it does not know."""
     yield
-    with mqtt_publisher(mosquitto) as client:
+    with mqtt_publisher(gateway) as client:
         publish(client, status_topic(STATION), b"", retain=True)
 
 
@@ -63,7 +61,7 @@ def _scalar(db: psycopg.Connection, statement: str, *params: object) -> object:
 
 def test_the_ingest_role_stores_quarantines_marks_and_keeps_latest(
         clear_retained_status: None, ingest_worker: IngestWorker, ingest_url: str, db: psycopg.Connection,
-        mosquitto: EmbeddedMosquitto) -> None:
+        gateway: BrokerAddress) -> None:
     # The worker's connection is the login's, not the owner's.
     login = ingest_url.split("://")[1].split(":")[0]
     assert _scalar(db, "SELECT count(*) FROM show_chunks('readings')") == 0  # the role will make one
@@ -72,7 +70,7 @@ def test_the_ingest_role_stores_quarantines_marks_and_keeps_latest(
     assert sessions == [(login,)]
     first = orjson.dumps({"ts": int(HOUR_AGO.timestamp()), "metrics": {"pm25": 35.5, "pm10": 50}})
     second = orjson.dumps({"ts": int(HOUR_AGO.timestamp()) + 3600 - 60, "metrics": {"pm25": 40}})
-    with mqtt_publisher(mosquitto) as client:
+    with mqtt_publisher(gateway) as client:
         publish(client, telemetry_topic(STATION), first)
         publish(client, telemetry_topic(STATION), first)  # a redelivery: stored once
         publish(client, telemetry_topic(STATION), second)
@@ -118,18 +116,17 @@ def test_the_ingest_role_stores_quarantines_marks_and_keeps_latest(
 
 
 def test_a_login_without_the_ingest_role_holds_its_messages_until_granted(
-        postgres: EmbeddedPostgres, db: psycopg.Connection, mosquitto: EmbeddedMosquitto) -> None:
+        postgres: EmbeddedPostgres, db: psycopg.Connection, broker_login: BrokerLogins,
+        gateway: BrokerAddress) -> None:
     # A deployment mistake: the worker's login is in the read-only role. Its writes are refused
     # (42501 says nothing about the data), so it retries, loudly, and acks nothing; once the DBA
     # grants the ingest role, everything published meanwhile is stored and nothing was quarantined.
     register_device(db, STATION, "air_quality_station", "tanah-grogot")
-    tag = uuid.uuid4().hex[:8]
-    settings = IngestSettings(client_id=f"test-ingest-role-{tag}", share_group=f"g{tag}",
-                              batch_max_age_ms=20)
+    broker = broker_login("ingest")
     with temporary_login(db, postgres.url, "smartcity_grafana") as url, \
-            running_worker(url, mosquitto.url, settings) as worker:
+            running_worker(url, broker, ingest_settings(broker, batch_max_age_ms=20)) as worker:
         login = url.split("://")[1].split(":")[0]
-        with mqtt_publisher(mosquitto) as client:
+        with mqtt_publisher(gateway) as client:
             for minute in range(5):
                 publish(client, telemetry_topic(STATION), orjson.dumps(
                     {"ts": int(HOUR_AGO.timestamp()) + 60 * minute, "metrics": {"pm25": 10 + minute}}))

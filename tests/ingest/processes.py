@@ -8,6 +8,7 @@ import signal
 import subprocess
 import sys
 import urllib.request
+import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -15,16 +16,19 @@ from pathlib import Path
 from prometheus_client.parser import text_string_to_metric_families
 
 from ingest.pipeline import IngestWorker
-from smartcity.broker_url import parse_broker_url
+from smartcity.broker_url import BrokerAddress, parse_broker_url
 from smartcity.services import free_port
 from smartcity.settings import IngestSettings
+from tests.logins import login_url
 from tests.services import wait_until
 
 
 @contextmanager
-def running_worker(database_url: str, broker_url: str, settings: IngestSettings) -> Iterator[IngestWorker]:
+def running_worker(database_url: str, broker: BrokerAddress | str,
+                   settings: IngestSettings) -> Iterator[IngestWorker]:
     """Run an ingest worker in this process until the block ends; yield it once it is connected."""
-    worker = IngestWorker(database_url, parse_broker_url(broker_url), settings)
+    address = parse_broker_url(broker) if isinstance(broker, str) else broker
+    worker = IngestWorker(database_url, address, settings)
     worker.start()
     try:
         wait_until(lambda: worker.subscriber.connected, message="worker connected")
@@ -33,18 +37,36 @@ def running_worker(database_url: str, broker_url: str, settings: IngestSettings)
         worker.stop()
 
 
-class IngestProcess:
-    """One `smartcity ingest` child with its own client id and metrics port."""
+def ingest_settings(login: BrokerAddress, **overrides: object) -> IngestSettings:
+    """Return a worker's settings for an ``ingest`` login: the login is its client id (the broker
+    binds the two), in a share group of its own unless ``overrides`` say otherwise."""
+    if login.username is None:
+        raise ValueError("an ingest worker needs its own login (an ingest account)")
+    values: dict[str, object] = {"share_group": f"g{uuid.uuid4().hex[:8]}", **overrides}
+    return IngestSettings(client_id=login.username, **values)  # type: ignore[arg-type]
 
-    def __init__(self, database_url: str, mqtt_port: int, client_id: str, share_group: str,
+
+class IngestProcess:
+    """One `smartcity ingest` child with its own broker login, so its own client id (the broker
+    binds it to the login), and its own metrics port.
+
+    Restarting it (``kill`` or ``stop``, then ``start``) logs in with the same account and so
+    resumes the same persistent session.
+    """
+
+    def __init__(self, database_url: str, broker: BrokerAddress, share_group: str,
                  log_path: Path) -> None:
+        if broker.username is None:
+            raise ValueError("an ingest process needs its own login (an ingest account)")
         self.log_path = log_path
         self.metrics_port = free_port()
         self.env = {k: v for k, v in os.environ.items() if not k.startswith("SMARTCITY_")}
         self.env.update({
             "SMARTCITY_DATABASE_URL": database_url,
-            "SMARTCITY_MQTT_URL": f"mqtt://127.0.0.1:{mqtt_port}",
-            "SMARTCITY_INGEST__CLIENT_ID": client_id,
+            # The shared URL names the broker; the worker logs in with its own, as `smartcity up` runs it.
+            "SMARTCITY_MQTT_URL": f"mqtt://{broker.host}:{broker.port}",
+            "SMARTCITY_INGEST__MQTT_URL": login_url(broker),
+            "SMARTCITY_INGEST__CLIENT_ID": broker.username,
             "SMARTCITY_INGEST__SHARE_GROUP": share_group,
             "SMARTCITY_INGEST__METRICS_PORT": str(self.metrics_port),
             "SMARTCITY_INGEST__BATCH_MAX_AGE_MS": "50",

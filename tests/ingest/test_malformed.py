@@ -23,9 +23,9 @@ from ingest.batch import InboundMessage
 from ingest.pipeline import IngestWorker
 from ingest.rows import route_messages
 from ingest.validate import DeviceRef, TimeWindow
+from smartcity.broker_url import BrokerAddress
 from smartcity.contract import MAX_PAYLOAD_BYTES, Reason, status_topic, telemetry_topic
 from smartcity.devices import register_device
-from smartcity.services import EmbeddedMosquitto
 from tests.ingest.refusal import REFUSED_VALUE, readings_refusing
 from tests.ingest.test_worker import _wait_for_messages
 from tests.mqtt import mqtt_publisher
@@ -283,14 +283,14 @@ def test_the_platforms_commands_channel_is_ignored_not_quarantined() -> None:
 
 @pytest.mark.slow
 def test_worker_survives_the_battery_and_quarantines_each_case(
-        worker: IngestWorker, db: psycopg.Connection, mosquitto: EmbeddedMosquitto) -> None:
+        worker: IngestWorker, db: psycopg.Connection, gateway: BrokerAddress) -> None:
     cases = build_cases(time.time())
     for case in cases:
         if case.registered:
             register_device(db, case.device_id, case.kind, "tanah-grogot")
     register_device(db, "bad-final-valid", "air_quality_station", "kuaro")
 
-    with readings_refusing(db) as refusal, mqtt_publisher(mosquitto) as client:
+    with readings_refusing(db) as refusal, mqtt_publisher(gateway) as client:
         for case in cases:
             properties = None
             if case.content_type is not None:

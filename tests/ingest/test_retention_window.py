@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import threading
 import time
-import uuid
 
 import orjson
 import psycopg
@@ -16,12 +15,12 @@ from ingest.batch import InboundMessage
 from ingest.pipeline import IngestWorker, route_batch
 from ingest.validate import TimeWindow, time_window
 from ingest.write import Writer
-from smartcity.broker_url import parse_broker_url
 from smartcity.cli import main
 from smartcity.contract import telemetry_topic
 from smartcity.devices import register_device
 from smartcity.services import EmbeddedMosquitto
 from smartcity.settings import IngestSettings
+from tests.logins import BrokerLogins
 from tests.mqtt import mqtt_publisher, publish
 from tests.services import wait_until
 
@@ -44,18 +43,19 @@ def test_the_past_window_is_the_shorter_of_ingest_and_raw_retention(
 
 
 def test_a_worker_quarantines_a_reading_older_than_raw_retention_saying_why(
-        database_url: str, db: psycopg.Connection, fresh_mosquitto: EmbeddedMosquitto) -> None:
+        database_url: str, db: psycopg.Connection, fresh_mosquitto: EmbeddedMosquitto,
+        broker_login: BrokerLogins) -> None:
     register_device(db, AQ, "air_quality_station", "tanah-grogot")
-    tag = uuid.uuid4().hex[:8]
-    settings = IngestSettings(client_id=f"test-retention-{tag}", batch_max_age_ms=20)
-    worker = IngestWorker(database_url, parse_broker_url(fresh_mosquitto.url), settings,
+    login, gateway = broker_login("ingest", fresh_mosquitto), broker_login("gateway", fresh_mosquitto)
+    settings = IngestSettings(client_id=str(login.username), batch_max_age_ms=20)
+    worker = IngestWorker(database_url, login, settings,
                           raw_retention_days=90)
     assert worker.window == time_window(settings, 90)
     now = int(time.time())
     worker.start()
     try:
         wait_until(lambda: worker.subscriber.connected, message="worker connected")
-        with mqtt_publisher(fresh_mosquitto) as client:
+        with mqtt_publisher(gateway) as client:
             publish(client, telemetry_topic(AQ), orjson.dumps(
                 {"ts": now - 120 * 86400, "metrics": {"pm25": 11}}))
             publish(client, telemetry_topic(AQ), orjson.dumps(

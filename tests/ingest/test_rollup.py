@@ -25,9 +25,9 @@ from ingest.pipeline import IngestWorker
 from ingest.rollup import Refresher, RollupService, TimezoneRefused, catch_up_once, run_rollup
 from simulators.backfill import backfill
 from simulators.fleet import build_fleet
+from smartcity.broker_url import BrokerAddress
 from smartcity.devices import register_device
 from smartcity.launcher import register_fleet
-from smartcity.services import EmbeddedMosquitto
 from smartcity.settings import RetentionSettings, RollupSettings, Settings
 from tests.ingest.rollups import assert_rollups_equal_raw, buckets_equal_raw, hour_of
 from tests.mqtt import mqtt_publisher, publish
@@ -87,7 +87,7 @@ def _observations(start: float, count: int, step_s: float, metrics: dict[str, li
 
 def test_readings_through_a_live_worker_are_rolled_up_exactly_and_the_lag_comes_back_down(
         database_url: str, rollup_db: psycopg.Connection, worker: IngestWorker,
-        mosquitto: EmbeddedMosquitto) -> None:
+        gateway: BrokerAddress) -> None:
     db = rollup_db
     register_device(db, "wm-roll-01", "water_meter", "tanah-grogot")
     register_device(db, "aq-roll-01", "air_quality_station", "kuaro")
@@ -106,7 +106,7 @@ def test_readings_through_a_live_worker_are_rolled_up_exactly_and_the_lag_comes_
         # The age of the oldest pending mark, as every reader of the rollups would see it.
         lags.append(float(db.execute("SELECT extract(epoch FROM smartcity_rollup_lag())").fetchone()[0]))
         return _pending(db) == 0
-    with _running(database_url, settings) as service, mqtt_publisher(mosquitto) as client:
+    with _running(database_url, settings) as service, mqtt_publisher(gateway) as client:
         for i in range(0, 2900, 500):  # batches of at most 1000 observations, as the contract allows
             n = min(500, 2900 - i)
             publish(client, "smartcity/v1/devices/wm-roll-01/telemetry",

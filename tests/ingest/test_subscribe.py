@@ -8,6 +8,7 @@ import queue
 import uuid
 from collections.abc import Iterator
 from contextlib import AbstractContextManager, contextmanager
+from dataclasses import dataclass
 
 import paho.mqtt.client as mqtt
 import psycopg
@@ -18,11 +19,12 @@ from paho.mqtt.subscribeoptions import SubscribeOptions
 
 from ingest.pipeline import IngestWorker
 from ingest.subscribe import STATUS_SUBSCRIPTION, _is_channel, skip_reason
+from smartcity.broker_url import BrokerAddress, apply_address
 from smartcity.contract import DEVICES_FILTER, STATUS_FILTER, commands_topic, status_topic, telemetry_topic
 from smartcity.devices import register_device
 from smartcity.services import EmbeddedMosquitto
-from smartcity.settings import IngestSettings
-from tests.ingest.processes import running_worker
+from tests.ingest.processes import ingest_settings, running_worker
+from tests.logins import BrokerLogins, anonymous
 from tests.mqtt import mqtt_publisher, publish
 from tests.services import wait_until
 
@@ -75,14 +77,15 @@ def test_the_fast_channel_test_matches_like_the_broker(topic: str, channel: str)
 
 
 @contextmanager
-def _listener(broker: EmbeddedMosquitto, share: str) -> Iterator[queue.Queue[mqtt.MQTTMessage]]:
+def _listener(login: BrokerAddress, share: str) -> Iterator[queue.Queue[mqtt.MQTTMessage]]:
     """A client subscribed the way ingest is: wide without retained, status with them."""
     received: queue.Queue[mqtt.MQTTMessage] = queue.Queue()
     acks: queue.Queue[int] = queue.Queue()
     client = mqtt.Client(mqtt.CallbackAPIVersion.VERSION2, protocol=mqtt.MQTTv5)
+    apply_address(client, login)
     client.on_message = lambda c, userdata, message: received.put(message)
     client.on_subscribe = lambda c, userdata, mid, codes, props: acks.put(mid)
-    client.connect("127.0.0.1", broker.port)
+    client.connect(login.host, login.port)
     client.loop_start()
     try:
         for topic, handling, identifier in (
@@ -108,14 +111,33 @@ def _drain(received: queue.Queue[mqtt.MQTTMessage], count: int) -> list[tuple[st
     return sorted(out)
 
 
+@dataclass(frozen=True)
+class Probe:
+    """Who publishes for the devices and who listens as ingest does, and whether the broker has ACLs."""
+
+    publisher: BrokerAddress
+    listener: BrokerAddress
+    acl: bool
+
+
+@pytest.fixture(params=["platform", "no-acl"])
+def probe(request: pytest.FixtureRequest, broker_login: BrokerLogins) -> Probe:
+    """The platform's broker (a gateway and an ingest login), or an anonymous one of the user's own."""
+    if request.param == "platform":
+        broker = request.getfixturevalue("fresh_mosquitto")
+        return Probe(broker_login("gateway", broker), broker_login("ingest", broker), acl=True)
+    anonymous_broker = anonymous(request.getfixturevalue("anonymous_mosquitto"))
+    return Probe(anonymous_broker, anonymous_broker, acl=False)
+
+
 @pytest.mark.parametrize("share", ["", "$share/g1/"])
 def test_mosquitto_sends_one_copy_per_matching_subscription_each_with_its_identifier(
-        fresh_mosquitto: EmbeddedMosquitto, share: str) -> None:
+        probe: Probe, share: str) -> None:
     device = f"probe-{uuid.uuid4().hex[:6]}"
-    with mqtt_publisher(fresh_mosquitto) as device_client:
+    with mqtt_publisher(probe.publisher) as device_client:
         publish(device_client, status_topic(device), b"online", retain=True)
         publish(device_client, telemetry_topic(device), b"retained-telemetry", retain=True)
-        with _listener(fresh_mosquitto, share) as received:
+        with _listener(probe.listener, share) as received:
             # On subscribe: the retained status through the status subscription only; the
             # retained telemetry not at all (retain handling 2 on the wide subscription).
             assert _drain(received, 1) == [(status_topic(device), b"online", True, [STATUS_SUBSCRIPTION])]
@@ -127,7 +149,8 @@ def test_mosquitto_sends_one_copy_per_matching_subscription_each_with_its_identi
                 (telemetry_topic(device), b"live", False, [WIDE]),
             ]
             publish(device_client, "smartcity/v1/devices/" + device + "/telemetyr", b"{}")
-            assert _drain(received, 1)[0][0].endswith("/telemetyr")  # the wide filter hears it
+            if not probe.acl:  # the platform's broker refuses it: no channel of the contract
+                assert _drain(received, 1)[0][0].endswith("/telemetyr")  # the wide filter hears it
             with pytest.raises(queue.Empty):
                 received.get(timeout=0.3)  # nothing else: no third copy, no late retained one
 
@@ -140,20 +163,21 @@ def _count(db: psycopg.Connection, sql: str, *params: object) -> int:
 @pytest.mark.parametrize("share_group", ["", "g"])
 def test_retained_telemetry_is_stored_once_across_reconnects(
         database_url: str, db: psycopg.Connection, fresh_mosquitto: EmbeddedMosquitto,
-        share_group: str) -> None:
+        broker_login: BrokerLogins, share_group: str) -> None:
     register_device(db, "aq-retained-01", "air_quality_station", "kuaro")
     register_device(db, "aq-retained-02", "air_quality_station", "kuaro")
-    # One client id throughout: each worker below resumes the same persistent session, as a
-    # restarted `smartcity ingest` does. (Restarting the worker rather than the broker: its clean
-    # disconnect carries every ack, so no unacked message is redelivered and muddies the count.)
-    settings = IngestSettings(client_id=f"test-retained-{uuid.uuid4().hex[:6]}",
-                              share_group=share_group, batch_max_age_ms=20)
+    # One ingest account, so one client id, throughout: each worker below resumes the same
+    # persistent session, as a restarted `smartcity ingest` does. (Restarting the worker rather
+    # than the broker: its clean disconnect carries every ack, so no unacked message is
+    # redelivered and muddies the count.)
+    login, gateway = broker_login("ingest", fresh_mosquitto), broker_login("gateway", fresh_mosquitto)
+    settings = ingest_settings(login, share_group=share_group, batch_max_age_ms=20)
 
     def running() -> AbstractContextManager[IngestWorker]:
-        return running_worker(database_url, fresh_mosquitto.url, settings)
+        return running_worker(database_url, login, settings)
 
     with running() as worker:
-        with mqtt_publisher(fresh_mosquitto) as device:
+        with mqtt_publisher(gateway) as device:
             publish(device, status_topic("aq-retained-01"), b"online", retain=True)
             # No ts: stored at receive time, so a redelivery would be a second reading.
             publish(device, telemetry_topic("aq-retained-01"), b'{"metrics": {"pm25": 9.5}}', retain=True)

@@ -20,12 +20,14 @@ from ingest.batch import InboundMessage
 from ingest.pipeline import IngestWorker, route_batch
 from ingest.validate import TimeWindow
 from ingest.write import Failure, Writer, classify_error
+from smartcity.broker_url import BrokerAddress
 from smartcity.contract import MAX_PAYLOAD_BYTES, telemetry_topic
 from smartcity.devices import register_device
 from smartcity.services import EmbeddedMosquitto, EmbeddedPostgres
 from smartcity.settings import IngestSettings
-from tests.ingest.processes import running_worker
+from tests.ingest.processes import ingest_settings, running_worker
 from tests.ingest.refusal import REFUSED_VALUE, readings_refusing, table_refusing_all
+from tests.logins import BrokerLogins
 from tests.mqtt import mqtt_publisher, publish
 from tests.services import wait_until
 
@@ -39,14 +41,9 @@ def aq(db: psycopg.Connection) -> str:
     return AQ
 
 
-def _worker(database_url: str, broker: EmbeddedMosquitto, settings: IngestSettings
+def _worker(database_url: str, login: BrokerAddress, settings: IngestSettings
             ) -> AbstractContextManager[IngestWorker]:
-    return running_worker(database_url, broker.url, settings)
-
-
-def _settings(**overrides: object) -> IngestSettings:
-    tag = uuid.uuid4().hex[:8]
-    return IngestSettings(client_id=f"test-write-{tag}", share_group=f"g{tag}", **overrides)
+    return running_worker(database_url, login, settings)
 
 
 def _count(db: psycopg.Connection, sql: str, *params: object) -> int:
@@ -101,14 +98,16 @@ def test_a_refused_message_is_quarantined_alone_and_the_rest_of_its_batch_stored
 
 
 def test_a_refused_message_through_a_worker_is_acked_and_ingest_goes_on(
-        database_url: str, db: psycopg.Connection, fresh_mosquitto: EmbeddedMosquitto, aq: str) -> None:
-    settings = _settings(batch_max_age_ms=1000)  # one batch: the refused message in its middle
+        database_url: str, db: psycopg.Connection, fresh_mosquitto: EmbeddedMosquitto,
+        broker_login: BrokerLogins, aq: str) -> None:
+    # One ingest account for both workers below: the second resumes the first's session.
+    login, gateway = broker_login("ingest", fresh_mosquitto), broker_login("gateway", fresh_mosquitto)
+    settings = ingest_settings(login, batch_max_age_ms=1000)  # one batch: the refused message in its middle
     now = int(time.time())
     payloads = [orjson.dumps({"ts": now - 100 + i, "metrics": {
         "pm25": i, "pm10": REFUSED_VALUE if i == 20 else i}}) for i in range(41)]
     with readings_refusing(db) as refusal:
-        with _worker(database_url, fresh_mosquitto, settings) as worker, \
-                mqtt_publisher(fresh_mosquitto) as client:
+        with _worker(database_url, login, settings) as worker, mqtt_publisher(gateway) as client:
             infos = [client.publish(telemetry_topic(aq), p, qos=1) for p in payloads]
             for info in infos:
                 info.wait_for_publish(timeout=5)
@@ -130,8 +129,7 @@ def test_a_refused_message_through_a_worker_is_acked_and_ingest_goes_on(
 
         # Acked: the same session, back again, gets nothing redelivered. Unacked messages come
         # first on reconnect, so once a new message is handled, none of the old ones can follow.
-        with _worker(database_url, fresh_mosquitto, settings) as again, \
-                mqtt_publisher(fresh_mosquitto) as client:
+        with _worker(database_url, login, settings) as again, mqtt_publisher(gateway) as client:
             publish(client, telemetry_topic(aq), orjson.dumps({"ts": now + 1, "metrics": {"pm25": 78}}))
             wait_until(lambda: again.counters.messages >= 1, message="the new message handled")
             assert again.counters.messages == 1 and again.counters.readings_duplicate == 0
@@ -193,12 +191,12 @@ def _wal_lsn(db: psycopg.Connection) -> int:
 
 
 def test_a_message_of_thousands_of_bad_parts_is_one_bounded_row_and_does_not_hold_ingest(
-        worker: IngestWorker, db: psycopg.Connection, mosquitto: EmbeddedMosquitto, aq: str) -> None:
+        worker: IngestWorker, db: psycopg.Connection, gateway: BrokerAddress, aq: str) -> None:
     payload = _many_unknown_names(time.time())
     assert 60_000 < len(payload) <= MAX_PAYLOAD_BYTES
     table_before = _count(db, "SELECT pg_total_relation_size('quarantine')")
     wal_before = _wal_lsn(db)
-    with mqtt_publisher(mosquitto) as client:
+    with mqtt_publisher(gateway) as client:
         publish(client, telemetry_topic(aq), payload)
         sent = time.monotonic()
         publish(client, telemetry_topic(aq), b'{"metrics": {"pm25": 5}}')
@@ -222,9 +220,9 @@ def test_a_message_of_thousands_of_bad_parts_is_one_bounded_row_and_does_not_hol
 
 
 def test_large_payloads_of_an_unknown_device_are_cut_to_the_limit(
-        worker: IngestWorker, db: psycopg.Connection, mosquitto: EmbeddedMosquitto) -> None:
+        worker: IngestWorker, db: psycopg.Connection, gateway: BrokerAddress) -> None:
     big = b'{"metrics": {"pm25": 1}, "pad": "' + b"x" * 900_000 + b'"}'
-    with mqtt_publisher(mosquitto) as client:
+    with mqtt_publisher(gateway) as client:
         for _ in range(10):
             publish(client, telemetry_topic("aq-never-registered"), big)
     wait_until(lambda: worker.counters.messages >= 10, message="10 messages handled")
@@ -249,11 +247,11 @@ def _log_after(postgres: EmbeddedPostgres, offset: int, db: psycopg.Connection) 
 
 
 def test_a_redelivered_message_leaves_no_error_in_the_server_log(
-        worker: IngestWorker, db: psycopg.Connection, mosquitto: EmbeddedMosquitto,
+        worker: IngestWorker, db: psycopg.Connection, gateway: BrokerAddress,
         postgres: EmbeddedPostgres, aq: str) -> None:
     offset = postgres.log_file.stat().st_size
     payload = orjson.dumps({"ts": int(time.time()) - 60, "metrics": {"pm25": 3, "pm10": 4}})
-    with mqtt_publisher(mosquitto) as client:
+    with mqtt_publisher(gateway) as client:
         publish(client, telemetry_topic(aq), payload)
         wait_until(lambda: worker.counters.messages >= 1, message="first copy stored")
         publish(client, telemetry_topic(aq), payload)
@@ -264,9 +262,9 @@ def test_a_redelivered_message_leaves_no_error_in_the_server_log(
 
 
 def test_a_reading_from_the_near_future_does_not_freeze_the_latest_values(
-        worker: IngestWorker, db: psycopg.Connection, mosquitto: EmbeddedMosquitto, aq: str) -> None:
+        worker: IngestWorker, db: psycopg.Connection, gateway: BrokerAddress, aq: str) -> None:
     now = time.time()
-    with mqtt_publisher(mosquitto) as client:
+    with mqtt_publisher(gateway) as client:
         publish(client, telemetry_topic(aq), orjson.dumps({"ts": now + 295, "metrics": {"pm25": 999}}))
         wait_until(lambda: worker.counters.messages >= 1, message="future reading stored")
         assert db.execute("SELECT value FROM latest_readings").fetchall() == [(999.0,)]
@@ -278,7 +276,7 @@ def test_a_reading_from_the_near_future_does_not_freeze_the_latest_values(
             assert latest[0][1] <= latest[0][2]  # no ts: the receive time, before the storing transaction
     assert _count(db, "SELECT count(*) FROM readings") == 4  # the future reading is still stored
     # A reading that is older than the current latest value still does not replace it.
-    with mqtt_publisher(mosquitto) as client:
+    with mqtt_publisher(gateway) as client:
         publish(client, telemetry_topic(aq), orjson.dumps({"ts": now - 60, "metrics": {"pm25": 1}}))
     wait_until(lambda: worker.counters.messages >= 5, message="late reading stored")
     assert db.execute("SELECT value FROM latest_readings").fetchall() == [(13.0,)]

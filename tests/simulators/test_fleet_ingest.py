@@ -1,5 +1,9 @@
 """A simulated fleet through a real broker into a real ingest worker: the database holds exactly
-what the publisher's ledger says it sent, and quarantines exactly the faults it injected."""
+what the publisher's ledger says it sent, and quarantines exactly the faults it injected.
+
+Every simulated device logs in with credentials of its own, registered as `smartcity up` registers
+the demo fleet; the broker lets each publish only as itself.
+"""
 
 from __future__ import annotations
 
@@ -20,8 +24,8 @@ from simulators.fleet import DeviceSpec, build_fleet
 from simulators.publish import FleetPublisher
 from smartcity.broker_url import parse_broker_url
 from smartcity.contract import status_topic
-from smartcity.launcher import register_fleet
 from smartcity.services import EmbeddedMosquitto
+from tests.logins import BrokerLogins
 from tests.mqtt import mqtt_publisher
 from tests.services import wait_until
 
@@ -36,13 +40,12 @@ _QUARANTINED = ("SELECT p.key, sum(p.value::int) FROM quarantine q, jsonb_each_t
                 " WHERE q.device_id = ANY(%s) GROUP BY p.key")
 
 
-def _registered_fleet(database_url: str, mosquitto: EmbeddedMosquitto, specs: list[DeviceSpec]
-                      ) -> Iterator[list[DeviceSpec]]:
+def _registered_fleet(broker_login: BrokerLogins, specs: list[DeviceSpec]) -> Iterator[list[DeviceSpec]]:
     tag = uuid.uuid4().hex[:6]
-    fleet = [replace(spec, device_id=f"f{tag}-{spec.device_id}") for spec in specs]
-    register_fleet(database_url, fleet)
+    fleet = broker_login.fleet([replace(spec, device_id=f"f{tag}-{spec.device_id}") for spec in specs])
+    gateway = broker_login("gateway")
     yield fleet
-    with mqtt_publisher(mosquitto) as client:  # no retained statuses left for later subscribers
+    with mqtt_publisher(gateway) as client:  # no retained statuses left for later subscribers
         infos = [client.publish(status_topic(spec.device_id), b"", qos=1, retain=True)
                  for spec in fleet]
         for info in infos:
@@ -50,15 +53,15 @@ def _registered_fleet(database_url: str, mosquitto: EmbeddedMosquitto, specs: li
 
 
 @pytest.fixture
-def big_fleet(database_url: str, mosquitto: EmbeddedMosquitto) -> Iterator[list[DeviceSpec]]:
+def big_fleet(broker_login: BrokerLogins) -> Iterator[list[DeviceSpec]]:
     """A thousand registered devices of every kind in every district."""
-    yield from _registered_fleet(database_url, mosquitto, build_fleet(1000, seed=11))
+    yield from _registered_fleet(broker_login, build_fleet(1000, seed=11))
 
 
 @pytest.fixture
-def faulty_fleet(database_url: str, mosquitto: EmbeddedMosquitto) -> Iterator[list[DeviceSpec]]:
+def faulty_fleet(broker_login: BrokerLogins) -> Iterator[list[DeviceSpec]]:
     """Forty registered devices, weighted towards the stations."""
-    yield from _registered_fleet(database_url, mosquitto, build_fleet(
+    yield from _registered_fleet(broker_login, build_fleet(
         40, seed=12, mix={"air_quality_station": 3, "weather_station": 2, "river_level_sensor": 1,
                           "street_light": 1, "water_meter": 1}))
 
@@ -117,9 +120,9 @@ def test_every_fault_ends_in_the_database_as_the_ledger_predicts(
 
 
 @pytest.fixture
-def small_fleet(database_url: str, mosquitto: EmbeddedMosquitto) -> Iterator[list[DeviceSpec]]:
+def small_fleet(broker_login: BrokerLogins) -> Iterator[list[DeviceSpec]]:
     """Eight registered devices, rivers and stations."""
-    yield from _registered_fleet(database_url, mosquitto, build_fleet(
+    yield from _registered_fleet(broker_login, build_fleet(
         8, seed=13, mix={"river_level_sensor": 1, "weather_station": 1, "air_quality_station": 1}))
 
 

@@ -1,5 +1,9 @@
 """The fleet publisher against a real Mosquitto: status, telemetry, QoS, formats, clean stop,
-reconnection with resend, and dropouts that fire the Last Will."""
+reconnection with resend, and dropouts that fire the Last Will.
+
+The broker wants logins: every simulated device is registered with credentials of its own, as
+`smartcity up` registers the demo fleet, and the recorder listens with an ingest account.
+"""
 
 from __future__ import annotations
 
@@ -21,7 +25,7 @@ from simulators.encode import Format
 from simulators.faults import Ledger
 from simulators.fleet import DeviceSpec, build_fleet
 from simulators.publish import FleetPublisher, run_simulator
-from smartcity.broker_url import BrokerAddress, parse_broker_url
+from smartcity.broker_url import BrokerAddress, apply_address, parse_broker_url
 from smartcity.catalog import DEVICE_KINDS, METRICS
 from smartcity.contract import (
     SENML_CONTENT_TYPE,
@@ -31,6 +35,7 @@ from smartcity.contract import (
     status_topic,
 )
 from smartcity.services import EmbeddedMosquitto
+from tests.logins import BrokerLogins
 from tests.mqtt import mqtt_publisher, publish
 from tests.services import wait_until
 
@@ -97,13 +102,15 @@ class Recorder:
 
 
 @contextmanager
-def recording(broker: EmbeddedMosquitto) -> Iterator[Recorder]:
-    """Yield a subscriber on every device's telemetry and status, subscribed before it returns."""
+def recording(login: BrokerAddress) -> Iterator[Recorder]:
+    """Yield a subscriber on every device's telemetry and status, subscribed before it returns
+    (an ``ingest`` login: the role that may read both)."""
     client = mqtt.Client(mqtt.CallbackAPIVersion.VERSION2, protocol=mqtt.MQTTv5)
+    apply_address(client, login)
     recorder = Recorder(client)
     client.on_message = recorder.on_message
     client.on_subscribe = lambda *args: recorder.subscribed.set()
-    client.connect("127.0.0.1", broker.port)
+    client.connect(login.host, login.port)
     client.loop_start()
     try:
         client.subscribe([(TELEMETRY_FILTER, 1), (STATUS_FILTER, 1)])
@@ -115,13 +122,21 @@ def recording(broker: EmbeddedMosquitto) -> Iterator[Recorder]:
 
 
 @pytest.fixture
-def fleet(mosquitto: EmbeddedMosquitto) -> Iterator[list[DeviceSpec]]:
-    """Five devices of different kinds with ids of their own; retained statuses cleared after."""
+def listener(broker_login: BrokerLogins) -> BrokerAddress:
+    """The recorder's login at the session broker."""
+    return broker_login("ingest")
+
+
+@pytest.fixture
+def fleet(broker_login: BrokerLogins) -> Iterator[list[DeviceSpec]]:
+    """Five registered devices of different kinds with ids and credentials of their own;
+    retained statuses cleared after."""
     tag = uuid.uuid4().hex[:6]
-    specs = [replace(spec, device_id=f"sim{tag}-{spec.device_id}")
-             for spec in build_fleet(len(KINDS), seed=1, kinds=KINDS)]
+    specs = broker_login.fleet([replace(spec, device_id=f"sim{tag}-{spec.device_id}")
+                                for spec in build_fleet(len(KINDS), seed=1, kinds=KINDS)])
+    gateway = broker_login("gateway")
     yield specs
-    with mqtt_publisher(mosquitto) as client:  # leave the shared broker as we found it
+    with mqtt_publisher(gateway) as client:  # leave the shared broker as we found it
         for spec in specs:
             publish(client, status_topic(spec.device_id), b"", retain=True)
 
@@ -144,10 +159,11 @@ def _has_status(recorder: Recorder, specs: list[DeviceSpec], status: str) -> boo
 
 
 def test_publisher_runs_devices_with_status_and_one_observation_per_round(
-        mosquitto: EmbeddedMosquitto, fleet: list[DeviceSpec]) -> None:
-    fleet[0] = replace(fleet[0], mqtt_username=fleet[0].device_id, mqtt_password="secret")
+        mosquitto: EmbeddedMosquitto, listener: BrokerAddress, fleet: list[DeviceSpec],
+        broker_login: BrokerLogins) -> None:
+    assert all(spec.mqtt_username == spec.device_id and spec.mqtt_password for spec in fleet)
     by_id = {spec.device_id: spec for spec in fleet}
-    with recording(mosquitto) as recorder:
+    with recording(listener) as recorder:
         publisher = FleetPublisher(fleet, parse_broker_url(mosquitto.url), seed=11, interval_s=1.0)
         publisher.start()
         try:
@@ -166,14 +182,16 @@ def test_publisher_runs_devices_with_status_and_one_observation_per_round(
                 for payload in payloads:
                     _assert_valid_observation(by_id[device_id], payload)
 
-            with recording(mosquitto) as late:  # a late subscriber gets the retained status
+            # A late subscriber gets the retained status; a login of its own, since the broker
+            # binds the client id to the login and would cut the first recorder off.
+            with recording(broker_login("ingest")) as late:
                 wait_until(lambda: _has_status(late, fleet, "online"), message="retained online")
                 assert all(retained for _, retained in late.statuses().values())
         finally:
             publisher.stop()
         wait_until(lambda: _has_status(recorder, fleet, "offline"), message="all offline")
 
-    with recording(mosquitto) as late:
+    with recording(listener) as late:
         wait_until(lambda: _has_status(late, fleet, "offline"), message="retained offline")
     stats = publisher.stats()
     assert (stats.rounds, stats.telemetry_published, stats.status_published) == (2, 10, 10)
@@ -195,8 +213,8 @@ def test_fleet_ids_must_be_unique(mosquitto: EmbeddedMosquitto, fleet: list[Devi
 
 
 def test_run_simulator_publishes_every_interval_until_the_duration_ends(
-        mosquitto: EmbeddedMosquitto, fleet: list[DeviceSpec]) -> None:
-    with recording(mosquitto) as recorder:
+        mosquitto: EmbeddedMosquitto, listener: BrokerAddress, fleet: list[DeviceSpec]) -> None:
+    with recording(listener) as recorder:
         stats = run_simulator(fleet, parse_broker_url(mosquitto.url), interval_s=0.1, seed=3,
                               duration_s=0.5)
         assert 3 <= stats.rounds <= 7
@@ -207,10 +225,10 @@ def test_run_simulator_publishes_every_interval_until_the_duration_ends(
         wait_until(lambda: _has_status(recorder, fleet, "offline"), message="all offline")
 
 
-def test_run_simulator_stops_when_the_event_is_set(mosquitto: EmbeddedMosquitto,
+def test_run_simulator_stops_when_the_event_is_set(mosquitto: EmbeddedMosquitto, listener: BrokerAddress,
                                                    fleet: list[DeviceSpec]) -> None:
     stop = threading.Event()
-    with recording(mosquitto) as recorder:
+    with recording(listener) as recorder:
         runner = threading.Thread(target=run_simulator, daemon=True, kwargs=dict(
             specs=fleet, broker=parse_broker_url(mosquitto.url), interval_s=0.05, seed=3,
             stop_event=stop))
@@ -223,15 +241,16 @@ def test_run_simulator_stops_when_the_event_is_set(mosquitto: EmbeddedMosquitto,
 
 
 def test_devices_reconnect_and_deliver_what_they_queued_after_a_broker_restart(
-        fresh_mosquitto: EmbeddedMosquitto) -> None:
-    fleet = build_fleet(4, seed=2)
+        fresh_mosquitto: EmbeddedMosquitto, broker_login: BrokerLogins) -> None:
+    fleet = broker_login.fleet(build_fleet(4, seed=2), fresh_mosquitto)
+    listener = broker_login("ingest", fresh_mosquitto)
     with FleetPublisher(fleet, parse_broker_url(fresh_mosquitto.url), seed=5) as publisher:
         assert publisher.wait_connected(10)
         fresh_mosquitto.stop()
         wait_until(lambda: publisher.connected_count == 0, message="connections lost")
         assert publisher.publish_once() == len(fleet)  # queued by the offline devices
         fresh_mosquitto.start()
-        with recording(fresh_mosquitto) as recorder:
+        with recording(listener) as recorder:
             assert publisher.wait_connected(15)
             assert publisher.flush(10)  # the queued observations reached the broker
             wait_until(lambda: _has_status(recorder, fleet, "online"), message="online again")
@@ -298,10 +317,10 @@ class BlackholeProxy:
 
 
 def test_unacknowledged_messages_are_sent_again_after_the_connection_is_lost(
-        mosquitto: EmbeddedMosquitto, fleet: list[DeviceSpec]) -> None:
+        mosquitto: EmbeddedMosquitto, listener: BrokerAddress, fleet: list[DeviceSpec]) -> None:
     proxy = BlackholeProxy(mosquitto.port)
     try:
-        with recording(mosquitto) as recorder, \
+        with recording(listener) as recorder, \
                 FleetPublisher(fleet, BrokerAddress("127.0.0.1", proxy.port), seed=5) as publisher:
             assert publisher.wait_connected(10)
             assert publisher.flush(5)
@@ -324,8 +343,8 @@ def test_unacknowledged_messages_are_sent_again_after_the_connection_is_lost(
 
 
 def test_a_qos0_fleet_publishes_and_stops_without_acknowledgements(
-        mosquitto: EmbeddedMosquitto, fleet: list[DeviceSpec]) -> None:
-    with recording(mosquitto) as recorder:
+        mosquitto: EmbeddedMosquitto, listener: BrokerAddress, fleet: list[DeviceSpec]) -> None:
+    with recording(listener) as recorder:
         with FleetPublisher(fleet, parse_broker_url(mosquitto.url), seed=3, qos=0) as publisher:
             assert publisher.wait_connected(10)
             wait_until(lambda: _has_status(recorder, fleet, "online"), message="all online")
@@ -340,9 +359,9 @@ def test_a_qos0_fleet_publishes_and_stops_without_acknowledgements(
 
 @pytest.mark.parametrize("fmt", ["batch", "senml"])
 def test_each_payload_format_arrives_as_the_ledger_says_with_the_senml_content_type(
-        mosquitto: EmbeddedMosquitto, fleet: list[DeviceSpec], fmt: Format) -> None:
+        mosquitto: EmbeddedMosquitto, listener: BrokerAddress, fleet: list[DeviceSpec], fmt: Format) -> None:
     ledger = Ledger()
-    with recording(mosquitto) as recorder, FleetPublisher(
+    with recording(listener) as recorder, FleetPublisher(
             fleet, parse_broker_url(mosquitto.url), seed=3, fmt=fmt, ledger=ledger) as publisher:
         assert publisher.wait_connected(10)
         for _ in range(2):
@@ -357,9 +376,9 @@ def test_each_payload_format_arrives_as_the_ledger_says_with_the_senml_content_t
 
 
 def test_a_dropout_fires_the_last_will_then_sends_what_was_kept_in_one_batch(
-        mosquitto: EmbeddedMosquitto, fleet: list[DeviceSpec]) -> None:
+        mosquitto: EmbeddedMosquitto, listener: BrokerAddress, fleet: list[DeviceSpec]) -> None:
     ledger = Ledger()
-    with recording(mosquitto) as recorder, FleetPublisher(
+    with recording(listener) as recorder, FleetPublisher(
             fleet, parse_broker_url(mosquitto.url), seed=3, faults={"dropout": 1.0},
             ledger=ledger) as publisher:
         assert publisher.wait_connected(10)
@@ -389,9 +408,9 @@ def test_publisher_options_are_checked(mosquitto: EmbeddedMosquitto, fleet: list
 
 
 def test_run_simulator_passes_format_faults_and_ledger_on(
-        mosquitto: EmbeddedMosquitto, fleet: list[DeviceSpec]) -> None:
+        mosquitto: EmbeddedMosquitto, listener: BrokerAddress, fleet: list[DeviceSpec]) -> None:
     ledger = Ledger()
-    with recording(mosquitto) as recorder:
+    with recording(listener) as recorder:
         stats = run_simulator(fleet, parse_broker_url(mosquitto.url), interval_s=0.1, seed=3,
                               duration_s=0.3, qos=1, fmt="senml", faults={"duplicate": 1.0},
                               ledger=ledger)

@@ -22,7 +22,7 @@ def test_devices_add_json_prints_the_contract_fields_and_a_working_password(
                   "--kind", "river_level_sensor", "--site", "tanah-grogot",
                   "--lat", "-1.91", "--lon", "116.2", "--json")
     assert result.exit_code == 0, result.output
-    out = orjson.loads(result.output)
+    out = orjson.loads(result.stdout)
     assert set(out) == {"device_id", "kind", "site_id", "mqtt_username", "mqtt_password"}
     assert out["device_id"] == "river-kandilo-01" and out["site_id"] == "tanah-grogot"
     stored = db.execute("SELECT mqtt_password_hash, latitude FROM devices").fetchone()
@@ -52,9 +52,9 @@ def test_devices_list_and_show(database_url: str) -> None:
     _run(database_url, "devices", "add", "--id", "bin-01", "--kind", "waste_bin", "--site", "kuaro")
     _run(database_url, "devices", "add", "--id", "noise-01", "--kind", "noise_monitor",
          "--site", "long-ikis")
-    listed = orjson.loads(_run(database_url, "devices", "list", "--site", "kuaro", "--json").output)
+    listed = orjson.loads(_run(database_url, "devices", "list", "--site", "kuaro", "--json").stdout)
     assert [d["device_id"] for d in listed] == ["bin-01"]
-    shown = orjson.loads(_run(database_url, "devices", "show", "noise-01", "--json").output)
+    shown = orjson.loads(_run(database_url, "devices", "show", "noise-01", "--json").stdout)
     assert shown["kind"] == "noise_monitor" and shown["status"] == "unknown"
     assert "mqtt_password_hash" not in shown
     missing = _run(database_url, "devices", "show", "nope-01")
@@ -64,7 +64,7 @@ def test_devices_list_and_show(database_url: str) -> None:
 def test_db_migrate_is_idempotent(database_url: str) -> None:
     result = _run(database_url, "db", "migrate", "--json")
     assert result.exit_code == 0
-    assert orjson.loads(result.output) == {"applied": []}  # the fixture migrated already
+    assert orjson.loads(result.stdout) == {"applied": []}  # the fixture migrated already
 
 
 def test_commands_without_a_database_say_how_to_get_one(tmp_path, monkeypatch) -> None:  # noqa: ANN001

@@ -19,29 +19,29 @@ def test_create_prints_the_key_once_and_stores_only_its_digest(
         database_url: str, db: psycopg.Connection) -> None:
     result = _run(database_url, "create", "--scope", "write", "--name", "bpbd bridge", "--json")
     assert result.exit_code == 0, result.output
-    out = orjson.loads(result.output)
+    out = orjson.loads(result.stdout)
     assert set(out) == {"key", "scope", "id", "name"}
     assert (out["scope"], out["name"], parse_key(out["key"])) == ("write", "bpbd bridge", out["id"])
     row = db.execute("SELECT key_id, scope, digest FROM api_keys").fetchone()
     assert row == (out["id"], "write", digest(out["key"]))
-    listed = orjson.loads(_run(database_url, "list", "--json").output)
+    listed = orjson.loads(_run(database_url, "list", "--json").stdout)
     assert [k["id"] for k in listed] == [out["id"]]
     assert "key" not in listed[0] and out["key"] not in _run(database_url, "list").output
 
 
 def test_revoke_hides_the_key_from_the_default_listing(database_url: str) -> None:
-    first = orjson.loads(_run(database_url, "create", "--scope", "read", "--json").output)
-    second = orjson.loads(_run(database_url, "create", "--scope", "admin", "--json").output)
+    first = orjson.loads(_run(database_url, "create", "--scope", "read", "--json").stdout)
+    second = orjson.loads(_run(database_url, "create", "--scope", "admin", "--json").stdout)
     revoked = _run(database_url, "revoke", first["id"], "--json")
     assert revoked.exit_code == 0, revoked.output
-    assert orjson.loads(revoked.output)["revoked_at"] is not None
-    assert [k["id"] for k in orjson.loads(_run(database_url, "list", "--json").output)] == [second["id"]]
-    every = orjson.loads(_run(database_url, "list", "--all", "--json").output)
+    assert orjson.loads(revoked.stdout)["revoked_at"] is not None
+    assert [k["id"] for k in orjson.loads(_run(database_url, "list", "--json").stdout)] == [second["id"]]
+    every = orjson.loads(_run(database_url, "list", "--all", "--json").stdout)
     assert {k["id"]: k["revoked_at"] is not None for k in every} == {first["id"]: True,
                                                                       second["id"]: False}
     # Revoking again keeps the first revocation's time.
-    again = orjson.loads(_run(database_url, "revoke", first["id"], "--json").output)
-    assert again["revoked_at"] == orjson.loads(revoked.output)["revoked_at"]
+    again = orjson.loads(_run(database_url, "revoke", first["id"], "--json").stdout)
+    assert again["revoked_at"] == orjson.loads(revoked.stdout)["revoked_at"]
 
 
 def test_bad_input_gets_a_clear_error_and_changes_nothing(

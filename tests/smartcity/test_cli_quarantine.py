@@ -48,7 +48,7 @@ def test_list_json_prints_pending_items_newest_first(database_url: str, db: psyc
     result = _run(database_url, "quarantine", "list", "--json")
 
     assert result.exit_code == 0, result.output
-    items = orjson.loads(result.output)
+    items = orjson.loads(result.stdout)
     assert [(i["reason"], i["device_id"]) for i in items] == [("out_of_range", NOISE),
                                                               ("unknown_device", AQ)]
     assert set(items[1]) == {"id", "received_at", "topic", "device_id", "reason", "reasons", "detail",
@@ -58,11 +58,11 @@ def test_list_json_prints_pending_items_newest_first(database_url: str, db: psyc
     assert items[1]["parts"] == [{"reason": "unknown_device", "detail": f"device {AQ} is not registered"}]
     assert items[1]["topic"] == telemetry_topic(AQ) and items[1]["replayed_at"] is None
     assert items[1]["payload_preview"] == '{"metrics": {"pm25": 1}}' and items[1]["payload_size"] == 24
-    only_aq = orjson.loads(_run(database_url, "quarantine", "list", "--device", AQ, "--json").output)
+    only_aq = orjson.loads(_run(database_url, "quarantine", "list", "--device", AQ, "--json").stdout)
     assert [i["device_id"] for i in only_aq] == [AQ]
     by_reason = _run(database_url, "quarantine", "list", "--reason", "out_of_range", "--json")
-    assert [i["reason"] for i in orjson.loads(by_reason.output)] == ["out_of_range"]
-    assert len(orjson.loads(_run(database_url, "quarantine", "list", "--limit", "1", "--json").output)) == 1
+    assert [i["reason"] for i in orjson.loads(by_reason.stdout)] == ["out_of_range"]
+    assert len(orjson.loads(_run(database_url, "quarantine", "list", "--limit", "1", "--json").stdout)) == 1
 
 
 def test_list_refuses_an_unknown_reason_naming_the_valid_ones(database_url: str) -> None:
@@ -81,15 +81,15 @@ def test_replay_json_prints_counts_and_list_all_shows_replayed_items(
     result = _run(database_url, "quarantine", "replay", "--json")
 
     assert result.exit_code == 0, result.output
-    assert orjson.loads(result.output) == {
+    assert orjson.loads(result.stdout) == {
         "messages_replayed": 1, "readings_stored": 1, "readings_duplicate": 0, "quarantined": 1,
         "quarantined_by_reason": {"out_of_range": 1}, "still_unknown": 1}
     stored = db.execute("SELECT time FROM readings").fetchall()
     assert [t.timestamp() for (t,) in stored] == [received]
-    pending = orjson.loads(_run(database_url, "quarantine", "list", "--json").output)
+    pending = orjson.loads(_run(database_url, "quarantine", "list", "--json").stdout)
     assert sorted((i["reason"], i["device_id"]) for i in pending) == [("out_of_range", AQ),
                                                                       ("unknown_device", NOISE)]
-    everything = orjson.loads(_run(database_url, "quarantine", "list", "--all", "--json").output)
+    everything = orjson.loads(_run(database_url, "quarantine", "list", "--all", "--json").stdout)
     replayed = [i for i in everything if i["replayed_at"] is not None]
     assert [(i["reason"], i["device_id"]) for i in replayed] == [("unknown_device", AQ)]
 
@@ -105,9 +105,9 @@ def test_replay_device_only_takes_that_device(database_url: str, db: psycopg.Con
     assert result.output.startswith("replayed 1 messages: 1 readings stored")
     pending = db.execute("SELECT device_id FROM quarantine WHERE replayed_at IS NULL").fetchall()
     assert pending == [(AQ,)]
-    second = orjson.loads(_run(database_url, "quarantine", "replay", "--json").output)
+    second = orjson.loads(_run(database_url, "quarantine", "replay", "--json").stdout)
     assert second["messages_replayed"] == 1
-    third = orjson.loads(_run(database_url, "quarantine", "replay", "--json").output)
+    third = orjson.loads(_run(database_url, "quarantine", "replay", "--json").stdout)
     assert third["messages_replayed"] == 0 and third["readings_stored"] == 0
 
 
@@ -131,14 +131,14 @@ def test_a_message_with_parts_of_several_reasons_is_one_item_found_by_each_reaso
     _receive(database_url, (AQ, b'{"metrics": {"pm25": 12, "co": -5, "radon": 1, "thoron": 2}}'))
 
     for reason in ("unknown_metric", "out_of_range"):
-        items = orjson.loads(_run(database_url, "quarantine", "list", "--reason", reason, "--json").output)
+        items = orjson.loads(_run(database_url, "quarantine", "list", "--reason", reason, "--json").stdout)
         assert len(items) == 1
     [item] = items
     assert (item["reason"], item["reasons"]) == ("out_of_range", {"out_of_range": 1, "unknown_metric": 2})
     assert [p["reason"] for p in item["parts"]] == ["out_of_range", "unknown_metric", "unknown_metric"]
     assert item["detail"].endswith("(and 2 more rejected parts)")
     assert orjson.loads(_run(database_url, "quarantine", "list", "--reason", "invalid_json",
-                             "--json").output) == []
+                             "--json").stdout) == []
     [line] = _run(database_url, "quarantine", "list").output.splitlines()
     assert "out_of_range×1,unknown_metric×2" in line
 
@@ -148,5 +148,5 @@ def test_list_text_shows_the_size_received_and_what_was_kept(database_url: str) 
     _receive(database_url, (AQ, big))
     [line] = _run(database_url, "quarantine", "list").output.splitlines()
     assert "payload_too_large" in line and f"{len(big)} B (kept 65536)" in line
-    [item] = orjson.loads(_run(database_url, "quarantine", "list", "--json").output)
+    [item] = orjson.loads(_run(database_url, "quarantine", "list", "--json").stdout)
     assert (item["payload_size"], item["payload_kept"]) == (len(big), 65536)

@@ -15,9 +15,9 @@ from api import create_app
 from smartcity.cli import main
 from smartcity.db.connect import connect
 from smartcity.devices import register_device
-from smartcity.services import EmbeddedMosquitto
 from smartcity.settings import Settings
 from tests.api.client import TestClient
+from tests.logins import BrokerLogins, login_url
 from tests.services import wait_until
 
 
@@ -52,11 +52,13 @@ def test_the_server_default_is_not_utc_but_connect_gives_utc(makassar_url: str) 
 
 
 def test_api_pool_connections_are_named_and_in_utc(
-        makassar_url: str, db: psycopg.Connection, mosquitto: EmbeddedMosquitto) -> None:
+        makassar_url: str, db: psycopg.Connection, broker_login: BrokerLogins) -> None:
     register_device(db, "aq-kuaro-01", "air_quality_station", "kuaro")
     db.execute("UPDATE devices SET last_seen = '2026-11-27 10:00:00+08'")
+    login = broker_login("api")
     settings = Settings(_env_file=None, database_url=makassar_url,  # type: ignore[call-arg]
-                        mqtt_url=mosquitto.url, api={"public_read": True})
+                        mqtt_url=f"mqtt://127.0.0.1:{login.port}",
+                        api={"public_read": True, "mqtt_url": login_url(login)})
     with TestClient(create_app(settings)) as client:
         device = client.get("/api/v1/devices/aq-kuaro-01").json()
         sessions = _sessions(makassar_url, "smartcity-api")
@@ -91,5 +93,5 @@ def test_cli_connections_are_named_and_in_utc(makassar_url: str, db: psycopg.Con
 
     listed = cli("devices", "list", "--json")
     assert listed.exit_code == 0, listed.output
-    created = orjson.loads(listed.output)[0]["created_at"]
+    created = orjson.loads(listed.stdout)[0]["created_at"]
     assert created.endswith("+00:00")  # WITA would print +08:00

@@ -32,10 +32,11 @@ from smartcity.catalog import SITES
 from smartcity.db import seed_catalog
 from smartcity.db.queries import airquality as airquality_sql
 from smartcity.launcher import register_fleet
-from smartcity.services import EmbeddedMosquitto, EmbeddedPostgres
+from smartcity.services import EmbeddedPostgres
 from smartcity.settings import DEFAULT_AVERAGING_HOURS, Settings
 from tests.api.client import TestClient
 from tests.api.test_ispu import _CLEAN_GASES, AT, _haze, _hours_of_data, _store
+from tests.logins import BrokerLogins, login_url
 
 # Many values per round trip: one query evaluates a whole list.
 SUB_INDICES = """
@@ -216,11 +217,13 @@ def test_rounding_up_drops_float_noise_only(db: psycopg.Connection) -> None:
 # --- smartcity_site_ispu(at) == GET /api/v1/ispu for every site ----------------------------------
 
 @pytest.fixture
-def api(database_url: str, mosquitto: EmbeddedMosquitto,
+def api(database_url: str, broker_login: BrokerLogins,
         admin_headers: dict[str, str]) -> Iterator[TestClient]:
     """A client of the API on the test database, with the default index settings."""
+    login = broker_login("api")
     app_settings = Settings(  # type: ignore[call-arg]
-        _env_file=None, database_url=database_url, mqtt_url=f"mqtt://127.0.0.1:{mosquitto.port}")
+        _env_file=None, database_url=database_url, mqtt_url=f"mqtt://127.0.0.1:{login.port}",
+        api={"mqtt_url": login_url(login)})
     with TestClient(create_app(app_settings), headers=admin_headers) as client:
         yield client
 

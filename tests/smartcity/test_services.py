@@ -18,6 +18,7 @@ import psycopg
 import pytest
 
 from smartcity.services import EmbeddedMosquitto, EmbeddedPostgres, free_port, mosquitto_base_config
+from tests.logins import anonymous
 from tests.mqtt import mqtt_publisher, publish
 from tests.services import scratch_dir, wait_until
 
@@ -129,7 +130,7 @@ def test_mosquitto_under_a_private_parent_keeps_retained_messages_across_a_crash
         broker = EmbeddedMosquitto(data_dir, free_port(), home_root=home_root)
         broker.start()
         try:
-            with mqtt_publisher(broker) as client:
+            with mqtt_publisher(anonymous(broker)) as client:
                 publish(client, "smartcity/v1/devices/aq-test-01/status", "online", retain=True)
             # The base config snapshots every second: the file appears without a clean stop.
             wait_until(lambda: (broker.home / "mosquitto.db").exists(), timeout=5,
@@ -159,7 +160,7 @@ def test_persistence_left_in_a_private_data_dir_by_a_root_broker_is_carried_over
         broker = EmbeddedMosquitto(data_dir, free_port(), home_root=first_root)
         broker.start()
         try:
-            with mqtt_publisher(broker) as client:
+            with mqtt_publisher(anonymous(broker)) as client:
                 publish(client, "smartcity/v1/devices/aq-test-02/status", "online", retain=True)
         finally:
             broker.stop()  # a clean stop saves the persistence file
