@@ -24,9 +24,8 @@ import psycopg
 
 from smartcity.apikeys import Scope, create_key, is_active
 from smartcity.broker.accounts import AccountExists, NewAccount, create_account, rotate_password
-from smartcity.broker.authfiles import broker_group
 from smartcity.broker.roles import Role
-from smartcity.broker.sync import BrokerAuthSync, sync_once
+from smartcity.broker.serve import serve_broker_auth
 from smartcity.credentials import ensure_secret_file, write_secret_file
 from smartcity.db import apply_migrations, seed_catalog
 from smartcity.db.connect import connect, database_url, embedded_postgres_dir
@@ -151,13 +150,10 @@ def _start_broker(settings: Settings, url: str, stack: ExitStack) -> EmbeddedMos
         embedded.mosquitto_autosave_interval, embedded.mosquitto_autosave_on_changes,
         tls=mosquitto_tls(embedded.mqtt_tls_port, embedded.mqtt_tls_certfile, embedded.mqtt_tls_keyfile,
                           embedded.mqtt_tls_cafile, embedded.mqtt_tls_host))
-    auth_dir = broker.use_auth_in_home()
-    with connect(url, purpose="broker-sync", autocommit=True) as conn:
-        sync_once(conn, auth_dir, broker_group())
+    broker.use_auth_in_home()
+    stack.enter_context(serve_broker_auth(url, broker))  # the files first, then the sync thread
     broker.start()
     stack.callback(broker.stop)
-    sync = BrokerAuthSync(url, auth_dir, broker.reload, gid=broker_group()).start()
-    stack.callback(sync.stop)  # before the broker: the stack unwinds last in, first out
     return broker
 
 

@@ -15,17 +15,18 @@ from datetime import datetime
 from pathlib import Path
 
 import httpx2 as httpx
-import paho.mqtt.client as mqtt
 import psycopg
 import pytest
 
 from ingest.rollup import catch_up_once
+from smartcity.broker_url import BrokerAddress
 from smartcity.credentials import derive_password
 from smartcity.devices import register_device
 from smartcity.services import EmbeddedMosquitto, embedded_postgres_url, free_port, port_is_open
 from smartcity.settings import RollupSettings, SupervisorSettings
 from smartcity.supervisor import RestartBackoff
 from tests.ingest.rollups import assert_rollups_equal_raw
+from tests.logins import BrokerLogins, connack, login_url
 from tests.mqtt import TelemetryStream, mqtt_publisher, publish
 from tests.services import scratch_dir, wait_until
 
@@ -69,20 +70,7 @@ def _rollup_metrics(port: int) -> str:
 
 def _connack(port: int, username: str | None, password: str | None) -> str:
     """Connect to the broker on ``port`` with a login (or none); return the CONNACK's reason."""
-    answers: list[str] = []
-    client = mqtt.Client(mqtt.CallbackAPIVersion.VERSION2, client_id=f"probe-{uuid.uuid4().hex[:6]}",
-                         protocol=mqtt.MQTTv5)
-    if username is not None:
-        client.username_pw_set(username, password)
-    client.on_connect = lambda c, userdata, flags, reason, properties: answers.append(str(reason))
-    client.connect("127.0.0.1", port)
-    client.loop_start()
-    try:
-        wait_until(lambda: answers, timeout=10, message=f"CONNACK for {username}")
-    finally:
-        client.disconnect()
-        client.loop_stop()
-    return answers[0]
+    return str(connack(BrokerAddress("127.0.0.1", port, username, password), timeout=10))
 
 
 def _stop(process: subprocess.Popen[bytes]) -> str:
@@ -153,20 +141,11 @@ def test_up_serves_simulated_readings_stops_cleanly_and_keeps_data() -> None:
 
 
 def test_up_uses_external_services_when_urls_are_given(
-        database_url: str, db: psycopg.Connection, mosquitto: EmbeddedMosquitto) -> None:
-    api_port = free_port()
+        database_url: str, db: psycopg.Connection, mosquitto: EmbeddedMosquitto,
+        broker_login: BrokerLogins) -> None:
     with scratch_dir("smartcity-up-ext-") as root:
-        env = {k: v for k, v in os.environ.items() if not k.startswith("SMARTCITY_")}
-        env.update({
-            "SMARTCITY_DATABASE_URL": database_url,
-            "SMARTCITY_MQTT_URL": f"mqtt://127.0.0.1:{mosquitto.port}",
-            "SMARTCITY_API__PORT": str(api_port),
-            "SMARTCITY_SIMULATOR__INTERVAL_S": "1",
-            "SMARTCITY_INGEST__CLIENT_ID": f"up-ext-{api_port}",
-            "SMARTCITY_INGEST__SHARE_GROUP": f"upext{api_port}",
-            "SMARTCITY_INGEST__METRICS_PORT": "0",
-            "SMARTCITY_ROLLUP__METRICS_PORT": "0",
-        })
+        env = {**_external_env(database_url, mosquitto, broker_login),
+               "SMARTCITY_SIMULATOR__INTERVAL_S": "1"}
         process = subprocess.Popen([sys.executable, "-m", "smartcity", "up"], env=env, cwd=root,
                                    stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
         try:
@@ -226,19 +205,28 @@ class _Output:
         return self.text
 
 
-def _external_up(env_extra: dict[str, str], database_url: str, mqtt_port: int, cwd: Path
-                 ) -> tuple[subprocess.Popen[bytes], _Output]:
+def _external_env(database_url: str, broker: EmbeddedMosquitto, logins: BrokerLogins) -> dict[str, str]:
+    """The environment of an `up` on external services with authentication, as an operator sets
+    it: a broker URL without a login, an account of its own for ingest and for the API, and a fleet
+    secret, with which `up` registers the demo devices so each logs in as itself."""
     env = {k: v for k, v in os.environ.items() if not k.startswith("SMARTCITY_")}
     env.update({
         "SMARTCITY_DATABASE_URL": database_url,
-        "SMARTCITY_MQTT_URL": f"mqtt://127.0.0.1:{mqtt_port}",
+        "SMARTCITY_MQTT_URL": f"mqtt://127.0.0.1:{broker.port}",
+        "SMARTCITY_INGEST__MQTT_URL": login_url(logins("ingest", broker)),
+        "SMARTCITY_API__MQTT_URL": login_url(logins("api", broker)),
+        "SMARTCITY_SIMULATOR__FLEET_SECRET": uuid.uuid4().hex,
         "SMARTCITY_API__PORT": str(free_port()),
-        "SMARTCITY_SIMULATOR__INTERVAL_S": "5",
-        "SMARTCITY_INGEST__CLIENT_ID": f"up-{uuid.uuid4().hex[:8]}",
         "SMARTCITY_INGEST__METRICS_PORT": "0",
         "SMARTCITY_ROLLUP__METRICS_PORT": "0",
-        **env_extra,
     })
+    return env
+
+
+def _external_up(env_extra: dict[str, str], database_url: str, broker: EmbeddedMosquitto,
+                 logins: BrokerLogins, cwd: Path) -> tuple[subprocess.Popen[bytes], _Output]:
+    env = {**_external_env(database_url, broker, logins), "SMARTCITY_SIMULATOR__INTERVAL_S": "5",
+           **env_extra}
     process = subprocess.Popen([sys.executable, "-m", "smartcity", "up"], env=env, cwd=cwd,
                                stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
     return process, _Output(process)
@@ -256,24 +244,25 @@ def _stream_stored(db: psycopg.Connection) -> tuple[int, int]:
 
 def test_up_restarts_a_killed_ingest_worker_and_every_acked_reading_is_stored_once(
         database_url: str, db: psycopg.Connection, fresh_mosquitto: EmbeddedMosquitto,
-        tmp_path: Path) -> None:
+        broker_login: BrokerLogins, tmp_path: Path) -> None:
     for device_id in [*STREAM_DEVICES, "river-up-probe"]:
         register_device(db, device_id, "river_level_sensor", "tanah-grogot")
-    process, output = _external_up({}, database_url, fresh_mosquitto.port, tmp_path)
+    gateway = broker_login("gateway", fresh_mosquitto)
+    process, output = _external_up({}, database_url, fresh_mosquitto, broker_login, tmp_path)
     try:
         first_pid = wait_until(lambda: output.pids("ingest"), timeout=60, message="ingest started")[0]
         # A probe reading stored proves the worker's subscription exists: from then on the
         # broker keeps every QoS 1 message for its session, also while the worker is dead.
         # Probes sent before it subscribed had no subscriber; so probe until one is stored.
-        with mqtt_publisher(fresh_mosquitto) as client:
+        with mqtt_publisher(gateway) as client:
             def probe_stored() -> bool:
                 publish(client, "smartcity/v1/devices/river-up-probe/telemetry",
                         '{"metrics": {"water_level": 1}}')
                 return db.execute("SELECT count(*) FROM readings r JOIN devices d ON d.id = r.device"
                                   " WHERE d.device_id = 'river-up-probe'").fetchone()[0] > 0
             wait_until(probe_stored, timeout=60, interval=0.5, message="probe stored")
-        stream = TelemetryStream(fresh_mosquitto.port, STREAM_DEVICES, count=3000, rate=500,
-                                 client_id=f"up-stream-{uuid.uuid4().hex[:6]}").start()
+        stream = TelemetryStream(broker_login("gateway", fresh_mosquitto), STREAM_DEVICES, count=3000,
+                                 rate=500).start()
         wait_until(lambda: _stream_stored(db)[0] > 500, timeout=30, message="stream flowing")
         os.kill(first_pid, signal.SIGKILL)
         restarted = wait_until(lambda: output.pids("ingest")[1:], timeout=30, message="ingest restarted")
@@ -294,11 +283,12 @@ def test_up_restarts_a_killed_ingest_worker_and_every_acked_reading_is_stored_on
 
 
 def test_up_runs_the_rollup_refresher_and_restarts_it_after_a_kill(
-        database_url: str, db: psycopg.Connection, mosquitto: EmbeddedMosquitto, tmp_path: Path) -> None:
+        database_url: str, db: psycopg.Connection, mosquitto: EmbeddedMosquitto,
+        broker_login: BrokerLogins, tmp_path: Path) -> None:
     db.execute("TRUNCATE rollup_pending, rollup_1m, rollup_1h, rollup_1d, retention_horizon")
     process, output = _external_up({"SMARTCITY_SIMULATOR__INTERVAL_S": "1",
                                     "SMARTCITY_ROLLUP__INTERVAL_S": "0.5"},
-                                   database_url, mosquitto.port, tmp_path)
+                                   database_url, mosquitto, broker_login, tmp_path)
 
     def minutes() -> int:
         return int(db.execute("SELECT count(*) FROM rollup_1m").fetchone()[0])
@@ -328,7 +318,8 @@ def test_up_runs_the_rollup_refresher_and_restarts_it_after_a_kill(
 
 
 def test_up_stops_with_status_1_and_says_why_when_a_child_crash_loops(
-        database_url: str, mosquitto: EmbeddedMosquitto, tmp_path: Path) -> None:
+        database_url: str, mosquitto: EmbeddedMosquitto, broker_login: BrokerLogins,
+        tmp_path: Path) -> None:
     with socket.socket() as taken:
         taken.bind(("127.0.0.1", 0))
         taken.listen()
@@ -339,7 +330,7 @@ def test_up_stops_with_status_1_and_says_why_when_a_child_crash_loops(
             "SMARTCITY_SUPERVISOR__BACKOFF_INITIAL_S": "0.2",
             "SMARTCITY_SUPERVISOR__MAX_RESTARTS": "2",
             "SMARTCITY_SUPERVISOR__RESTART_WINDOW_S": "60",
-        }, database_url, mosquitto.port, tmp_path)
+        }, database_url, mosquitto, broker_login, tmp_path)
         try:
             text = output.finish(timeout=90)
         finally:
