@@ -10,6 +10,7 @@ that disappeared or whose password changed.
 from __future__ import annotations
 
 import logging
+import math
 import os
 import signal
 import threading
@@ -29,6 +30,9 @@ __all__ = ["BrokerAuthSync", "pid_file_reloader", "signal_reload", "sync_once"]
 log = logging.getLogger(__name__)
 
 Reload = Callable[[], None]
+
+# Seconds after a reload to ask for one more (see BrokerAuthSync._sync).
+REPEAT_RELOAD_S = 0.3
 
 
 def sync_once(conn: psycopg.Connection[Any], directory: Path, gid: int | None = None) -> bool:
@@ -66,6 +70,7 @@ class BrokerAuthSync:
         self.syncs = 0  # renders done
         self.changes = 0  # renders that changed the files (and reloaded the broker)
         self.last_change: float | None = None  # time.monotonic() of the last change
+        self._again_at = math.inf  # when to ask the broker to reload once more (see _sync)
         self._stop = threading.Event()
         self._listening = threading.Event()
         self._thread: threading.Thread | None = None
@@ -112,11 +117,14 @@ class BrokerAuthSync:
             due = time.monotonic() + self.interval
             while not self._stopped(stop):
                 # Short waits so stop() is honoured quickly; a notification ends the wait at once.
-                wait = max(0.0, min(0.5, due - time.monotonic()))
+                wait = max(0.0, min(0.5, due - time.monotonic(), self._again_at - time.monotonic()))
                 notified = any(True for _ in conn.notifies(timeout=wait, stop_after=1))
                 if notified or time.monotonic() >= due:
                     self._sync(conn)
                     due = time.monotonic() + self.interval
+                elif time.monotonic() >= self._again_at:
+                    self._again_at = math.inf
+                    self._reload()
 
     def _sync(self, conn: psycopg.Connection[Any]) -> None:
         changed = sync_once(conn, self.directory, self.gid)
@@ -126,6 +134,14 @@ class BrokerAuthSync:
         self.changes += 1
         self.last_change = time.monotonic()
         log.info("broker files in %s rewritten from the registry", self.directory)
+        self._reload()
+        # Mosquitto clears its reload flag after re-reading, so a SIGHUP that lands during a reload
+        # (two changes in quick succession) is lost and the broker keeps the older files. Asking
+        # once more a moment later costs a re-read of unchanged files; missing it leaves a new
+        # device refused (or a revoked one connected) until the next change.
+        self._again_at = time.monotonic() + REPEAT_RELOAD_S
+
+    def _reload(self) -> None:
         if self.reload is None:
             return
         try:
