@@ -10,7 +10,6 @@ with a 4xx. Bounded and derandomized, so a run takes seconds and repeats itself.
 from __future__ import annotations
 
 from collections.abc import Iterator
-from datetime import UTC, datetime, timedelta
 
 import psycopg
 import pytest
@@ -26,12 +25,10 @@ from schemathesis.checks import (
 from schemathesis.generation.case import Case
 
 from api import create_app
-from ingest.rows import Rows
-from ingest.write import Writer
-from smartcity.catalog import METRICS
 from smartcity.devices import register_device
 from smartcity.settings import Settings
 from tests.api.client import TestClient
+from tests.api.particulates import store_a_day_of_particulates
 
 # The device the OpenAPI examples name, so the examples phase reaches real rows.
 EXAMPLE_DEVICE = "aq-tanah-grogot-01"
@@ -72,19 +69,7 @@ def bare_client(settings: Settings) -> Iterator[TestClient]:
 def example_data(bare_client: TestClient, db: psycopg.Connection, database_url: str) -> None:
     """Register the example device with a day of readings; check the live app's document."""
     register_device(db, EXAMPLE_DEVICE, "air_quality_station", "tanah-grogot")
-    device = db.execute("SELECT id FROM devices WHERE device_id = %s", (EXAMPLE_DEVICE,)).fetchone()
-    assert device is not None
-    rows = Rows()
-    now = datetime.now(UTC)
-    for minutes in range(0, 24 * 60, 30):  # a day of PM2.5 and PM10, every 30 minutes
-        epoch = (now - timedelta(minutes=minutes)).timestamp()
-        rows.readings.append((epoch, device[0], METRICS["pm25"].id, 20.0 + minutes % 7))
-        rows.readings.append((epoch, device[0], METRICS["pm10"].id, 40.0 + minutes % 11))
-    writer = Writer(database_url)
-    try:
-        writer.write_rows(rows)
-    finally:
-        writer.close()
+    store_a_day_of_particulates(database_url, db, EXAMPLE_DEVICE)
     response = bare_client.get("/openapi.json")
     assert response.status_code == 200
     assert response.json() == DOCUMENT

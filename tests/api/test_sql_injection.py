@@ -13,7 +13,6 @@ from __future__ import annotations
 import copy
 from collections.abc import Iterator
 from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
 from typing import Any
 from urllib.parse import quote
 
@@ -22,14 +21,12 @@ import pytest
 
 from api import create_app
 from api.params import DeviceIn
-from ingest.rows import Rows
-from ingest.write import Writer
 from smartcity.apikeys import Scope, create_key
-from smartcity.catalog import METRICS
 from smartcity.devices import register_device
 from smartcity.services import EmbeddedMosquitto, EmbeddedPostgres
 from smartcity.settings import ApiSettings, Settings
 from tests.api.client import TestClient
+from tests.api.particulates import store_a_day_of_particulates
 from tests.logins import create_login, login_url
 from tests.services import DATA_TABLES
 
@@ -159,22 +156,6 @@ class World:
     before: dict[str, Any]
 
 
-def _store_readings(url: str, conn: psycopg.Connection, device_id: str) -> None:
-    device = conn.execute("SELECT id FROM devices WHERE device_id = %s", (device_id,)).fetchone()
-    assert device is not None
-    rows = Rows()
-    now = datetime.now(UTC)
-    for minutes in range(0, 24 * 60, 30):
-        epoch = (now - timedelta(minutes=minutes)).timestamp()
-        rows.readings.append((epoch, device[0], METRICS["pm25"].id, 20.0 + minutes % 7))
-        rows.readings.append((epoch, device[0], METRICS["pm10"].id, 40.0 + minutes % 11))
-    writer = Writer(url)
-    try:
-        writer.write_rows(rows)
-    finally:
-        writer.close()
-
-
 @pytest.fixture(scope="module")
 def world(postgres: EmbeddedPostgres, mosquitto: EmbeddedMosquitto) -> Iterator[World]:
     """One app and one database for every case (a case changes nothing, which each one checks):
@@ -183,7 +164,7 @@ def world(postgres: EmbeddedPostgres, mosquitto: EmbeddedMosquitto) -> Iterator[
         conn.execute(f"TRUNCATE {', '.join(DATA_TABLES)} RESTART IDENTITY CASCADE")
         for device_id, site in ((EXAMPLE_DEVICE, "tanah-grogot"), (OTHER_DEVICE, "kuaro")):
             register_device(conn, device_id, "air_quality_station", site)
-            _store_readings(postgres.url, conn, device_id)
+            store_a_day_of_particulates(postgres.url, conn, device_id)
         admin = create_key(conn, Scope.ADMIN, "injection test").key
         create_key(conn, Scope.READ, "someone else's")
         # The limiter stays on, out of reach: a few hundred requests in seconds from one key.
