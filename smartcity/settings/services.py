@@ -1,66 +1,28 @@
-"""Settings for every service, read once at the entry point and passed down.
-
-Environment variables use the ``SMARTCITY_`` prefix and ``__`` between section and key
-(``SMARTCITY_INGEST__BATCH_MAX_ROWS``). An optional dotenv file is read too: ``.env`` in the
-working directory, or the file named by ``SMARTCITY_SETTINGS_FILE``. Environment wins over file.
-"""
+"""Settings of the platform's processes: embedded services, supervisor, ingest, rollups, retention, API."""
 
 from __future__ import annotations
 
 import json
-import os
 from datetime import UTC, datetime
 from ipaddress import ip_network
 from pathlib import Path
-from typing import Annotated, Any, Literal
+from typing import Annotated
 from urllib.parse import urlsplit
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-from dotenv import dotenv_values
-from pydantic import BaseModel, Field, SecretStr, field_validator, model_validator
-from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
+from pydantic import BaseModel, Field, field_validator, model_validator
+from pydantic_settings import NoDecode
 
-from smartcity.broker_url import BrokerAddress, BrokerUrlError, parse_broker_url
-from smartcity.catalog import DEVICE_KINDS
+from smartcity.settings.fields import Port, mqtt_url_setting, postgres_url_setting
 
 __all__ = [
     "ApiSettings",
     "EmbeddedSettings",
-    "GrafanaSettings",
-    "IndexSettings",
     "IngestSettings",
     "RetentionSettings",
     "RollupSettings",
-    "Settings",
-    "SimulatorSettings",
     "SupervisorSettings",
-    "UnknownSettingError",
-    "load_settings",
-    "setting_keys",
 ]
-
-Port = Annotated[int, Field(ge=1, le=65535)]
-
-
-def _postgres_url(value: str | None, key: str) -> str | None:
-    """Return a database URL setting as given, or None when empty; refuse any other scheme."""
-    if isinstance(value, str) and not value.strip():
-        return None  # an empty variable, as .env.example writes the unset ones: not given
-    if value is not None and urlsplit(value).scheme not in ("postgresql", "postgres"):
-        raise ValueError(f"{key} must start with postgresql://")
-    return value
-
-
-def _mqtt_url(value: str | None, key: str) -> str | None:
-    """Return a broker URL setting as given, or None when empty; refuse what no client can use."""
-    if isinstance(value, str) and not value.strip():
-        return None
-    if value is not None:
-        try:
-            parse_broker_url(value)
-        except BrokerUrlError as err:
-            raise ValueError(f"{key}: {err}") from None
-    return value
 
 
 class EmbeddedSettings(BaseModel):
@@ -120,7 +82,7 @@ class IngestSettings(BaseModel):
     @field_validator("database_url")
     @classmethod
     def _check_database_url(cls, value: str | None) -> str | None:
-        return _postgres_url(value, "SMARTCITY_INGEST__DATABASE_URL")
+        return postgres_url_setting(value, "SMARTCITY_INGEST__DATABASE_URL")
 
     # The worker's own broker login, an account of role ingest (README "Broker identity and ACLs");
     # None: SMARTCITY_MQTT_URL's. The broker binds client ids to logins, so each worker needs its own.
@@ -128,8 +90,8 @@ class IngestSettings(BaseModel):
 
     @field_validator("mqtt_url", mode="before")
     @classmethod
-    def _check_mqtt_url(cls, value: str | None) -> str | None:
-        return _mqtt_url(value, "SMARTCITY_INGEST__MQTT_URL")
+    def _checkmqtt_url_setting(cls, value: str | None) -> str | None:
+        return mqtt_url_setting(value, "SMARTCITY_INGEST__MQTT_URL")
 
     client_id: str = "smartcity-ingest-1"
     # Empty: a plain subscription, which Mosquitto keeps across its own restarts. Set a group
@@ -228,15 +190,15 @@ class ApiSettings(BaseModel):
     @field_validator("database_url")
     @classmethod
     def _check_database_url(cls, value: str | None) -> str | None:
-        return _postgres_url(value, "SMARTCITY_API__DATABASE_URL")
+        return postgres_url_setting(value, "SMARTCITY_API__DATABASE_URL")
 
     # The API's own broker login, an account of role api; None: SMARTCITY_MQTT_URL's.
     mqtt_url: str | None = None
 
     @field_validator("mqtt_url", mode="before")
     @classmethod
-    def _check_mqtt_url(cls, value: str | None) -> str | None:
-        return _mqtt_url(value, "SMARTCITY_API__MQTT_URL")
+    def _checkmqtt_url_setting(cls, value: str | None) -> str | None:
+        return mqtt_url_setting(value, "SMARTCITY_API__MQTT_URL")
 
     host: str = "127.0.0.1"
     port: Port = 8000
@@ -320,197 +282,3 @@ class ApiSettings(BaseModel):
                                  f" SMARTCITY_API__RATE_LIMIT_{which.upper()}_BURST={burst}: set both"
                                  " above 0, or both to 0 (off)")
         return self
-
-
-# The hours each pollutant's mean is taken over for the air-quality indices. Particulates: 24 h,
-# as the regulation's table is read (shared reference). The gases follow the averaging times their
-# columns descend from (the 1997 table, PP 22/2021's ambient standards): SO2 24 h, CO 8 h, O3 and
-# NO2 1 h, HC 3 h. README "Air-quality indices" states this reading.
-DEFAULT_AVERAGING_HOURS: dict[str, int] = {
-    "pm10": 24, "pm25": 24, "so2": 24, "co": 8, "o3": 1, "no2": 1, "hc": 3}
-_INDEX_POLLUTANTS = DEVICE_KINDS["air_quality_station"].metrics
-
-
-class IndexSettings(BaseModel):
-    """The air-quality indices (ISPU, US AQI) of ``GET /api/v1/ispu``."""
-
-    # pollutant → hours; the keys given replace those defaults, the others stay.
-    averaging_hours: dict[str, Annotated[int, Field(ge=1, le=168)]] = Field(
-        default_factory=lambda: dict(DEFAULT_AVERAGING_HOURS))
-    # Share of a window's hours that must hold readings before its mean is used.
-    min_coverage: float = Field(0.75, gt=0, le=1)
-
-    @field_validator("averaging_hours")
-    @classmethod
-    def _check_averaging_hours(cls, value: dict[str, int]) -> dict[str, int]:
-        unknown = sorted(set(value) - set(_INDEX_POLLUTANTS))
-        if unknown:
-            raise ValueError(f"SMARTCITY_INDEX__AVERAGING_HOURS: unknown pollutant(s) {', '.join(unknown)};"
-                             f" known: {', '.join(_INDEX_POLLUTANTS)}")
-        return {**DEFAULT_AVERAGING_HOURS, **value}
-
-
-class SimulatorSettings(BaseModel):
-    """The simulated fleet that stands in for hardware."""
-
-    interval_s: float = Field(10.0, gt=0)
-    seed: int = 20261127
-    # The devices log in as themselves with passwords derived from this secret (README "Simulated
-    # sensors"). None: `smartcity up` keeps one in <data_dir>/fleet-secret; `simulate` without one
-    # uses the login of SMARTCITY_MQTT_URL for every device.
-    fleet_secret: SecretStr | None = None
-
-    @field_validator("fleet_secret", mode="before")
-    @classmethod
-    def _empty_is_none(cls, value: object) -> object:
-        return None if isinstance(value, str) and not value.strip() else value
-
-
-class GrafanaSettings(BaseModel):
-    """A running Grafana that ``smartcity dashboards publish`` pushes to, and how it reaches the database."""
-
-    url: str | None = None  # http(s)://host:3000 (a sub-path is kept); None: publish refuses
-    token: SecretStr | None = None  # a service-account token with the Editor role (or Admin)
-    timeout_s: float = Field(10.0, gt=0)
-    # The data source as Grafana sees it, not as this machine does: host:port from Grafana's side,
-    # and a login role that is a member of smartcity_grafana (README "Grafana"). The password is
-    # needed to create the data source; an update without one keeps the password Grafana has.
-    db_host: str = "timescaledb:5432"
-    db_name: str = "smartcity"
-    db_user: str = "grafana"
-    db_password: SecretStr | None = None
-    db_sslmode: Literal["disable", "require", "verify-ca", "verify-full"] = "disable"
-
-    @field_validator("url", "token", "db_password", mode="before")
-    @classmethod
-    def _empty_is_none(cls, value: object) -> object:
-        # An empty variable, as .env.example writes the unset ones, means "not given".
-        return None if isinstance(value, str) and not value.strip() else value
-
-    @field_validator("url")
-    @classmethod
-    def _check_url(cls, value: str | None) -> str | None:
-        parts = urlsplit(value) if value is not None else None
-        if parts is not None and (parts.scheme not in ("http", "https") or not parts.hostname):
-            raise ValueError("SMARTCITY_GRAFANA__URL must be http(s)://host[:port][/path]")
-        return value
-
-
-class Settings(BaseSettings):
-    """Every setting of the platform, one section per service."""
-
-    model_config = SettingsConfigDict(
-        env_prefix="SMARTCITY_",
-        env_nested_delimiter="__",
-        env_file=".env",
-        # A dotenv file may hold other tools' variables (docker compose reads it too); unknown
-        # SMARTCITY_ keys are still refused, by load_settings, so a typo never goes unnoticed.
-        extra="ignore",
-        # URLs carry passwords: a validation error names the key and the problem, never the value.
-        hide_input_in_errors=True,
-    )
-
-    database_url: str | None = None  # None: the embedded PostgreSQL
-    # None: the embedded Mosquitto. mqtt://user:password@host:port, or mqtts:// for TLS.
-    mqtt_url: str | None = None
-    mqtt_ca_file: Path | None = None  # mqtts only: the CA that signed the broker's certificate
-    log_level: str = "INFO"
-    log_format: Literal["text", "json"] = "text"
-    embedded: EmbeddedSettings = EmbeddedSettings()
-    ingest: IngestSettings = IngestSettings()
-    api: ApiSettings = ApiSettings()
-    index: IndexSettings = IndexSettings()
-    simulator: SimulatorSettings = SimulatorSettings()
-    rollup: RollupSettings = RollupSettings()
-    supervisor: SupervisorSettings = SupervisorSettings()
-    retention: RetentionSettings = RetentionSettings()
-    grafana: GrafanaSettings = GrafanaSettings()
-
-    @field_validator("database_url")
-    @classmethod
-    def _check_database_url(cls, value: str | None) -> str | None:
-        if value is not None and urlsplit(value).scheme not in ("postgresql", "postgres"):
-            raise ValueError("SMARTCITY_DATABASE_URL must start with postgresql://")
-        return value
-
-    @field_validator("mqtt_url")
-    @classmethod
-    def _check_mqtt_url(cls, value: str | None) -> str | None:
-        return _mqtt_url(value, "SMARTCITY_MQTT_URL")
-
-    @model_validator(mode="after")
-    def _check_mqtt_ca_file(self) -> Settings:
-        # The same parser as every client uses, so settings accept exactly what will connect.
-        if self.mqtt_ca_file is not None:
-            if self.mqtt_url is None:
-                raise ValueError("SMARTCITY_MQTT_CA_FILE needs SMARTCITY_MQTT_URL=mqtts://…")
-            try:
-                parse_broker_url(self.mqtt_url, self.mqtt_ca_file)
-            except BrokerUrlError as err:
-                raise ValueError(f"SMARTCITY_MQTT_CA_FILE: {err}") from None
-        return self
-
-    @field_validator("log_level")
-    @classmethod
-    def _check_log_level(cls, value: str) -> str:
-        if value.upper() not in ("DEBUG", "INFO", "WARNING", "ERROR"):
-            raise ValueError("SMARTCITY_LOG_LEVEL must be DEBUG, INFO, WARNING or ERROR")
-        return value.upper()
-
-    @property
-    def uses_embedded_database(self) -> bool:
-        """Tell whether the database is the private embedded cluster."""
-        return self.database_url is None
-
-    @property
-    def uses_embedded_broker(self) -> bool:
-        """Tell whether the broker is the private embedded Mosquitto."""
-        return self.mqtt_url is None
-
-    @property
-    def broker(self) -> BrokerAddress:
-        """Return where the broker is and how to log in: the URL's, or the embedded Mosquitto's."""
-        if self.mqtt_url is None:
-            return BrokerAddress("127.0.0.1", self.embedded.mqtt_port)
-        return parse_broker_url(self.mqtt_url, self.mqtt_ca_file)
-
-    def service_broker(self, service: Literal["ingest", "api"]) -> BrokerAddress:
-        """Return where ``service`` connects and how it logs in: its own URL if set, else ``broker``."""
-        own = self.ingest.mqtt_url if service == "ingest" else self.api.mqtt_url
-        if own is None:
-            return self.broker
-        return parse_broker_url(own, self.mqtt_ca_file)
-
-
-class UnknownSettingError(ValueError):
-    """A ``SMARTCITY_`` variable names no setting (a typo, or a setting that was removed)."""
-
-
-def setting_keys(model: type[BaseModel] = Settings, prefix: str = "SMARTCITY_") -> set[str]:
-    """Return every environment variable name the settings understand."""
-    keys = set()
-    for name, field in model.model_fields.items():
-        annotation = field.annotation
-        if isinstance(annotation, type) and issubclass(annotation, BaseModel):
-            keys |= setting_keys(annotation, f"{prefix}{name.upper()}__")
-        else:
-            keys.add(f"{prefix}{name.upper()}")
-    return keys
-
-
-def load_settings(**overrides: Any) -> Settings:
-    """Read settings from the environment and the optional settings file.
-
-    Raises:
-        UnknownSettingError: a ``SMARTCITY_`` variable in either names no setting.
-        pydantic.ValidationError: a value is invalid (the message names the key).
-    """
-    env_file = os.environ.get("SMARTCITY_SETTINGS_FILE", ".env")
-    given = set(os.environ)
-    if Path(env_file).is_file():
-        given |= set(dotenv_values(env_file))
-    known = setting_keys() | {"SMARTCITY_SETTINGS_FILE"}
-    unknown = sorted(k for k in given if k.upper().startswith("SMARTCITY_") and k.upper() not in known)
-    if unknown:
-        raise UnknownSettingError(f"unknown setting(s) {', '.join(unknown)}; .env.example lists them all")
-    return Settings(_env_file=env_file, **overrides)
