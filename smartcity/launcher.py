@@ -17,16 +17,14 @@ import threading
 from collections.abc import Mapping, Sequence
 from contextlib import ExitStack
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 from urllib.parse import quote
 
-import psycopg
-
 from smartcity.apikeys import Scope, create_key, is_active
-from smartcity.broker.accounts import AccountExists, NewAccount, create_account, rotate_password
+from smartcity.broker.accounts import ensure_account
 from smartcity.broker.roles import Role
 from smartcity.broker.serve import serve_broker_auth
-from smartcity.credentials import ensure_secret_file, write_secret_file
+from smartcity.credentials import ensure_secret_file, generate_password, write_secret_file
 from smartcity.db import apply_migrations, seed_catalog
 from smartcity.db.connect import connect, database_url, embedded_postgres_dir
 from smartcity.db.roles import Service, set_up_service_logins
@@ -116,18 +114,11 @@ def set_up_broker_logins(url: str, port: int) -> dict[str, str]:
     env = {}
     with connect(url, purpose="register", autocommit=True) as conn:
         for service, (username, role) in SERVICE_ACCOUNTS.items():
-            account = _new_password(conn, username, role)
+            password = generate_password()
+            ensure_account(conn, username, role.value, password)
             env[f"SMARTCITY_{service.upper()}__MQTT_URL"] = (
-                f"mqtt://{quote(account.username, safe='')}:{quote(account.password, safe='')}"
-                f"@127.0.0.1:{port}")
+                f"mqtt://{quote(username, safe='')}:{quote(password, safe='')}@127.0.0.1:{port}")
     return env
-
-
-def _new_password(conn: psycopg.Connection[Any], username: str, role: Role) -> NewAccount:
-    try:
-        return create_account(conn, username, role.value)
-    except AccountExists:
-        return rotate_password(conn, username)
 
 
 def _start_postgres(settings: Settings, stack: ExitStack) -> None:
