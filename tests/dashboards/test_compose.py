@@ -1,72 +1,43 @@
 """docker-compose.yml, read as compose reads it (no Docker engine here): every file it names exists,
 every image is pinned, every long-running service has a health check and a restart policy, no
 password has a default, every service logs in with its own account, Grafana's mounts match its
-provisioning. Its broker configuration runs on a real Mosquitto with the password and ACL files that
-`smartcity broker sync --watch` renders from a real registry, with the accounts compose's job makes:
-devices log in as themselves, anonymous is refused, a device cannot publish as another, a revoke
-through the registry disconnects it."""
+provisioning, and the broker reads the files the sync writes. tests/dashboards/test_compose_broker.py
+runs its broker on a real Mosquitto; test_healthcheck.py runs the containers' health-check script."""
 
 from __future__ import annotations
 
-import os
-import pwd
 import re
-import shutil
-import subprocess
-import sys
 import tomllib
-from collections.abc import Iterator
-from dataclasses import dataclass
-from pathlib import Path, PurePosixPath
+from pathlib import PurePosixPath
 from typing import Any
 from urllib.parse import urlsplit
 
-import paho.mqtt.publish as publish
-import psycopg
 import pytest
 import yaml
-from pytest_httpserver import HTTPServer
 
 from api import create_app
 from dashboards.folder import FOLDER_TITLE
-from smartcity.broker.accounts import revoke_device
 from smartcity.broker.authfiles import ACL_FILE, PASSWORD_FILE
 from smartcity.broker.roles import Role
-from smartcity.contract import status_topic
 from smartcity.db.connect import service_database_url
 from smartcity.db.roles import LOGIN_ROLES
-from smartcity.devices import register_device
-from smartcity.services import EmbeddedMosquitto, free_port
 from smartcity.settings import ApiSettings, IngestSettings, RollupSettings, Settings
-from tests.broker.conftest import open_session
-from tests.logins import BrokerLogins, login_url
-from tests.services import scratch_dir, wait_until
+from tests.dashboards.compose_file import (
+    BROKER_ACCOUNTS,
+    COMPOSE,
+    COMPOSE_TEXT,
+    LONG_RUNNING,
+    MQTT_SECRETS,
+    ONE_SHOT,
+    ROOT,
+    SECRETS,
+    SERVICES,
+    bind_mounts,
+    interpolate,
+    volume_mounts,
+)
 
-NOT_AUTHORIZED = 0x87
-
-ROOT = Path(__file__).resolve().parents[2]
-COMPOSE_TEXT = (ROOT / "docker-compose.yml").read_text()
-COMPOSE: dict[str, Any] = yaml.safe_load(COMPOSE_TEXT)
-SERVICES: dict[str, dict[str, Any]] = COMPOSE["services"]
-ONE_SHOT = {name for name, service in SERVICES.items() if service.get("restart") == "no"}
-LONG_RUNNING = sorted(set(SERVICES) - ONE_SHOT)
 PROVIDER = yaml.safe_load((ROOT / "dashboards/provisioning/dashboards/smartcity.yml").read_text())
-
-
-def _mounts(service: dict[str, Any]) -> list[tuple[str, str, bool]]:
-    """(source, target, read-only) of each volume, short or long syntax."""
-    mounts = []
-    for volume in service.get("volumes", []):
-        if isinstance(volume, dict):
-            mounts.append((volume["source"], volume["target"], bool(volume.get("read_only"))))
-        else:
-            source, target, *mode = volume.split(":")
-            mounts.append((source, target, mode == ["ro"]))
-    return mounts
-
-
-def _binds(service: dict[str, Any]) -> list[tuple[Path, str, bool]]:
-    return [(ROOT / source, target, ro) for source, target, ro in _mounts(service) if source.startswith(".")]
 
 
 def test_the_platform_and_grafana_are_all_there() -> None:
@@ -78,12 +49,12 @@ def test_the_platform_and_grafana_are_all_there() -> None:
 @pytest.mark.parametrize("name", sorted(SERVICES))
 def test_every_file_a_service_names_exists(name: str) -> None:
     service = SERVICES[name]
-    for source, _, _ in _binds(service):
+    for source, _, _ in bind_mounts(service):
         assert source.exists(), f"{name} mounts {source}, which does not exist"
     if "build" in service:
         assert (ROOT / service["build"] / "Dockerfile").is_file()
     # An entrypoint script is run from a mount: the mount must bring it.
-    mounted = {target: source for source, target, _ in _binds(service)}
+    mounted = {target: source for source, target, _ in bind_mounts(service)}
     for word in service.get("entrypoint", []):
         if word.startswith("/docker/"):
             assert word in mounted and mounted[word].is_file(), f"{name}: {word} is not mounted"
@@ -174,7 +145,7 @@ def test_grafana_is_pinned_anonymous_viewer_and_provisioned_read_only() -> None:
     assert tuple(int(part) for part in tag.split(".")) >= (12, 0, 2)
     env = grafana["environment"]
     assert env["GF_AUTH_ANONYMOUS_ENABLED"] == "true" and env["GF_AUTH_ANONYMOUS_ORG_ROLE"] == "Viewer"
-    binds = {target: (source, ro) for source, target, ro in _binds(grafana)}
+    binds = {target: (source, ro) for source, target, ro in bind_mounts(grafana)}
     assert binds["/etc/grafana/provisioning"] == (ROOT / "dashboards/provisioning", True)
     # The dashboards JSON sits in a directory under the provider's path, named as the folder.
     provider = PROVIDER["providers"][0]["options"]
@@ -193,21 +164,9 @@ def test_the_database_image_is_the_provisioned_postgres_version() -> None:
     assert SERVICES["db-logins"]["image"] == SERVICES["timescaledb"]["image"]
 
 
-def _interpolate(value: str, variables: dict[str, str]) -> str:
-    """Put in ``${NAME:?message}`` references as compose does (every one of them must be given)."""
-    return re.sub(r"\$\{(\w+):\?[^}]*\}", lambda m: variables[m.group(1)], value)
-
-
-SECRETS = {"PASER_DB_PASSWORD": "owner-pw", "PASER_INGEST_DB_PASSWORD": "ingest-pw",
-           "PASER_API_DB_PASSWORD": "api-pw", "PASER_MQTT_INGEST_PASSWORD": "mqtt-ingest-Pw_1",
-           "PASER_MQTT_API_PASSWORD": "mqtt-api-Pw_2", "PASER_MQTT_MONITOR_PASSWORD": "mqtt-monitor-Pw_3",
-           "PASER_FLEET_SECRET": "fleet-Secret_4", "PASER_GRAFANA_DB_PASSWORD": "grafana-pw",
-           "PASER_GRAFANA_ADMIN_PASSWORD": "grafana-admin-pw"}
-
-
 def _settings_of(name: str) -> Settings:
     """The settings the service's container reads: its environment, interpolated."""
-    env = {key: _interpolate(str(value), SECRETS) for key, value in SERVICES[name]["environment"].items()
+    env = {key: interpolate(str(value), SECRETS) for key, value in SERVICES[name]["environment"].items()
            if key.startswith("SMARTCITY_")}
     settings_env = {key.removeprefix("SMARTCITY_").lower(): value for key, value in env.items()}
     nested: dict[str, Any] = {}
@@ -239,13 +198,6 @@ def test_ingest_and_the_api_connect_through_their_own_logins_and_the_rest_as_own
         assert settings.database_url == "postgresql://smartcity:owner-pw@timescaledb:5432/smartcity"
     # The job logs in as the owner the database image creates.
     assert logins["PGUSER"] == SERVICES["timescaledb"]["environment"]["POSTGRES_USER"]
-
-
-# The broker's service accounts, as docker/broker-accounts.sh makes them: name → (role, secret).
-BROKER_ACCOUNTS = {"smartcity-ingest-1": ("ingest", "PASER_MQTT_INGEST_PASSWORD"),
-                   "smartcity-api-1": ("api", "PASER_MQTT_API_PASSWORD"),
-                   "smartcity-monitor-1": ("monitor", "PASER_MQTT_MONITOR_PASSWORD")}
-MQTT_SECRETS = {secret for _, secret in BROKER_ACCOUNTS.values()}
 
 
 def test_the_accounts_job_makes_one_account_per_service_from_its_secret() -> None:
@@ -280,7 +232,7 @@ def test_every_service_logs_in_to_the_broker_as_its_own_account() -> None:
     # Its health check reads the devices' status as the monitor account.
     check = SERVICES["simulator"]["healthcheck"]["test"]
     assert check[-3:] == ["fleet-online", "--url-env", "HEALTHCHECK_MQTT_URL"]
-    monitor = urlsplit(_interpolate(simulator["HEALTHCHECK_MQTT_URL"], SECRETS))
+    monitor = urlsplit(interpolate(simulator["HEALTHCHECK_MQTT_URL"], SECRETS))
     assert (monitor.username, monitor.password, monitor.hostname) == (
         "smartcity-monitor-1", SECRETS["PASER_MQTT_MONITOR_PASSWORD"], "mosquitto")
     broker_check = " ".join(SERVICES["mosquitto"]["healthcheck"]["test"])
@@ -347,8 +299,8 @@ def test_the_broker_reads_the_files_the_sync_writes_and_is_signalled_by_it() -> 
     directory = PurePosixPath(command[command.index("--dir") + 1])
     pid_file = PurePosixPath(command[command.index("--pid-file") + 1])
     # One volume: the sync's --dir is the broker's /mosquitto/auth.
-    sync_mount = {target: source for source, target, _ in _mounts(sync)}
-    broker_mount = {target: source for source, target, _ in _mounts(broker)}
+    sync_mount = {target: source for source, target, _ in volume_mounts(sync)}
+    broker_mount = {target: source for source, target, _ in volume_mounts(broker)}
     assert sync_mount[str(directory)] == "broker-auth" == broker_mount["/mosquitto/auth"]
     assert "broker-auth" in COMPOSE["volumes"]
 
@@ -367,219 +319,3 @@ def test_the_broker_reads_the_files_the_sync_writes_and_is_signalled_by_it() -> 
     dockerfile = (ROOT / "Dockerfile").read_text()
     assert "--uid 1883" in dockerfile and f"install -d -o 1883 -g 1883 -m 0700 {directory}" in dockerfile
     assert broker["entrypoint"][0] == "/usr/sbin/mosquitto"
-
-
-def _interpolated(text: str) -> str:
-    return text.replace("$$", "$")
-
-
-class ComposeMosquitto(EmbeddedMosquitto):
-    """Mosquitto running docker/mosquitto.conf as compose mounts it, paths moved into ``data_dir``:
-    its files in ``auth`` (the broker-auth volume)."""
-
-    def __init__(self, data_dir: Path, port: int, auth: Path) -> None:
-        super().__init__(data_dir, port)
-        self.auth_dir = auth
-
-    @property
-    def pid_file(self) -> Path:
-        return self.auth_dir / "mosquitto.pid"
-
-    def write_config(self) -> None:
-        self.data_dir.mkdir(parents=True, exist_ok=True)
-        conf_d = self.data_dir / "conf.d"
-        conf_d.mkdir(exist_ok=True)
-        shutil.copy(ROOT / "smartcity/mosquitto.conf", conf_d / "platform.conf")
-        text = (ROOT / "docker/mosquitto.conf").read_text()
-        text = (text.replace("listener 1883", f"listener {self.port} 127.0.0.1")
-                    .replace("/mosquitto/config/conf.d", str(conf_d))
-                    .replace("/mosquitto/auth/", f"{self.auth_dir}/")
-                    .replace("/mosquitto/data/", f"{self.data_dir}/"))
-        settings = [line for line in text.splitlines() if not line.startswith("#")]
-        assert not any("/mosquitto/" in line for line in settings), text
-        # The broker runs as the sync's user, as in compose (both uid 1883 there).
-        user = pwd.getpwuid(os.geteuid()).pw_name
-        self.config_file.write_text(f"user {user}\n{text}")
-
-
-@dataclass
-class ComposeBroker:
-    broker: ComposeMosquitto
-    auth: Path
-    passwords: dict[str, str]  # login → password
-
-
-def _compose_env(database_url: str) -> dict[str, str]:
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("SMARTCITY_", "PASER_"))}
-    # The project image's PATH: `smartcity` is on it.
-    env["PATH"] = f"{Path(sys.executable).parent}:{env.get('PATH', '')}"
-    env["SMARTCITY_DATABASE_URL"] = database_url
-    return env
-
-
-@pytest.fixture
-def compose_broker(database_url: str, db: psycopg.Connection) -> Iterator[ComposeBroker]:
-    """Compose's start order on this machine: the accounts job, the sync (--watch, --pid-file) until
-    its files exist, then the broker with compose's configuration."""
-    env = _compose_env(database_url)
-    secrets = {secret: SECRETS[secret] for secret in MQTT_SECRETS}
-    made = subprocess.run(["sh", str(ROOT / "docker/broker-accounts.sh")], env={**env, **secrets},
-                          capture_output=True, text=True, timeout=60, check=False)
-    assert made.returncode == 0, made.stderr
-    passwords = {name: SECRETS[secret] for name, (_, secret) in BROKER_ACCOUNTS.items()}
-    for device_id in ("river-compose-a", "river-compose-b"):
-        registration = register_device(db, device_id, "river_level_sensor", "tanah-grogot")
-        passwords[device_id] = registration.mqtt_password
-    with scratch_dir("smartcity-compose-mqtt-") as directory:
-        auth = directory / "auth"
-        command = _interpolated(" ".join(SERVICES["broker-auth"]["command"]))
-        command = command.replace("/var/lib/smartcity/broker", str(auth))
-        with open(directory / "sync.log", "wb") as log:
-            sync = subprocess.Popen([sys.executable, "-m", "smartcity", *command.split()], env=env,
-                                    stdout=log, stderr=subprocess.STDOUT)
-        try:
-            # The broker's depends_on: the sync's health check passes.
-            check = SERVICES["broker-auth"]["healthcheck"]["test"][1].replace(
-                "/var/lib/smartcity/broker", str(auth))
-            wait_until(lambda: subprocess.run(["sh", "-c", check], check=False).returncode == 0,
-                       timeout=20, message="the sync's files")
-            broker = ComposeMosquitto(directory / "broker", free_port(), auth)
-            broker.start()
-            try:
-                wait_until(broker.pid_file.exists, message="the broker's pid file")
-                yield ComposeBroker(broker, auth, passwords)
-            finally:
-                broker.stop()
-        finally:
-            sync.terminate()
-            assert sync.wait(10) == 0, (directory / "sync.log").read_text()
-
-
-def test_the_compose_broker_lets_in_the_registry_and_no_one_else(compose_broker: ComposeBroker) -> None:
-    port, passwords = compose_broker.broker.port, compose_broker.passwords
-    for login in ("river-compose-a", "smartcity-ingest-1", "smartcity-api-1", "smartcity-monitor-1"):
-        session = open_session(port, login, passwords[login])
-        assert not session.connack[0].is_failure, login
-        session.close()
-    for user, password in ((None, None), ("river-compose-a", "wrong-password"),
-                           ("smartcity-ingest-1", passwords["smartcity-api-1"]),
-                           ("someone", passwords["river-compose-a"])):
-        session = open_session(port, user, password)
-        assert session.connack[0].is_failure, user
-        assert session.connack[0].getName() in ("Not authorized", "Bad user name or password"), user
-        session.close()
-
-
-def test_the_compose_health_checks_log_in_as_the_monitor(compose_broker: ComposeBroker) -> None:
-    port, passwords = compose_broker.broker.port, compose_broker.passwords
-    check = _interpolated(SERVICES["mosquitto"]["healthcheck"]["test"][1]).replace(
-        "-h 127.0.0.1", f"-h 127.0.0.1 -p {port}")
-    env = {"PATH": os.environ["PATH"], "MQTT_MONITOR_PASSWORD": passwords["smartcity-monitor-1"]}
-    healthy = subprocess.run(["sh", "-c", check], env=env, capture_output=True, text=True, timeout=30,
-                             check=False)
-    assert healthy.returncode == 0, healthy.stderr
-    wrong = subprocess.run(["sh", "-c", check], env={**env, "MQTT_MONITOR_PASSWORD": "not-the-password"},
-                           capture_output=True, text=True, timeout=30, check=False)
-    assert wrong.returncode != 0
-    # The simulator's check: a device's retained `online`, read by the monitor account.
-    device = open_session(port, "river-compose-b", passwords["river-compose-b"])
-    assert not device.publish(status_topic("river-compose-b"), b"online", retain=True).is_failure
-    device.close()
-    url = _interpolate(SERVICES["simulator"]["environment"]["HEALTHCHECK_MQTT_URL"], SECRETS).replace(
-        "@mosquitto:1883", f"@127.0.0.1:{port}")
-    fleet = _healthcheck("fleet-online", "--url-env", "HEALTHCHECK_MQTT_URL",
-                         env={"HEALTHCHECK_MQTT_URL": url})
-    assert fleet.returncode == 0, fleet.stderr
-    refused = _healthcheck("fleet-online", "--url-env", "HEALTHCHECK_MQTT_URL",
-                           env={"HEALTHCHECK_MQTT_URL": url.replace(SECRETS["PASER_MQTT_MONITOR_PASSWORD"],
-                                                                    "wrong-password")})
-    assert refused.returncode == 1 and "refused the login" in refused.stderr
-
-
-def test_a_compose_device_cannot_publish_as_another(compose_broker: ComposeBroker) -> None:
-    port, passwords = compose_broker.broker.port, compose_broker.passwords
-    ingest = open_session(port, "smartcity-ingest-1", passwords["smartcity-ingest-1"])
-    ingest.subscribe("smartcity/v1/devices/+/telemetry")
-    device = open_session(port, "river-compose-a", passwords["river-compose-a"])
-    try:
-        assert device.publish("smartcity/v1/devices/river-compose-b/telemetry", b"{}") == NOT_AUTHORIZED
-        assert not device.publish("smartcity/v1/devices/river-compose-a/telemetry", b"{}").is_failure
-        wait_until(lambda: ingest.topics(), message="ingest received the device's own reading")
-        assert ingest.topics() == ["smartcity/v1/devices/river-compose-a/telemetry"]
-        # The broker binds the client id to the login: the device cannot take ingest's session.
-        thief = open_session(port, "river-compose-a", passwords["river-compose-a"],
-                             client_id="smartcity-ingest-1", clean_start=False)
-        # A message after the attempt still reaches ingest's session: it was never taken over. (The
-        # thief's client id is its login, so it took over the device's own connection instead.)
-        assert not thief.publish("smartcity/v1/devices/river-compose-a/telemetry", b"{}").is_failure
-        wait_until(lambda: len(ingest.topics()) == 2, message="ingest still receiving")
-        assert not ingest.disconnects and not thief.connack[0].is_failure
-        thief.close()
-    finally:
-        device.close()
-        ingest.close()
-
-
-def test_a_revoke_through_the_registry_cuts_the_device_off(compose_broker: ComposeBroker,
-                                                           db: psycopg.Connection) -> None:
-    port, passwords = compose_broker.broker.port, compose_broker.passwords
-    device = open_session(port, "river-compose-a", passwords["river-compose-a"])
-    other = open_session(port, "river-compose-b", passwords["river-compose-b"])
-    try:
-        revoke_device(db, "river-compose-a")
-        # The sync hears the registry, rewrites the files and signals the pid in the pid file.
-        wait_until(lambda: device.disconnects, timeout=10, message="the revoked device disconnected")
-        again = open_session(port, "river-compose-a", passwords["river-compose-a"])
-        assert again.connack[0].is_failure
-        again.close()
-        assert not other.disconnects  # the others stay connected
-        assert "river-compose-a:" not in (compose_broker.auth / PASSWORD_FILE).read_text()
-    finally:
-        device.close()
-        other.close()
-
-
-def _healthcheck(*args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
-    """Run docker/healthcheck.py as the containers do: a plain script, its exit status the verdict."""
-    return subprocess.run([sys.executable, str(ROOT / "docker/healthcheck.py"), *args], capture_output=True,
-                          text=True, timeout=30, check=False,
-                          env={**os.environ, "PYTHONPATH": str(ROOT), **(env or {})})
-
-
-def test_the_http_check_wants_2xx(httpserver: HTTPServer) -> None:
-    httpserver.expect_request("/ok").respond_with_json({"status": "ok"})
-    httpserver.expect_request("/down").respond_with_json({"status": "degraded"}, status=503)
-    assert _healthcheck("http", httpserver.url_for("/ok")).returncode == 0
-    down = _healthcheck("http", httpserver.url_for("/down"))
-    assert down.returncode == 1 and "answered 503" in down.stderr
-
-
-@pytest.mark.parametrize(("value", "bounds", "healthy"), [
-    ("1.0", ("--min", "1"), True), ("0.0", ("--min", "1"), False),
-    ("12.5", ("--max", "600"), True), ("601.0", ("--max", "600"), False)])
-def test_the_metric_check_reads_a_prometheus_sample(httpserver: HTTPServer, value: str,
-                                                    bounds: tuple[str, str], healthy: bool) -> None:
-    text = ("# HELP smartcity_x_total other\nsmartcity_x_total 0.0\n"
-            f"# TYPE smartcity_y gauge\nsmartcity_y {value}\n")
-    httpserver.expect_request("/metrics").respond_with_data(text, content_type="text/plain")
-    result = _healthcheck("metric", httpserver.url_for("/metrics"), "smartcity_y", *bounds)
-    assert (result.returncode == 0) is healthy, result.stderr
-    missing = _healthcheck("metric", httpserver.url_for("/metrics"), "smartcity_absent", "--min", "0")
-    assert missing.returncode == 1 and "no sample smartcity_absent" in missing.stderr
-
-
-@pytest.mark.slow  # each unhealthy answer waits out the check's 5 s for a retained `online`
-def test_the_fleet_check_wants_a_device_online(fresh_mosquitto: EmbeddedMosquitto,
-                                               broker_login: BrokerLogins) -> None:
-    monitor, gateway = broker_login("monitor", fresh_mosquitto), broker_login("gateway", fresh_mosquitto)
-    env = {"SMARTCITY_MQTT_URL": login_url(monitor)}
-    auth = {"username": str(gateway.username), "password": str(gateway.password)}
-    nobody = _healthcheck("fleet-online", env=env)
-    assert nobody.returncode == 1 and "no device's retained status is online" in nobody.stderr
-    publish.single(status_topic("sim-health-01"), "online", qos=1, retain=True,
-                   hostname="127.0.0.1", port=fresh_mosquitto.port, auth=auth)
-    assert _healthcheck("fleet-online", env=env).returncode == 0
-    # Its Last Will (or a clean stop) turns the status offline: unhealthy again.
-    publish.single(status_topic("sim-health-01"), "offline", qos=1, retain=True,
-                   hostname="127.0.0.1", port=fresh_mosquitto.port, auth=auth)
-    assert _healthcheck("fleet-online", env=env).returncode == 1
