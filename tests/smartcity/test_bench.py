@@ -192,7 +192,9 @@ def test_auth_both_runs_off_then_on_and_prints_the_ratio(bench_tmpdir: Path) -> 
         assert rates[side] == out[side][0]["readings_per_second"]
     assert out["ratio_on_off"] == pytest.approx(rates["on"] / rates["off"], rel=1e-3)
     for side in ("off", "on"):
-        assert out["median_p99_ms"][side] == pytest.approx(out[side][0]["latency_p99"] * 1000, abs=0.1)
+        # Both figures are rounded in the JSON (the run's p99 to 0.1 ms, the median to 0.1 ms): they
+        # may differ by up to 0.1 ms, and a float above that by a hair (143.8 against 143.7 was seen).
+        assert out["median_p99_ms"][side] == pytest.approx(out[side][0]["latency_p99"] * 1000, abs=0.15)
     assert len(out["load_average_before"]) == 3 and out["lost"] is False
     assert leftover_bench_stacks(bench_tmpdir) == []
 
