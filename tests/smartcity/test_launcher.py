@@ -87,8 +87,12 @@ def test_up_serves_simulated_readings_stops_cleanly_and_keeps_data() -> None:
         data_dir = root / ".smartcity"
         process = _start(data_dir, ports)
         try:
-            first = wait_until(lambda: _latest(api, "aq-tanah-grogot-01", data_dir), timeout=60,
-                               interval=0.5, message="simulated readings in the API")
+            try:
+                first = wait_until(lambda: _latest(api, "aq-tanah-grogot-01", data_dir), timeout=60,
+                                   interval=0.5, message="simulated readings in the API")
+            except AssertionError as err:
+                # Seen once or twice in a full run and not reproduced alone: keep what `up` said.
+                raise AssertionError(f"{err}\n--- smartcity up said:\n{_stop(process)}") from None
             health = httpx.get(f"{api}/health", timeout=2).json()
             metrics = httpx.get(f"http://127.0.0.1:{ports['metrics']}/metrics", timeout=2).text
             rollup_metrics = wait_until(lambda: _rollup_metrics(ports["rollup"]), timeout=30,
