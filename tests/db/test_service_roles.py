@@ -17,7 +17,7 @@ from smartcity.db.roles import login_url
 from smartcity.services import EmbeddedPostgres
 from tests.roles import all_tables, as_role, row_counts
 
-INGEST, API = "smartcity_ingest", "smartcity_api"
+INGEST, API, ALERTS = "smartcity_ingest", "smartcity_api", "smartcity_alerts"
 TABLE_PRIVILEGES = ("SELECT", "INSERT", "UPDATE", "DELETE", "TRUNCATE", "REFERENCES", "TRIGGER")
 READ_ONLY = {"SELECT"}
 # Table-level rights; column-level ones below. Anything not named: no right at all.
@@ -27,11 +27,25 @@ EXPECTED_TABLES = {
     API: {table: READ_ONLY for table in (
         "sites", "metrics", "device_kinds", "device_kind_metrics", "readings", "latest_readings",
         "quarantine", "rollup_1m", "rollup_1h", "rollup_1d", "rollup_settings", "rollup_pending",
-        "ispu_categories", "ispu_pollutants", "ispu_breakpoints", "ispu_settings")},
+        "ispu_categories", "ispu_pollutants", "ispu_breakpoints", "ispu_settings",
+        "alerts", "alert_transitions")},
+    ALERTS: {
+        **{table: READ_ONLY for table in (
+            "sites", "metrics", "device_kinds", "device_kind_metrics", "readings", "latest_readings",
+            "rollup_1m", "rollup_1h", "rollup_1d", "rollup_settings", "rollup_pending",
+            "ispu_categories", "ispu_pollutants", "ispu_breakpoints", "ispu_settings")},
+        "alerts": {"SELECT", "INSERT", "UPDATE"},
+        "alert_transitions": {"SELECT", "INSERT", "UPDATE"},
+        "alert_webhook_deliveries": {"SELECT", "INSERT", "UPDATE"},
+        "alert_subject_state": {"SELECT", "INSERT", "UPDATE", "DELETE"},
+        "alert_rule_progress": {"SELECT", "INSERT", "UPDATE", "DELETE"},
+    },
 }
 DEVICE_COLUMNS = {"id", "device_id", "kind", "site_id", "latitude", "longitude", "mqtt_username",
                   "mqtt_password_hash", "status", "status_changed_at", "last_seen", "created_at",
                   "revoked_at"}
+ALERT_COLUMNS = {"id", "rule_id", "subject", "site_id", "device_id", "severity", "state", "fired_at",
+                 "resolved_at", "value", "last_value", "summary", "acked_at", "acked_by", "ack_note"}
 EXPECTED_COLUMNS = {
     INGEST: {("devices", "SELECT"): {"id", "device_id", "kind", "last_seen", "status", "status_changed_at"},
              ("devices", "UPDATE"): {"last_seen", "status", "status_changed_at"}},
@@ -39,7 +53,12 @@ EXPECTED_COLUMNS = {
           ("devices", "INSERT"): {"device_id", "kind", "site_id", "latitude", "longitude", "mqtt_username",
                                   "mqtt_password_hash"},
           ("api_keys", "SELECT"): {"key_id", "scope", "digest", "revoked_at"},
-          ("api_keys", "UPDATE"): {"last_used_at"}},
+          ("api_keys", "UPDATE"): {"last_used_at"},
+          ("alerts", "SELECT"): ALERT_COLUMNS,
+          ("alerts", "UPDATE"): {"acked_at", "acked_by", "ack_note"}},
+    ALERTS: {("devices", "SELECT"): {"id", "device_id", "kind", "site_id", "status", "status_changed_at",
+                                     "last_seen", "created_at", "revoked_at"},
+             **{("alerts", privilege): ALERT_COLUMNS for privilege in ("SELECT", "INSERT", "UPDATE")}},
 }
 
 
@@ -50,7 +69,7 @@ def _hypertable_of(db: psycopg.Connection) -> dict[str, str]:
 
 
 @pytest.mark.usefixtures("seeded")
-@pytest.mark.parametrize("role", [INGEST, API])
+@pytest.mark.parametrize("role", [INGEST, API, ALERTS])
 def test_each_role_has_exactly_its_table_and_column_rights(db: psycopg.Connection, role: str) -> None:
     chunks = _hypertable_of(db)
     assert {"readings", "rollup_1m", "rollup_1h"} <= set(chunks.values())  # chunks exist to check
@@ -63,7 +82,7 @@ def test_each_role_has_exactly_its_table_and_column_rights(db: psycopg.Connectio
         expected = EXPECTED_TABLES[role].get(chunks.get(table, table), set())
         assert rights == expected, table
     columns: dict[tuple[str, str], set[str]] = {}
-    for table in ("devices", "api_keys", "schema_migrations"):
+    for table in ("devices", "api_keys", "schema_migrations", "alerts"):
         for privilege in ("SELECT", "INSERT", "UPDATE", "REFERENCES"):
             granted = {c for (c,) in db.execute(
                 "SELECT attname FROM pg_attribute WHERE attrelid = %s::regclass AND attnum > 0"

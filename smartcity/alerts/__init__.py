@@ -1,0 +1,1 @@
+"""Alerts: rules over the readings, their evaluation, lifecycle, and notifications (README "Alerts")."""
