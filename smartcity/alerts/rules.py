@@ -13,13 +13,15 @@ resolves, so a level hovering at the line does not flap.
 
 from __future__ import annotations
 
+import re
 from datetime import timedelta
 from typing import Annotated, Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, PlainSerializer
 
 __all__ = [
     "AGGREGATES",
+    "Duration",
     "RULE_ID_PATTERN",
     "IspuCategoryRule",
     "Rule",
@@ -28,10 +30,37 @@ __all__ = [
     "RateOfRiseRule",
     "SilenceRule",
     "ThresholdRule",
+    "format_duration",
 ]
 
 RULE_ID_PATTERN = r"^[a-z0-9][a-z0-9_-]{2,63}$"  # one MQTT topic level, like a device id
 AGGREGATES = ("avg", "min", "max", "last", "first", "sum", "count")
+
+_DURATION = re.compile(r"^\s*(\d+)\s*(s|m|h|d)\s*$")
+_UNIT_S = {"s": 1, "m": 60, "h": 3600, "d": 86400}
+
+
+def _parse_duration(value: object) -> object:
+    """Read ``90s``, ``10m``, ``24h``, ``7d`` (what operators write); anything else as pydantic does."""
+    if isinstance(value, str) and (match := _DURATION.match(value)):
+        return timedelta(seconds=int(match.group(1)) * _UNIT_S[match.group(2)])
+    if isinstance(value, str):
+        raise ValueError(f"{value!r} is not a duration: write a whole number and s, m, h or d (10m, 24h)")
+    return value
+
+
+def format_duration(value: timedelta) -> str:
+    """Write ``value`` as the rule file does: the largest unit that divides it (``24h``, ``90s``)."""
+    seconds = int(value.total_seconds())
+    for unit in ("d", "h", "m"):
+        if seconds and seconds % _UNIT_S[unit] == 0:
+            return f"{seconds // _UNIT_S[unit]}{unit}"
+    return f"{seconds}s"
+
+
+# A duration in the rule file: "10m", "24h"; listed back in the same form (GET /alerts/rules).
+Duration = Annotated[timedelta, BeforeValidator(_parse_duration),
+                     PlainSerializer(format_duration, when_used="json")]
 
 Severity = Literal["info", "warning", "critical"]
 Comparison = Literal[">", ">=", "<", "<="]
@@ -59,8 +88,8 @@ class _RuleBase(_Model):
     select: RuleSelector = RuleSelector()
     # The condition must hold this long (in evaluation time) before the alert fires, and be
     # cleared this long before it resolves: the minimum durations against flapping.
-    for_: timedelta = Field(timedelta(0), alias="for", ge=timedelta(0))
-    clear_for: timedelta = Field(timedelta(0), ge=timedelta(0))
+    for_: Duration = Field(timedelta(0), alias="for", ge=timedelta(0))
+    clear_for: Duration = Field(timedelta(0), ge=timedelta(0))
     webhook: str | None = None  # http(s) URL each transition is POSTed to (README "Alert webhooks")
     enabled: bool = True
 
@@ -79,7 +108,7 @@ class ThresholdRule(_RuleBase):
     metric: str
     scope: Literal["device", "site"] = "device"
     aggregate: Literal["avg", "min", "max", "last", "first", "sum", "count"] = "avg"
-    window: timedelta = Field(gt=timedelta(0))
+    window: Duration = Field(gt=timedelta(0))
     op: Comparison = ">"
     value: float
     levels: dict[str, float] = Field(default_factory=dict)
@@ -97,7 +126,7 @@ class RateOfRiseRule(_RuleBase):
     kind: Literal["rate_of_rise"]
     metric: str
     scope: Literal["device", "site"] = "device"
-    window: timedelta = Field(gt=timedelta(0))
+    window: Duration = Field(gt=timedelta(0))
     per_hour: float = Field(gt=0)
     hysteresis: float = Field(0.0, ge=0)
     min_coverage: float = Field(0.5, ge=0, le=1)
@@ -111,7 +140,7 @@ class SilenceRule(_RuleBase):
     """
 
     kind: Literal["silence"]
-    after: timedelta = Field(gt=timedelta(0))
+    after: Duration = Field(gt=timedelta(0))
 
 
 class IspuCategoryRule(_RuleBase):

@@ -93,7 +93,7 @@ def database_url(settings: Settings) -> str:
         ) from None
 
 
-def service_database_url(settings: Settings, service: Literal["ingest", "api"]) -> str:
+def service_database_url(settings: Settings, service: Literal["ingest", "api", "alerts"]) -> str:
     """Return the URL ``service`` connects with: its own login if set, else ``database_url``'s.
 
     ``SMARTCITY_INGEST__DATABASE_URL`` and ``SMARTCITY_API__DATABASE_URL`` name logins of the roles
@@ -103,7 +103,7 @@ def service_database_url(settings: Settings, service: Literal["ingest", "api"]) 
     Raises:
         DatabaseNotConfigured: the service has no URL of its own and ``database_url`` has none.
     """
-    own = settings.ingest.database_url if service == "ingest" else settings.api.database_url
+    own = getattr(settings, service).database_url
     if own is not None:
         return own
     try:

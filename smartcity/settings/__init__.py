@@ -5,6 +5,7 @@ Environment variables use the ``SMARTCITY_`` prefix and ``__`` between section a
 working directory, or the file named by ``SMARTCITY_SETTINGS_FILE``. Environment wins over file.
 """
 
+from smartcity.settings.alerts import AlertsSettings
 from smartcity.settings.domain import (
     DEFAULT_AVERAGING_HOURS,
     GrafanaSettings,
@@ -23,6 +24,7 @@ from smartcity.settings.services import (
 
 __all__ = [
     "DEFAULT_AVERAGING_HOURS",
+    "AlertsSettings",
     "ApiSettings",
     "EmbeddedSettings",
     "GrafanaSettings",

@@ -12,6 +12,7 @@ from pydantic import BaseModel, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from smartcity.broker_url import BrokerAddress, BrokerUrlError, parse_broker_url
+from smartcity.settings.alerts import AlertsSettings
 from smartcity.settings.domain import GrafanaSettings, IndexSettings, SimulatorSettings
 from smartcity.settings.fields import mqtt_url_setting
 from smartcity.settings.services import (
@@ -60,6 +61,7 @@ class Settings(BaseSettings):
     supervisor: SupervisorSettings = SupervisorSettings()
     retention: RetentionSettings = RetentionSettings()
     grafana: GrafanaSettings = GrafanaSettings()
+    alerts: AlertsSettings = AlertsSettings()
 
     @field_validator("database_url")
     @classmethod
@@ -109,9 +111,9 @@ class Settings(BaseSettings):
             return BrokerAddress("127.0.0.1", self.embedded.mqtt_port)
         return parse_broker_url(self.mqtt_url, self.mqtt_ca_file)
 
-    def service_broker(self, service: Literal["ingest", "api"]) -> BrokerAddress:
+    def service_broker(self, service: Literal["ingest", "api", "alerts"]) -> BrokerAddress:
         """Return where ``service`` connects and how it logs in: its own URL if set, else ``broker``."""
-        own = self.ingest.mqtt_url if service == "ingest" else self.api.mqtt_url
+        own = getattr(self, service).mqtt_url
         if own is None:
             return self.broker
         return parse_broker_url(own, self.mqtt_ca_file)
