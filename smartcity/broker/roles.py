@@ -57,6 +57,7 @@ class Role(StrEnum):
 
     INGEST = "ingest"
     API = "api"
+    ALERTS = "alerts"
     MONITOR = "monitor"
     GATEWAY = "gateway"
 
@@ -74,8 +75,10 @@ DEVICE_RIGHTS: Final = (
 ROLES: Final[dict[Role, tuple[tuple[Right, ...], str]]] = {
     Role.INGEST: ((Right(Access.READ, TELEMETRY_FILTER), Right(Access.READ, STATUS_FILTER)),
                   "ingest workers: receive every device's telemetry and status"),
-    Role.API: ((Right(Access.WRITE, COMMANDS_FILTER), Right(Access.WRITE, ALERTS_PREFIX + "#")),
-               "the API's broker client: send commands to actuators, publish alerts"),
+    Role.API: ((Right(Access.WRITE, COMMANDS_FILTER),),
+               "the API's broker client: send commands to actuators"),
+    Role.ALERTS: ((Right(Access.WRITE, ALERTS_PREFIX + "#"),),
+                  "the alert evaluator: publish each rule's current state per site (retained)"),
     Role.MONITOR: ((Right(Access.READ, STATUS_FILTER), Right(Access.READ, "$SYS/#")),
                    "health checks and monitoring: device status and the broker's own $SYS topics"),
     Role.GATEWAY: ((Right(Access.WRITE, TELEMETRY_FILTER), Right(Access.WRITE, STATUS_FILTER)),

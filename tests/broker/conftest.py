@@ -28,9 +28,10 @@ from smartcity.services import EmbeddedMosquitto, MosquittoTls, free_port
 from tests.services import TlsFiles, make_tls_files, scratch_dir, wait_until
 
 DEVICE_A, DEVICE_B = "river-auth-a", "river-auth-b"
-INGEST, API, MONITOR, GATEWAY = ("smartcity-ingest-1", "smartcity-api-1", "smartcity-monitor-1",
-                                 "smartcity-gateway-1")
-ACCOUNTS = {INGEST: Role.INGEST, API: Role.API, MONITOR: Role.MONITOR, GATEWAY: Role.GATEWAY}
+INGEST, API, MONITOR, GATEWAY, ALERTS = ("smartcity-ingest-1", "smartcity-api-1", "smartcity-monitor-1",
+                                         "smartcity-gateway-1", "smartcity-alerts-1")
+ACCOUNTS = {INGEST: Role.INGEST, API: Role.API, MONITOR: Role.MONITOR, GATEWAY: Role.GATEWAY,
+            ALERTS: Role.ALERTS}
 
 
 @dataclass

@@ -25,6 +25,7 @@ from smartcity.contract import alert_topic, commands_topic, status_topic, teleme
 from smartcity.devices import register_device
 from smartcity.settings import IngestSettings
 from tests.broker.conftest import (
+    ALERTS,
     API,
     DEVICE_A,
     DEVICE_B,
@@ -110,16 +111,19 @@ def test_a_device_cannot_command_speak_for_another_or_raise_alerts(secured: Secu
 
 
 def test_each_service_role_has_its_rights_and_no_more(secured: SecuredPlatform) -> None:
-    api, gateway, ingest = (_login(secured, name) for name in (API, GATEWAY, INGEST))
+    api, gateway, ingest, alerts = (_login(secured, name) for name in (API, GATEWAY, INGEST, ALERTS))
     try:
         assert _accepted(api.publish(commands_topic(DEVICE_A), b'{"action": "off"}'))
-        assert _accepted(api.publish(alert_topic("kuaro", "haze"), b"{}"))
+        assert api.publish(alert_topic("kuaro", "haze"), b"{}") == NOT_AUTHORIZED
         assert api.publish(telemetry_topic(DEVICE_A), _reading(1)) == NOT_AUTHORIZED
+        assert _accepted(alerts.publish(alert_topic("kuaro", "haze"), b"{}"))
+        assert alerts.publish(commands_topic(DEVICE_A), b"{}") == NOT_AUTHORIZED
+        assert alerts.publish(telemetry_topic(DEVICE_A), _reading(1)) == NOT_AUTHORIZED
         assert _accepted(gateway.publish(telemetry_topic(DEVICE_B), _reading(1)))
         assert gateway.publish(commands_topic(DEVICE_B), b"{}") == NOT_AUTHORIZED
         assert ingest.publish(telemetry_topic(DEVICE_A), _reading(1)) == NOT_AUTHORIZED
     finally:
-        for session in (api, gateway, ingest):
+        for session in (api, gateway, ingest, alerts):
             session.close()
 
 
@@ -133,21 +137,21 @@ def test_no_anonymous_clients_no_wrong_password_no_strangers(secured: SecuredPla
 
 
 def test_subscribing_to_everything_as_a_device_receives_only_its_own(secured: SecuredPlatform) -> None:
-    spy, other, api = (_login(secured, name) for name in (DEVICE_A, DEVICE_B, API))
+    spy, other, api, alerts = (_login(secured, name) for name in (DEVICE_A, DEVICE_B, API, ALERTS))
     try:
         spy.subscribe("#")  # granted (acl_file never refuses SUBSCRIBE); delivery is filtered
         spy.subscribe(commands_topic(DEVICE_B))
         assert _accepted(other.publish(telemetry_topic(DEVICE_B), _reading(2)))
         assert _accepted(other.publish(status_topic(DEVICE_B), b"online", retain=True))
         assert _accepted(api.publish(commands_topic(DEVICE_B), b'{"action": "on"}'))
-        assert _accepted(api.publish(alert_topic("tanah-grogot", "flood"), b"{}"))
+        assert _accepted(alerts.publish(alert_topic("tanah-grogot", "flood"), b"{}"))
         # The barrier: a message A must get, sent last. Everything above reached the broker first.
         assert _accepted(api.publish(commands_topic(DEVICE_A), b'{"action": "off"}'))
         wait_until(lambda: commands_topic(DEVICE_A) in spy.topics(), message="A's own command")
         assert spy.topics() == [commands_topic(DEVICE_A)]
         assert _accepted(other.publish(status_topic(DEVICE_B), b"", retain=True))
     finally:
-        for session in (spy, other, api):
+        for session in (spy, other, api, alerts):
             session.close()
 
 
