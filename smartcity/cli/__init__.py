@@ -18,6 +18,7 @@ from simulators.encode import FORMATS, Format
 from simulators.faults import FAULT_NAMES
 from simulators.scenarios import SCENARIOS
 from smartcity.cli.admin import db, devices, quarantine
+from smartcity.cli.alerts import alerts
 from smartcity.cli.apikeys import apikeys
 from smartcity.cli.bench import bench
 from smartcity.cli.broker import broker
@@ -189,6 +190,7 @@ def simulate(settings: Settings, use_demo: bool, size: int | None, kind_mix: dic
         click.echo(f"{result}")
 
 
+main.add_command(alerts)
 main.add_command(apikeys)
 main.add_command(bench)
 main.add_command(broker)
