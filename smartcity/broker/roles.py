@@ -79,8 +79,10 @@ ROLES: Final[dict[Role, tuple[tuple[Right, ...], str]]] = {
                "the API's broker client: send commands to actuators"),
     Role.ALERTS: ((Right(Access.WRITE, ALERTS_PREFIX + "#"),),
                   "the alert evaluator: publish each rule's current state per site (retained)"),
-    Role.MONITOR: ((Right(Access.READ, STATUS_FILTER), Right(Access.READ, "$SYS/#")),
-                   "health checks and monitoring: device status and the broker's own $SYS topics"),
+    Role.MONITOR: ((Right(Access.READ, STATUS_FILTER), Right(Access.READ, ALERTS_PREFIX + "#"),
+                    Right(Access.READ, "$SYS/#")),
+                   "health checks, monitoring and alert receivers (the duty officer's messaging bridge):"
+                   " device status, alerts and the broker's own $SYS topics"),
     Role.GATEWAY: ((Right(Access.WRITE, TELEMETRY_FILTER), Right(Access.WRITE, STATUS_FILTER)),
                    "publishing on behalf of devices: load generators (`smartcity bench`, the "
                    "simulator's shared login) and protocol gateways (LoRaWAN, Modbus)"),
