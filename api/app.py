@@ -9,7 +9,7 @@ from __future__ import annotations
 import asyncio
 import select
 from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
+from contextlib import asynccontextmanager, suppress
 from typing import Any
 
 import psycopg
@@ -27,6 +27,7 @@ from api.errors import install_error_handlers
 from api.limits import BodyLimit, QueryLimits
 from api.metrics import ApiMetrics, RequestMetrics
 from api.openapi import OPENAPI_TAGS, install_openapi
+from api.outcomes import settle_every, settle_forever
 from api.ratelimit import RateLimits
 from api.routes import build_router
 from smartcity.db import service_database_url
@@ -97,9 +98,14 @@ async def _lifespan(app: FastAPI) -> AsyncIterator[dict[str, Any]]:
     broker.start()
     metrics: ApiMetrics = app.state.metrics
     metrics.pool.pool = pool
+    settler = asyncio.create_task(settle_forever(pool, settle_every(settings.api.command_timeout_s)),
+                                  name="settle-commands")
     try:
         yield {"pool": pool, "broker": broker}
     finally:
+        settler.cancel()
+        with suppress(asyncio.CancelledError):
+            await settler
         metrics.pool.pool = None
         await asyncio.to_thread(broker.stop)
         await pool.close()

@@ -80,6 +80,26 @@ class Broker:
         if info.rc != mqtt.MQTT_ERR_SUCCESS:
             raise BrokerUnavailable(f"broker {self.host}:{self.port}: {mqtt.error_string(info.rc)}")
 
+    def publish_confirmed(self, topic: str, payload: bytes | str, *, timeout_s: float) -> bool:
+        """Publish at QoS 1 (not retained) and wait up to ``timeout_s`` for the broker's PUBACK.
+
+        Returns whether the broker acknowledged the message in time; paho keeps trying to deliver
+        one that is not acknowledged yet. Blocks: call it from a worker thread.
+
+        Raises:
+            BrokerUnavailable: the connection is down; nothing was queued.
+        """
+        if not self.is_connected:
+            raise BrokerUnavailable(f"broker {self.host}:{self.port} is not connected")
+        info = self._client.publish(topic, payload, qos=1, retain=False)
+        if info.rc != mqtt.MQTT_ERR_SUCCESS:
+            raise BrokerUnavailable(f"broker {self.host}:{self.port}: {mqtt.error_string(info.rc)}")
+        try:
+            info.wait_for_publish(timeout_s)
+        except RuntimeError:  # the connection dropped while waiting: paho re-sends it on reconnect
+            return False
+        return info.is_published()
+
     def _on_connect(self, client: mqtt.Client, userdata: object, flags: mqtt.ConnectFlags,
                     reason_code: mqtt.ReasonCode, properties: Properties | None) -> None:
         if reason_code.is_failure:

@@ -32,6 +32,7 @@ OPENAPI_TAGS: list[dict[str, Any]] = [
                                           " exact whatever the rollups' lag."},
     {"name": "air quality", "description": "ISPU (Permen LHK P.14/2020) and US AQI per site."},
     {"name": "quarantine", "description": "Admin: rejected input with its reason codes."},
+    {"name": "commands", "description": "Commands to actuators (street lights) and their outcomes."},
     {"name": "operations", "description": "For operators: Prometheus metrics of the API."},
 ]
 _DEFAULT_422_SCHEMAS = ("HTTPValidationError", "ValidationError")

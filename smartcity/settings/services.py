@@ -223,6 +223,9 @@ class ApiSettings(BaseModel):
     max_query_params: int = Field(100, ge=1)
     # A statement of the API's running longer is cancelled by the server (the request gets a 503).
     statement_timeout_ms: int = Field(30_000, ge=1)
+    # A command to an actuator times out this long after it was issued when no reading of the
+    # device has shown the commanded state (README "Commands to actuators").
+    command_timeout_s: float = Field(60.0, gt=0, le=86_400)
     # Hardening (README "Request limits"): browser origins that may read answers (empty: no CORS
     # headers at all); the largest request body (POST /devices is under 1 KiB); token buckets per API
     # key and per client address (no key, or a failed key check): requests per second and burst,
