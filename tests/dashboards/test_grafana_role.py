@@ -156,6 +156,20 @@ def test_the_role_has_no_right_on_api_keys_broker_accounts_or_the_migration_reco
             db.execute(sql.SQL("SELECT * FROM {}").format(sql.Identifier(table)))
 
 
+def test_the_role_reads_commands_and_their_outcomes_and_nothing_more(db: psycopg.Connection) -> None:
+    db.execute("INSERT INTO devices (device_id, kind, site_id, mqtt_username, mqtt_password_hash)"
+               " VALUES ('light-cmd-01', 'street_light', 'kuaro', 'light-cmd-01', '$7$101$x$y')")
+    db.execute("INSERT INTO commands (command_id, device_id, action, issued_at, issued_by, deadline)"
+               " VALUES ('cmd-grafana-01', 'light-cmd-01', 'on', now(), 'test', now() + interval '1 minute')")
+    rights = db.execute(
+        "SELECT p FROM unnest(ARRAY['SELECT', 'INSERT', 'UPDATE', 'DELETE', 'TRUNCATE', 'REFERENCES',"
+        " 'TRIGGER']) AS p WHERE has_table_privilege(%s, 'commands', p)", (ROLE,)).fetchall()
+    assert rights == [("SELECT",)]
+    with as_grafana(db):
+        assert db.execute("SELECT command_id, action, outcome FROM commands").fetchall() == [
+            ("cmd-grafana-01", "on", "pending")]
+
+
 def test_the_role_reads_devices_but_not_their_mqtt_password_hashes(db: psycopg.Connection) -> None:
     db.execute("INSERT INTO devices (device_id, kind, site_id, mqtt_username, mqtt_password_hash)"
                " VALUES ('wx-hash-01', 'weather_station', 'kuaro', 'wx-hash-01', '$7$101$x$y')")

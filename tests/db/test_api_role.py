@@ -5,16 +5,17 @@ records its use), registers a device, and cannot do what the role may not."""
 from __future__ import annotations
 
 from collections.abc import Iterator
-from datetime import timedelta
+from datetime import datetime, timedelta
 
 import psycopg
 import pytest
 
 from api import create_app
+from smartcity.devices import register_device
 from smartcity.services import EmbeddedPostgres
 from smartcity.settings import ApiSettings, Settings
 from tests.api.client import TestClient
-from tests.api.readings_seed import T0
+from tests.api.readings_seed import T0, write_readings
 from tests.logins import BrokerLogins, login_url
 from tests.roles import temporary_login
 from tests.services import wait_until
@@ -100,3 +101,30 @@ def test_the_api_role_registers_a_device(api_url: str, seeded: str, db: psycopg.
     row = db.execute("SELECT kind, site_id, length(mqtt_password_hash) > 0 FROM devices"
                      " WHERE device_id = 'river-kuaro-09'").fetchone()
     assert row == ("river_level_sensor", "kuaro", True)
+
+
+def test_the_api_role_sends_settles_and_lists_commands(api_url: str, seeded: str, database_url: str,
+                                                       db: psycopg.Connection,
+                                                       broker_login: BrokerLogins) -> None:
+    # Migration 015's grants are enough for the whole path: store, mark published (PUBACK),
+    # settle (FOR UPDATE, the level function), list; a timed-out one is settled too.
+    register_device(db, "light-kuaro-01", "street_light", "kuaro")
+    login = broker_login("api")
+    settings = Settings(_env_file=None, database_url=NOWHERE,  # type: ignore[call-arg]
+                        mqtt_url=f"mqtt://127.0.0.1:{login.port}",
+                        api=ApiSettings(database_url=api_url, mqtt_url=login_url(login),
+                                        command_timeout_s=1))
+    with _client(settings, seeded) as client:
+        wait_until(lambda: client.get("/api/v1/health").status_code == 200, timeout=10,
+                   message="API healthy")
+        sent = client.post("/api/v1/devices/light-kuaro-01/commands",
+                           json={"action": "schedule", "schedule": [{"at": "18:00", "action": "on"}]})
+        assert sent.status_code == 202, sent.text
+        issued = datetime.fromisoformat(sent.json()["issued_at"])
+        write_readings(database_url, dict(db.execute("SELECT device_id, id FROM devices").fetchall()),
+                       [("light-kuaro-01", "lamp_on", issued.timestamp() + 0.5, 1.0)])
+        listed = client.get("/api/v1/devices/light-kuaro-01/commands")
+    assert listed.status_code == 200, listed.text
+    [item] = listed.json()["items"]
+    assert (item["outcome"], item["published_at"] is not None) == ("acknowledged", True)
+    assert datetime.fromisoformat(item["outcome_at"]) == issued + timedelta(seconds=0.5)

@@ -28,7 +28,7 @@ EXPECTED_TABLES = {
         "sites", "metrics", "device_kinds", "device_kind_metrics", "readings", "latest_readings",
         "quarantine", "rollup_1m", "rollup_1h", "rollup_1d", "rollup_settings", "rollup_pending",
         "ispu_categories", "ispu_pollutants", "ispu_breakpoints", "ispu_settings",
-        "alerts", "alert_transitions")},
+        "alerts", "alert_transitions")} | {"commands": {"SELECT", "INSERT"}},
     ALERTS: {
         **{table: READ_ONLY for table in (
             "sites", "metrics", "device_kinds", "device_kind_metrics", "readings", "latest_readings",
@@ -46,6 +46,8 @@ DEVICE_COLUMNS = {"id", "device_id", "kind", "site_id", "latitude", "longitude",
                   "revoked_at"}
 ALERT_COLUMNS = {"id", "rule_id", "subject", "site_id", "device_id", "severity", "state", "fired_at",
                  "resolved_at", "value", "last_value", "summary", "acked_at", "acked_by", "ack_note"}
+COMMAND_COLUMNS = {"id", "command_id", "device_id", "action", "level", "schedule", "issued_at",
+                   "issued_by", "deadline", "outcome", "outcome_at", "detail", "published_at"}
 EXPECTED_COLUMNS = {
     INGEST: {("devices", "SELECT"): {"id", "device_id", "kind", "last_seen", "status", "status_changed_at"},
              ("devices", "UPDATE"): {"last_seen", "status", "status_changed_at"}},
@@ -55,7 +57,10 @@ EXPECTED_COLUMNS = {
           ("api_keys", "SELECT"): {"key_id", "scope", "digest", "revoked_at"},
           ("api_keys", "UPDATE"): {"last_used_at"},
           ("alerts", "SELECT"): ALERT_COLUMNS,
-          ("alerts", "UPDATE"): {"acked_at", "acked_by", "ack_note"}},
+          ("alerts", "UPDATE"): {"acked_at", "acked_by", "ack_note"},
+          # Commands (migration 015): stored and read whole; only the outcome and delivery change.
+          ("commands", "SELECT"): COMMAND_COLUMNS, ("commands", "INSERT"): COMMAND_COLUMNS,
+          ("commands", "UPDATE"): {"outcome", "outcome_at", "detail", "published_at"}},
     ALERTS: {("devices", "SELECT"): {"id", "device_id", "kind", "site_id", "status", "status_changed_at",
                                      "last_seen", "created_at", "revoked_at"},
              **{("alerts", privilege): ALERT_COLUMNS for privilege in ("SELECT", "INSERT", "UPDATE")}},
@@ -82,7 +87,7 @@ def test_each_role_has_exactly_its_table_and_column_rights(db: psycopg.Connectio
         expected = EXPECTED_TABLES[role].get(chunks.get(table, table), set())
         assert rights == expected, table
     columns: dict[tuple[str, str], set[str]] = {}
-    for table in ("devices", "api_keys", "schema_migrations", "alerts"):
+    for table in ("devices", "api_keys", "schema_migrations", "alerts", "commands"):
         for privilege in ("SELECT", "INSERT", "UPDATE", "REFERENCES"):
             granted = {c for (c,) in db.execute(
                 "SELECT attname FROM pg_attribute WHERE attrelid = %s::regclass AND attnum > 0"
@@ -168,6 +173,11 @@ API_REFUSALS = [
     "SELECT * FROM api_keys",
     "SELECT name FROM api_keys",
     "SELECT store_staged_readings()",
+    "UPDATE commands SET device_id = 'light-elsewhere-01'",
+    "UPDATE commands SET action = 'off', level = NULL",
+    "UPDATE commands SET issued_at = now(), deadline = now() + interval '1 hour'",
+    "DELETE FROM commands",
+    "TRUNCATE commands",
 ]
 
 
