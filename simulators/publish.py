@@ -4,7 +4,8 @@ Each device is its own paho client (client id = device id, MQTT v5) with a retai
 Last Will on its status topic. Once connected it publishes a retained ``online``, then one report
 per round on its telemetry topic, at QoS 0 or 1, as a contract observation, batch or SenML pack
 (`simulators.encode`), with faults injected on request (`simulators.faults`). At QoS 1 paho keeps
-every unacknowledged message and sends it again after a reconnection.
+every unacknowledged message and sends it again after a reconnection. Actuators (street lights)
+also hear their commands topic, obey (`simulators.actuators`) and report their new state at once.
 
 Device connections are served by a few `simulators.network.NetworkLoop` threads, up to
 ``devices_per_thread`` sockets each, not by ``loop_start()`` and its thread per client: the
@@ -26,12 +27,13 @@ import paho.mqtt.client as mqtt
 from paho.mqtt.packettypes import PacketTypes
 from paho.mqtt.properties import Properties
 
+from simulators.actuators import CommandLog, obey, parse_command, takes_commands
 from simulators.encode import FORMATS, Format, content_type
 from simulators.faults import FaultInjector, Ledger, Message, Report
 from simulators.fleet import DeviceSpec, SimulatedDevice
 from simulators.network import MIN_BACKOFF_S, NetworkDevice, NetworkLoop
 from smartcity.broker_url import BrokerAddress
-from smartcity.contract import status_topic, telemetry_topic
+from smartcity.contract import commands_topic, status_topic, telemetry_topic
 
 __all__ = [
     "DeviceFactory",
@@ -105,6 +107,10 @@ class FleetPublisher:
         self._unacked = 0  # QoS 1 messages not acknowledged yet
         self._waiting = 0  # messages held until their device is back from a dropout
         self._started = self._stopped = False
+        # Held while models are sampled: a command is obeyed on a network thread, and a device's
+        # generator and state must not be used by two threads at once.
+        self._model_lock = threading.Lock()
+        self.commands = CommandLog()
         # One shared, read-only PUBLISH property set per content type: paho only reads it.
         self._properties: dict[str | None, Properties | None] = {None: None}
         if (ctype := content_type(fmt)) is not None:
@@ -121,6 +127,8 @@ class FleetPublisher:
                 max_queued=max_queued_per_device)
             device.client.on_connect = self._on_connect
             device.client.on_disconnect = self._on_disconnect
+            if takes_commands(spec.kind):
+                device.client.on_message = self._on_command
             if qos:
                 # Only at QoS 1: paho also reports a QoS 0 message as "published" once written,
                 # and the two cannot be told apart there, so a QoS 0 fleet tracks no acks.
@@ -229,12 +237,8 @@ class FleetPublisher:
         times = np.array([now])
         # Sample and encode the whole fleet before publishing anything: while the network
         # threads sleep, numpy does not have to fight them for the GIL.
-        reports = []
-        report = self.injector.report
-        for device in self._devices:
-            spec = device.sim.spec
-            values = {name: float(series[0]) for name, series in device.sim.sample(times).items()}
-            reports.append(report(spec.device_id, spec.kind, now, values))
+        with self._model_lock:
+            reports = [self._report(device, now, times) for device in self._devices]
         published = 0
         for device, topic, outcome in zip(self._devices, self._topics, reports, strict=True):
             published += self._deliver(device, topic, outcome)
@@ -265,6 +269,11 @@ class FleetPublisher:
             while (left := min(next_round, deadline) - time.monotonic()) > 0:
                 if stop_event.wait(min(0.5, left)):
                     break
+
+    def _report(self, device: NetworkDevice, now: float, times: np.ndarray) -> Report:
+        spec = device.sim.spec
+        values = {name: float(series[0]) for name, series in device.sim.sample(times).items()}
+        return self.injector.report(spec.device_id, spec.kind, now, values)
 
     def _deliver(self, device: NetworkDevice, topic: str, report: Report) -> int:
         """Carry out one device's report: drop or resume its connection, publish its messages."""
@@ -342,6 +351,8 @@ class FleetPublisher:
             with self._cond:
                 device.connected = True
                 self._cond.notify_all()
+            if takes_commands(device.sim.spec.kind):
+                client.subscribe(commands_topic(device.device_id), qos=1)
         if device.pending is not None:
             self._send_waiting(device)
 
@@ -353,6 +364,22 @@ class FleetPublisher:
             self._cond.notify_all()
         if was_connected and not device.closing and not device.held:  # a dropout is no news
             device.loop.note_lost(str(reason_code))
+
+    def _on_command(self, client: mqtt.Client, device: NetworkDevice,
+                    message: mqtt.MQTTMessage) -> None:
+        """Obey a command and report the new state at once; ignore (and log) a bad one."""
+        spec = device.sim.spec
+        command, reason, detail = parse_command(message.payload, spec.kind)
+        if command is None:
+            self.commands.ignored_command(spec.device_id, reason, detail)
+            return
+        if self._stopped:
+            return
+        now = time.time()
+        with self._model_lock:
+            obey(device.sim.state, command, spec.site_id, now)
+            report = self._report(device, now, np.array([now]))
+        self._deliver(device, telemetry_topic(spec.device_id), report)
 
     def _on_publish(self, client: mqtt.Client, device: NetworkDevice, mid: int,
                     reason_code: mqtt.ReasonCode, properties: Properties) -> None:

@@ -4,10 +4,13 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import NamedTuple
+from typing import TYPE_CHECKING, NamedTuple
 
 import numpy as np
 import numpy.typing as npt
+
+if TYPE_CHECKING:
+    from simulators.models.control import LampControl
 
 __all__ = [
     "FloatArray", "ModelState", "Params", "Start", "Steps", "TimesLike", "as_times", "start_sample",
@@ -32,12 +35,14 @@ class ModelState:
     ``params`` hold the device's own character (baseline, lamp wattage, phases of its weather),
     drawn on the first call so the same device stays the same device. ``levels`` hold what must
     continue across calls: meter readings, a bin's fill. A model sees times in ascending order;
-    a time earlier than ``last_time`` adds nothing to a counter.
+    a time earlier than ``last_time`` adds nothing to a counter. ``control`` is what an actuator
+    was last commanded (None: never; a backfill has none), which its model obeys.
     """
 
     last_time: float | None = None
     params: Params = field(default_factory=dict)
     levels: dict[str, float] = field(default_factory=dict)
+    control: LampControl | None = None
 
     def constants(self, rng: np.random.Generator,
                   draw: Callable[[np.random.Generator], Params]) -> Params:

@@ -15,6 +15,7 @@ from __future__ import annotations
 import numpy as np
 
 from simulators.models.conditions import NORMAL, Conditions
+from simulators.models.control import LampControl
 from simulators.models.signals import (
     DAY_S,
     UTC_OFFSET_S,
@@ -70,6 +71,30 @@ def _on_seconds(times: FloatArray, dusk_h: float, dawn_h: float) -> FloatArray:
     return days * per_day + np.minimum(into_day, dawn_s) + np.maximum(into_day - dusk_s, 0.0)
 
 
+def _obey(control: LampControl, t: FloatArray, seconds: FloatArray, drawn_w: FloatArray,
+          rated_w: float, lamp_on: FloatArray, lamp_power: FloatArray, used_kwh: FloatArray,
+          ) -> tuple[FloatArray, FloatArray, FloatArray]:
+    """Return lamp_on, lamp_power and the energy used, as commanded from ``control.since`` on.
+
+    The photocell's values stand before it. A working lamp draws its rated power times the
+    level; a dead one its standby power whenever switched on. A step is metered at the power
+    drawn at its end, as the photocell's steps are across a failure.
+    """
+    level = control.levels(t)
+    commanded = ~np.isnan(level)
+    fraction = np.where(commanded, level, 0.0) / 100.0
+    on = fraction > 0.0
+    # The same noise as the photocell's values, recovered from them, so obeying draws nothing
+    # more from the device's generator.
+    noise = np.divide(lamp_power, lamp_on * drawn_w, out=np.ones_like(lamp_power),
+                      where=lamp_on * drawn_w > 0)
+    dead = drawn_w < rated_w
+    power = np.where(dead, drawn_w * on, rated_w * fraction) * noise
+    return (np.where(commanded, on.astype(np.float64), lamp_on),
+            np.where(commanded, power, lamp_power),
+            np.where(commanded, power * seconds / 3.6e6, used_kwh))
+
+
 def sample(rng: np.random.Generator, times: TimesLike, state: ModelState | None = None,
            conditions: Conditions = NORMAL) -> dict[str, FloatArray]:
     """Return lamp_on (0/1), lamp_power (W) and energy (kWh, cumulative) at ``times``."""
@@ -85,6 +110,9 @@ def sample(rng: np.random.Generator, times: TimesLike, state: ModelState | None 
     burned_s = np.maximum(_on_seconds(t, dusk_h, dawn_h)
                           - _on_seconds(steps.previous, dusk_h, dawn_h), 0.0)
     used_kwh = drawn_w * burned_s / 3.6e6 * np.abs(1.0 + rng.normal(0.0, 0.01, n))
+    if state.control is not None:
+        lamp_on, lamp_power, used_kwh = _obey(state.control, t, steps.seconds, drawn_w, rated_w,
+                                              lamp_on, lamp_power, used_kwh)
     start = state.levels.get("energy", float(p["energy_kwh"][0]))
     energy = start + np.cumsum(used_kwh)
     if n:
