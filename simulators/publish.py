@@ -111,6 +111,8 @@ class FleetPublisher:
         # generator and state must not be used by two threads at once.
         self._model_lock = threading.Lock()
         self.commands = CommandLog()
+        self._actuators = 0  # devices that take commands
+        self._listening: set[str] = set()  # those whose subscription is acknowledged, connected
         # One shared, read-only PUBLISH property set per content type: paho only reads it.
         self._properties: dict[str | None, Properties | None] = {None: None}
         if (ctype := content_type(fmt)) is not None:
@@ -129,6 +131,8 @@ class FleetPublisher:
             device.client.on_disconnect = self._on_disconnect
             if takes_commands(spec.kind):
                 device.client.on_message = self._on_command
+                device.client.on_subscribe = self._on_subscribed
+                self._actuators += 1
             if qos:
                 # Only at QoS 1: paho also reports a QoS 0 message as "published" once written,
                 # and the two cannot be told apart there, so a QoS 0 fleet tracks no acks.
@@ -196,6 +200,11 @@ class FleetPublisher:
         """Wait until every device is connected; tell whether all made it within ``timeout``."""
         with self._cond:
             return self._cond.wait_for(lambda: self.connected_count == len(self._devices), timeout)
+
+    def wait_listening(self, timeout: float) -> bool:
+        """Wait until every actuator's subscription to its commands topic is acknowledged."""
+        with self._cond:
+            return self._cond.wait_for(lambda: len(self._listening) >= self._actuators, timeout)
 
     def flush(self, timeout: float) -> bool:
         """Wait until every message published so far is with the broker; tell whether it is.
@@ -360,6 +369,7 @@ class FleetPublisher:
                        flags: mqtt.DisconnectFlags, reason_code: mqtt.ReasonCode,
                        properties: Properties | None) -> None:
         with self._cond:
+            self._listening.discard(device.device_id)  # it subscribes again when back
             was_connected, device.connected = device.connected, False
             self._cond.notify_all()
         if was_connected and not device.closing and not device.held:  # a dropout is no news
@@ -380,6 +390,15 @@ class FleetPublisher:
             obey(device.sim.state, command, spec.site_id, now)
             report = self._report(device, now, np.array([now]))
         self._deliver(device, telemetry_topic(spec.device_id), report)
+
+    def _on_subscribed(self, client: mqtt.Client, device: NetworkDevice, mid: int,
+                       reason_codes: list[mqtt.ReasonCode], properties: Properties | None) -> None:
+        if any(code.is_failure for code in reason_codes):
+            log.warning("device %s may not hear its commands: %s", device.device_id, reason_codes)
+            return
+        with self._cond:
+            self._listening.add(device.device_id)
+            self._cond.notify_all()
 
     def _on_publish(self, client: mqtt.Client, device: NetworkDevice, mid: int,
                     reason_code: mqtt.ReasonCode, properties: Properties) -> None:
