@@ -14,9 +14,21 @@ from pydantic.config import JsonDict
 
 from smartcity.contract import Command, ScheduleEntry
 
-__all__ = ["CommandIn", "CommandOut", "CommandPage", "Outcome"]
+__all__ = ["CommandIn", "CommandOut", "CommandPage", "Outcome", "ScheduleItem"]
 
 Outcome = Literal["pending", "acknowledged", "timed_out", "not_sent"]
+
+
+class ScheduleItem(ScheduleEntry):
+    """One switching time of a schedule (the contract's `ScheduleEntry`, described)."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True, json_schema_extra={"examples": [
+        {"at": "23:30", "action": "dim", "level": 30}]})
+
+    at: str = Field(description="Local time of the site, HH:MM (00:00 to 23:59)", examples=["23:30"])
+    action: Literal["on", "off", "dim"] = Field(description="What to do then", examples=["dim"])
+    level: int | None = Field(None, ge=0, le=100, description="Lamp level in %, for dim only",
+                              examples=[30])
 
 
 class CommandIn(BaseModel):
@@ -33,7 +45,7 @@ class CommandIn(BaseModel):
         description="on, off, dim (with level) or schedule (with schedule)", examples=["dim"])
     level: int | None = Field(None, ge=0, le=100, description="Lamp level in %, for dim only",
                               examples=[40])
-    schedule: tuple[ScheduleEntry, ...] | None = Field(
+    schedule: tuple[ScheduleItem, ...] | None = Field(
         None, min_length=1, max_length=48,
         description="For schedule only: daily switching times (HH:MM, the site's local time)")
 
@@ -64,7 +76,7 @@ class CommandOut(BaseModel):
     device_id: str = Field(description="The device it was sent to")
     action: str = Field(description="on, off, dim or schedule")
     level: int | None = Field(description="The level of a dim, in %")
-    schedule: list[ScheduleEntry] | None = Field(description="The entries of a schedule")
+    schedule: list[ScheduleItem] | None = Field(description="The entries of a schedule")
     issued_at: datetime = Field(description="When the platform issued it")
     issued_by: str = Field(description="The API key id that sent it (cli:<login> for the CLI)")
     deadline: datetime = Field(description="When it times out without an acknowledging reading")
@@ -79,6 +91,11 @@ class CommandOut(BaseModel):
 
 class CommandPage(BaseModel):
     """A page of a device's commands, newest first; `next` is null on the last."""
+
+    model_config = ConfigDict(json_schema_extra={"examples": [{
+        "items": [_COMMAND_EXAMPLE], "next_cursor": "eyJiIjo3LCJkIjoibGlnaHQtdGFuYWgtZ3JvZ290LTAxIn0",
+        "next": "http://127.0.0.1:8000/api/v1/devices/light-tanah-grogot-01/commands?limit=1&cursor=…",
+    }]})
 
     items: list[CommandOut] = Field(description="At most `limit` commands, newest first")
     next_cursor: str | None = Field(description="Pass as `cursor` for the next page")

@@ -28,8 +28,8 @@ from api.errors import (
     ServiceUnavailable,
     problem_responses,
 )
-from api.params import DeviceIdPath
 from api.queries import commands as queries
+from smartcity.catalog import DEVICE_ID_PATTERN
 from smartcity.commands import (
     CommandNotSent,
     CommandRefused,
@@ -48,6 +48,9 @@ _MAX_ID = 2**63 - 1
 router = APIRouter(tags=["commands"], responses=problem_responses(422, 503))
 write_router = APIRouter(tags=["commands"], responses=problem_responses(409, 422, 503))
 
+# As api.params.DeviceIdPath, with an actuator for the example.
+DeviceIdPath = Annotated[str, Path(description="The device's public id",
+                                  pattern=DEVICE_ID_PATTERN.pattern, examples=["light-tanah-grogot-01"])]
 CommandIdPath = Annotated[str, Path(description="A command's id", pattern=r"^[A-Za-z0-9_-]{8,64}$",
                                     examples=["cmd-3f2a9c01d4e5b6a7"])]
 _ONE_DEVICE = problem_responses(404, descriptions={404: "No device with this id is registered"})
@@ -73,9 +76,11 @@ def _send(url: str, broker: Broker, device_id: str, body: CommandIn, issued_by: 
 @write_router.post(
     "/devices/{device_id}/commands", status_code=202, response_model=CommandOut,
     summary="Send a command to a device (street lights: on, off, dim, schedule)",
-    responses={**_ONE_DEVICE, 409: {"description": "The device was revoked"},
-               422: {"description": "A malformed command, or one the device's kind does not take"
-                     " (the problem names what each kind accepts)"}})
+    responses=problem_responses(404, 409, 422, 503, descriptions={
+        404: "No device with this id is registered", 409: "The device was revoked",
+        422: "A malformed command, or one the device's kind does not take (the problem names what"
+             " each kind accepts)",
+        503: "The broker cannot take the command: it is stored as not_sent (`command_id`)"}))
 async def send_command(request: Request, response: Response, settings: SettingsDep,
                        broker: BrokerDep, device_id: DeviceIdPath, body: CommandIn) -> CommandOut:
     """Store a command and publish it on the device's commands topic (MQTT QoS 1, not retained).
@@ -128,9 +133,11 @@ def _decode_cursor(cursor: str, device_id: str) -> int:
             responses={**_ONE_DEVICE, **problem_responses(400)})
 async def list_device_commands(
     request: Request, response: Response, conn: ConnDep, device_id: DeviceIdPath,
-    limit: Annotated[int, Query(ge=1, le=500, description="Commands per page, newest first")] = 50,
-    cursor: Annotated[str | None, Query(max_length=200, description="`next_cursor` of the previous"
-                                        " page, as given")] = None,
+    limit: Annotated[int, Query(ge=1, le=500, description="Commands per page, newest first",
+                                examples=[50])] = 50,
+    cursor: Annotated[str | None, Query(
+        max_length=200, description="`next_cursor` of the previous page, as given",
+        examples=["eyJiIjo3LCJkIjoibGlnaHQtdGFuYWgtZ3JvZ290LTAxIn0"])] = None,
 ) -> CommandPage:
     """List the commands sent to a device, newest first, with their outcomes."""
     before = None if cursor is None else _decode_cursor(cursor, device_id)

@@ -32,6 +32,7 @@ from tests.api.particulates import store_a_day_of_particulates
 
 # The device the OpenAPI examples name, so the examples phase reaches real rows.
 EXAMPLE_DEVICE = "aq-tanah-grogot-01"
+EXAMPLE_LIGHT = "light-tanah-grogot-01"
 CHECKS = [not_a_server_error, status_code_conformance, content_type_conformance,
           response_schema_conformance, negative_data_rejection]
 
@@ -69,6 +70,8 @@ def bare_client(settings: Settings) -> Iterator[TestClient]:
 def example_data(bare_client: TestClient, db: psycopg.Connection, database_url: str) -> None:
     """Register the example device with a day of readings; check the live app's document."""
     register_device(db, EXAMPLE_DEVICE, "air_quality_station", "tanah-grogot")
+    # The street light the command examples name: generated commands are stored and published.
+    register_device(db, EXAMPLE_LIGHT, "street_light", "tanah-grogot")
     store_a_day_of_particulates(database_url, db, EXAMPLE_DEVICE)
     response = bare_client.get("/openapi.json")
     assert response.status_code == 200

@@ -56,7 +56,9 @@ _FINGERPRINTED = {
     "readings": "SELECT * FROM readings",
     "sites": "SELECT * FROM sites",
     "metrics": "SELECT * FROM metrics",
+    "commands": "SELECT * FROM commands",
 }
+EXAMPLE_LIGHT, EXAMPLE_COMMAND = "light-tanah-grogot-01", "cmd-3f2a9c01d4e5b6a7"  # as the examples name
 
 
 @dataclass(frozen=True)
@@ -165,6 +167,13 @@ def world(postgres: EmbeddedPostgres, mosquitto: EmbeddedMosquitto) -> Iterator[
         for device_id, site in ((EXAMPLE_DEVICE, "tanah-grogot"), (OTHER_DEVICE, "kuaro")):
             register_device(conn, device_id, "air_quality_station", site)
             store_a_day_of_particulates(postgres.url, conn, device_id)
+        # The command the examples read, settled already: a read settles pending ones, which
+        # would move the fingerprint.
+        register_device(conn, EXAMPLE_LIGHT, "street_light", "tanah-grogot")
+        conn.execute("INSERT INTO commands (command_id, device_id, action, issued_at, issued_by, deadline,"
+                     " outcome, outcome_at, detail) VALUES (%s, %s, 'on', now() - interval '1 hour', 'x',"
+                     " now() - interval '59 minutes', 'timed_out', now() - interval '59 minutes', 'x')",
+                     (EXAMPLE_COMMAND, EXAMPLE_LIGHT))
         admin = create_key(conn, Scope.ADMIN, "injection test").key
         create_key(conn, Scope.READ, "someone else's")
         # The limiter stays on, out of reach: a few hundred requests in seconds from one key.
@@ -187,6 +196,9 @@ def test_every_place_is_attacked() -> None:
         for parameter in operation.get("parameters", []):
             assert (method, path, parameter["in"], parameter["name"]) in places
     assert ("post", "/api/v1/devices", "body", "id") in places
+    assert {("post", "/api/v1/devices/{device_id}/commands", "body", field)
+            for field in ("action", "level", "schedule")} <= places
+    assert ("get", "/api/v1/commands/{command_id}", "path", "command_id") in places
     assert len(places) >= 30
 
 
