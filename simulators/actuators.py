@@ -50,7 +50,7 @@ class CommandLog:
             log.warning("device %s ignored a command (%s): %s", device_id, reason, detail[:300])
 
 
-def parse_command(payload: bytes, kind: str) -> tuple[Command | None, str, str]:
+def parse_command(payload: bytes | bytearray, kind: str) -> tuple[Command | None, str, str]:
     """Return the command in ``payload`` for a device of ``kind``, or None with (reason, detail)."""
     try:
         command = Command.model_validate_json(payload)
@@ -71,7 +71,7 @@ def control_of(command: Command, site_id: str, now: float) -> LampControl:
     offset = command.issued_at.astimezone(zone).utcoffset()
     entries = sorted(
         (int(entry.at[:2]) * 3600.0 + int(entry.at[3:]) * 60.0,
-         float(entry.level) if entry.action == "dim" else _LEVELS[entry.action])
+         float(entry.level or 0) if entry.action == "dim" else _LEVELS[entry.action])
         for entry in command.schedule or ())
     # Two entries at one time: the later in the command wins (sorted keeps their order).
     by_time = dict(entries)

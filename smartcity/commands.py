@@ -113,8 +113,8 @@ def issue_command(conn: psycopg.Connection[Any], device_id: str, action: str, *,
         CommandNotSent: stored, and marked ``not_sent`` with the broker's reason.
     """
     issued_at = (now or datetime.now(UTC)).astimezone(UTC)
-    command = Command(command_id=new_command_id(), action=action,  # type: ignore[arg-type]
-                      level=level, schedule=schedule, issued_at=issued_at)
+    command = Command(command_id=new_command_id(), action=action, level=level, schedule=schedule,
+                      issued_at=issued_at)
     with conn.cursor(row_factory=dict_row) as cur:
         target = cur.execute(command_sql.SELECT_TARGET, (device_id,)).fetchone()
         _check_target(target, device_id, command.action)
