@@ -22,6 +22,7 @@ from smartcity.cli.alerts import alerts
 from smartcity.cli.apikeys import apikeys
 from smartcity.cli.bench import bench
 from smartcity.cli.broker import broker
+from smartcity.cli.commands import device_command, device_commands
 from smartcity.cli.context import echo_json, stop_event
 from smartcity.cli.dashboards import dashboards
 from smartcity.db.connect import DatabaseNotConfigured, database_url
@@ -197,4 +198,6 @@ main.add_command(broker)
 main.add_command(dashboards)
 main.add_command(db)
 main.add_command(devices)
+devices.add_command(device_command)  # `devices command` and `devices commands`: actuators
+devices.add_command(device_commands)
 main.add_command(quarantine)
