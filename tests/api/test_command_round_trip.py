@@ -18,7 +18,7 @@ from simulators.fleet import DeviceSpec
 from simulators.publish import FleetPublisher
 from smartcity.apikeys import Scope, create_key
 from smartcity.broker_url import parse_broker_url
-from smartcity.contract import commands_topic
+from smartcity.contract import commands_topic, status_topic
 from smartcity.services import EmbeddedMosquitto
 from tests.api.client import TestClient
 from tests.logins import BrokerLogins
@@ -29,12 +29,16 @@ pytestmark = pytest.mark.slow
 
 
 @pytest.fixture
-def light(broker_login: BrokerLogins) -> DeviceSpec:
-    """A street light of Tanah Grogot, registered with a login of its own."""
+def light(broker_login: BrokerLogins) -> Iterator[DeviceSpec]:
+    """A street light of Tanah Grogot, registered with a login of its own; its retained status is
+    cleared afterwards, so later tests' ingest workers do not hear a device they do not know."""
     spec = DeviceSpec(f"light-rt{uuid.uuid4().hex[:6]}-01", "street_light", "tanah-grogot",
                       -1.9, 116.19)
     [registered] = broker_login.fleet([spec])
-    return registered
+    gateway = broker_login("gateway")
+    yield registered
+    with mqtt_publisher(gateway) as client:
+        publish(client, status_topic(registered.device_id), b"", retain=True)
 
 
 @pytest.fixture
