@@ -57,7 +57,7 @@ class RuleFileError(ValueError):
 
     def lines(self) -> list[str]:
         """Return each problem as ``PATH:LINE: field: why``, the way compilers print theirs."""
-        return [f"{self.path}:{p.line if p.line is not None else 0}: {p.field or '(file)'}: {p.why}"
+        return [f"{self.path}{'' if p.line is None else f':{p.line}'}: {p.field or '(file)'}: {p.why}"
                 for p in self.problems]
 
 
