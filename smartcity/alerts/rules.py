@@ -19,6 +19,8 @@ from typing import Annotated, Literal
 
 from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, PlainSerializer
 
+from smartcity.alerts.ruledocs import document_rule_schema
+
 __all__ = [
     "AGGREGATES",
     "Duration",
@@ -69,7 +71,8 @@ Comparison = Literal[">", ">=", "<", "<="]
 class _Model(BaseModel):
     # Unknown keys are mistakes in a hand-written file (a misspelt "hysteresis" would silently
     # mean none): refuse them.
-    model_config = ConfigDict(extra="forbid", frozen=True, populate_by_name=True)
+    model_config = ConfigDict(extra="forbid", frozen=True, populate_by_name=True,
+                              json_schema_extra=document_rule_schema)
 
 
 class RuleSelector(_Model):
