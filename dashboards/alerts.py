@@ -48,11 +48,12 @@ from smartcity.db.queries.grafana_alerts import (
     levels_sql,
     rate_sql,
     silence_sql,
+    transitions_annotation_sql,
     window_sql,
 )
 
 __all__ = ["EXPRESSION_UID", "GROUP_NAME", "RULE_UID_PREFIX", "alert_rule_groups", "grafana_rule",
-           "ispu_edge"]
+           "ispu_edge", "transitions_annotation"]
 
 # Grafana's server-side expressions (threshold, reduce, math) are a data source with this uid.
 EXPRESSION_UID: Final = "__expr__"
@@ -206,3 +207,10 @@ def alert_rule_groups(rules: RuleFile | None = None, rules_path: Path | None = N
             "rules": [grafana_rule(rule) for rule in loaded.rules],
         }],
     }
+
+
+def transitions_annotation(rules: RuleFile | None = None) -> str:
+    """Return the SQL of the dashboards' alert annotations: each transition the evaluator stored,
+    titled as the rule file (default: the shipped one) titles its rule."""
+    loaded = rules if rules is not None else load_rules()
+    return transitions_annotation_sql({rule.id: rule.title for rule in loaded.rules})

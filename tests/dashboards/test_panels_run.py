@@ -29,6 +29,8 @@ from smartcity.apikeys import Scope, create_key
 from smartcity.catalog import METRICS
 from smartcity.services import EmbeddedMosquitto, EmbeddedPostgres
 from smartcity.settings import ApiSettings, Settings
+from tests.api.alerts_seed import T0 as ALERTS_T0
+from tests.api.alerts_seed import clear_alerts, insert_alert
 from tests.api.client import TestClient
 from tests.dashboards import scenario_data
 from tests.dashboards.panel_runs import (
@@ -481,3 +483,37 @@ def test_device_panels_count_the_chosen_districts_devices_and_the_lag_is_the_pen
     assert [r["last_seen"] for r in listed] == sorted(r["last_seen"] for r in listed)
     (lag,), = answers["Rollup lag"][1]
     assert conn.execute("SELECT count(*) FROM rollup_pending").fetchone()[0] > 0 and lag > 0  # type: ignore[index]
+
+
+# --- the alert annotations of the Smart Environment dashboard ---------------------------------
+
+def test_the_alert_annotations_show_each_transition_of_the_chosen_districts(conn: psycopg.Connection) -> None:
+    board = json.loads(next(p for p in DASHBOARDS if p.name == "environment.json").read_text())
+    (annotation,) = [a for a in board["annotations"]["list"] if a["name"] == "Alerts"]
+    raw_sql = annotation["target"]["rawSql"]
+    clear_alerts(conn)
+    try:
+        flood = insert_alert(conn, "river-waspada", "river-tanah-grogot-01", "tanah-grogot",
+                             fired_minutes=0, resolved_minutes=120, severity="info")
+        insert_alert(conn, "pm25-24h-tidak-sehat", "kuaro", "kuaro", fired_minutes=60, device=False)
+        insert_alert(conn, "river-retired", "river-long-ikis-01", "long-ikis", fired_minutes=-3000)
+        answers = {}
+        for selection in ("all", "one-district"):
+            variables = variables_for(conn, board, selection)
+            text = expand(raw_sql, time_from=ALERTS_T0 - timedelta(hours=1),
+                          time_to=ALERTS_T0 + timedelta(hours=3), variables=variables.values(),
+                          max_data_points=1000)  # no interval macro in it: any number does
+            answers[selection] = run(conn, text)
+    finally:
+        clear_alerts(conn)
+    columns, rows = answers["all"]
+    assert columns == ["time", "text", "tags"]
+    assert [(time - ALERTS_T0, text, tags) for time, text, tags in rows] == [
+        (timedelta(0), "River above the Waspada level — river-tanah-grogot-01 (tanah-grogot): firing",
+         "firing,info,tanah-grogot"),
+        (timedelta(hours=1), "PM2.5 24-hour mean above the ISPU Tidak Sehat level — kuaro: firing",
+         "firing,warning,kuaro"),
+        (timedelta(hours=2), "River above the Waspada level — river-tanah-grogot-01 (tanah-grogot): resolved",
+         "resolved,info,tanah-grogot"),
+    ]  # the retired rule's alert fired two days before the range: not shown
+    assert flood and [text for _, text, _ in answers["one-district"][1]] == [rows[0][1], rows[2][1]]

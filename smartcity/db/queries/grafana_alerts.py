@@ -19,7 +19,7 @@ from typing import Final, Literal
 from psycopg import sql
 
 __all__ = ["ISPU_BY_SITE", "SILENCE_BY_DEVICE", "Selection", "ispu_sql", "levels_sql", "rate_sql",
-           "silence_sql", "window_sql"]
+           "silence_sql", "transitions_annotation_sql", "window_sql"]
 
 Scope = Literal["device", "site"]
 
@@ -190,3 +190,26 @@ def ispu_sql(sites: Sequence[str]) -> str:
     """Return the statement of an ISPU category rule: each (selected) district's index now."""
     where = sql.SQL(" AND site_id = ANY ({})").format(_array(sites)) if sites else sql.SQL("")
     return _text(ISPU_BY_SITE.format(where=where))
+
+
+def transitions_annotation_sql(titles: Mapping[str, str]) -> str:
+    """Return the annotation query of the alert transitions in the dashboard's range and districts.
+
+    One annotation per transition at its time: the rule's title (``titles``, from the rule file;
+    the rule id for a rule no longer in it), where (device and district, or the district) and
+    whether it fired or resolved; tagged with the transition, the severity and the district.
+    """
+    rules = (sql.SQL("(VALUES {}) AS r(rule_id, title)").format(sql.SQL(", ").join(
+        sql.SQL("({}, {})").format(sql.Literal(k), sql.Literal(v)) for k, v in sorted(titles.items())))
+        if titles else sql.SQL("(SELECT NULL::text AS rule_id, NULL::text AS title) AS r"))
+    return _text(sql.SQL(
+        "SELECT t.\"at\" AS time,\n"
+        "       coalesce(r.title, a.rule_id) || ' — '\n"
+        "       || coalesce(a.device_id || ' (' || a.site_id || ')', a.site_id)\n"
+        "       || ': ' || t.transition AS text,\n"
+        "       concat_ws(',', t.transition, a.severity, a.site_id) AS tags\n"
+        "FROM alert_transitions t\n"
+        "JOIN alerts a ON a.id = t.alert_id\n"
+        "LEFT JOIN {rules} ON r.rule_id = a.rule_id\n"
+        "WHERE $__timeFilter(t.\"at\") AND a.site_id IN (${{district:sqlstring}})\n"
+        "ORDER BY t.\"at\", t.id").format(rules=rules))
