@@ -33,8 +33,8 @@ FIELD_DOCS: dict[str, str] = {
     "levels": "A level per device id (scope device) or site id (scope site), overriding value",
     "hysteresis": "How far back past the level the value must be to resolve, in the metric's unit"
                   " (ISPU points for ispu_category, the unit per hour for rate_of_rise)",
-    "min_coverage": "The share of the window's minutes that must hold readings (0–1); below it the"
-                    " subject is not judged",
+    "min_coverage": "The share of the window that must hold readings (0–1): of its hours for windows"
+                    " of 24 h or more, else of its minutes; below it the subject is not judged",
     "per_hour": "The rise per hour, in the metric's unit, above which the rule fires",
     "after": "How long without a reading before a device counts as silent",
     "category": "An ISPU category id: the rule fires at this category or worse",

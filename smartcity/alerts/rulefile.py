@@ -22,7 +22,7 @@ from pydantic_core import ErrorDetails
 
 from smartcity.alerts.rulecheck import check_names, check_rule
 from smartcity.alerts.rules import Rule, RuleFile
-from smartcity.alerts.yamlmarks import FieldPath, Marks, compose_marks
+from smartcity.alerts.yamlmarks import FieldPath, Marks, TooManyValues, compose_marks
 
 __all__ = ["DEFAULT_RULES_PATH", "RuleFileError", "RuleProblem", "load_rules", "parse_rules"]
 
@@ -200,6 +200,8 @@ def parse_rules(text: str, path: Path) -> RuleFile:
         raise RuleFileError(path, [RuleProblem(line, "", f"not YAML: {why}")]) from None
     except yaml.YAMLError as err:
         raise RuleFileError(path, [RuleProblem(None, "", f"not YAML: {err}")]) from None
+    except TooManyValues as err:
+        raise RuleFileError(path, [RuleProblem(None, "", str(err))]) from None
     rules = document.get("rules") if isinstance(document, Mapping) else None
     problems = _Problems(marks, rules if isinstance(rules, list) else [])
     for duplicate in marks.duplicates:

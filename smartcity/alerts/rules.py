@@ -104,7 +104,8 @@ class ThresholdRule(_RuleBase):
     warning level). It resolves once the aggregate is back past the level by ``hysteresis``
     (in the metric's unit). ``min_coverage`` is the share of the window's minutes that must hold
     readings for the aggregate to count at all (the ISPU's 75 % rule for a 24-hour mean); below
-    it the subject is not judged and keeps its state.
+    it the subject is not judged and keeps its state. Windows of 24 hours or more count hours
+    instead, as the ISPU does (smartcity.alerts.coverage).
     """
 
     kind: Literal["threshold"]

@@ -13,9 +13,17 @@ from dataclasses import dataclass, field
 
 import yaml
 
-__all__ = ["DuplicateKey", "FieldPath", "Marks", "compose_marks"]
+__all__ = ["MAX_VALUES", "DuplicateKey", "FieldPath", "Marks", "TooManyValues", "compose_marks"]
 
 FieldPath = tuple[str | int, ...]
+
+# A rule file of a few hundred rules holds a few thousand values. Aliases of aliases can make a
+# short file stand for billions ("billion laughs"), which walking or validating would never finish.
+MAX_VALUES = 100_000
+
+
+class TooManyValues(ValueError):
+    """The document stands for more than ``MAX_VALUES`` values once its aliases are followed."""
 
 _MERGE_TAG = "tag:yaml.org,2002:merge"
 
@@ -34,6 +42,7 @@ class Marks:
     """Lines (1-based) of a composed document's values, by field path; and its duplicate keys."""
 
     lines: dict[FieldPath, int] = field(default_factory=dict)
+    visited: int = 0
     key_lines: dict[FieldPath, int] = field(default_factory=dict)
     duplicates: list[DuplicateKey] = field(default_factory=list)
 
@@ -74,6 +83,9 @@ def _entries(node: yaml.MappingNode) -> Iterator[tuple[yaml.Node, yaml.Node, boo
 
 
 def _walk(node: yaml.Node, path: FieldPath, marks: Marks, depth: int = 0) -> None:
+    marks.visited += 1
+    if marks.visited > MAX_VALUES:
+        raise TooManyValues(f"the file stands for more than {MAX_VALUES:,} values (aliases of aliases?)")
     if depth > 50:  # an alias cycle cannot occur in composed YAML, but a hostile depth can
         return
     marks.lines[path] = node.start_mark.line + 1
@@ -100,6 +112,7 @@ def compose_marks(text: str) -> Marks:
 
     Raises:
         yaml.YAMLError: the text is not YAML.
+        TooManyValues: its aliases expand beyond ``MAX_VALUES`` values.
     """
     marks = Marks()
     root = yaml.compose(text, Loader=yaml.SafeLoader)

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 import re
+from collections.abc import Iterator
 from contextlib import AbstractContextManager
 from dataclasses import dataclass
 from datetime import datetime, timedelta
@@ -13,11 +14,15 @@ from pathlib import Path
 from typing import Any
 
 import psycopg
+import pytest
 import yaml
 
 from dashboards.macros import ALL, Variable, expand
-from tests.dashboards.scenario_data import END
+from smartcity.services import EmbeddedPostgres
+from tests.dashboards import scenario_data
+from tests.dashboards.scenario_data import END, ScenarioData
 from tests.roles import as_role
+from tests.services import DATA_TABLES
 
 ROOT = Path(__file__).resolve().parents[2]
 DASHBOARDS = sorted((ROOT / "dashboards" / "json").glob("*.json"))
@@ -114,6 +119,24 @@ def variables_for(conn: psycopg.Connection, board: dict[str, Any], selection: st
 def expand_target(target: Target, variables: dict[str, Variable], span: timedelta) -> str:
     return expand(target.target["rawSql"], time_from=END - span, time_to=END, variables=variables.values(),
                   max_data_points=target.panel["maxDataPoints"])
+
+
+
+# --- the data, once per module (test modules import these fixtures by their function names) ----
+
+@pytest.fixture(scope="module", name="history")
+def history_fixture(postgres: EmbeddedPostgres) -> ScenarioData:
+    """The demo fleet's ninety days, stored once for each module that uses it."""
+    with psycopg.connect(postgres.url, autocommit=True) as conn:
+        conn.execute(f"TRUNCATE {', '.join(DATA_TABLES)} RESTART IDENTITY CASCADE")
+    return scenario_data.load(postgres.url)
+
+
+@pytest.fixture(scope="module", name="conn")
+def conn_fixture(postgres: EmbeddedPostgres, history: ScenarioData) -> Iterator[psycopg.Connection]:
+    """An autocommit connection for the module's queries."""
+    with psycopg.connect(postgres.url, autocommit=True) as connection:
+        yield connection
 
 
 

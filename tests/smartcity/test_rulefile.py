@@ -4,11 +4,13 @@ a good file round-trips; anchors work; a file that cannot be read says why."""
 from __future__ import annotations
 
 import textwrap
+from datetime import timedelta
 from pathlib import Path
 
 import pytest
 import yaml
 
+from smartcity.alerts.coverage import coverage_unit
 from smartcity.alerts.rulefile import RuleFileError, RuleProblem, load_rules, parse_rules
 from smartcity.alerts.rules import RuleFile, ThresholdRule
 
@@ -215,3 +217,17 @@ def test_a_file_that_cannot_be_read_says_why(tmp_path: Path) -> None:
 
 def test_the_shipped_file_loads() -> None:
     assert isinstance(load_rules(), RuleFile) and load_rules(None) == load_rules()
+
+
+def test_aliases_of_aliases_are_refused_before_they_expand() -> None:
+    lines = ["version: 1", "a0: &a0 [x, x, x, x, x, x, x, x, x, x]"]
+    lines += [f"a{i}: &a{i} [{', '.join([f'*a{i - 1}'] * 10)}]" for i in range(1, 9)]
+    lines.append("rules: *a8")
+    problems = _problems("\n".join(lines) + "\n")
+    assert problems == [RuleProblem(None, "", "the file stands for more than 100,000 values"
+                                                " (aliases of aliases?)")]
+
+
+def test_coverage_counts_hours_for_day_long_windows_and_minutes_below() -> None:
+    assert coverage_unit(timedelta(hours=24)) == coverage_unit(timedelta(days=7)) == timedelta(hours=1)
+    assert coverage_unit(timedelta(hours=23)) == coverage_unit(timedelta(minutes=5)) == timedelta(minutes=1)
