@@ -66,8 +66,11 @@ def _rules(request: Request) -> RuleFile:
     return rules
 
 
-def _alert(request: Request, row: dict[str, Any]) -> AlertOut:
-    titles = {rule.id: rule.title for rule in _rules(request).rules}
+def _titles(request: Request) -> dict[str, str]:
+    return {rule.id: rule.title for rule in _rules(request).rules}
+
+
+def _alert(titles: dict[str, str], row: dict[str, Any]) -> AlertOut:
     return AlertOut(**row, title=titles.get(row["rule_id"]))
 
 
@@ -136,7 +139,8 @@ async def list_alerts(request: Request, response: Response, conn: ConnDep,
         next_cursor = _encode_cursor(page[-1]["fired_at"], page[-1]["id"], fingerprint)
         next_url = str(request.url.include_query_params(cursor=next_cursor))
         response.headers["Link"] = f'<{next_url}>; rel="next"'
-    return AlertPage(items=[_alert(request, row) for row in page], next_cursor=next_cursor, next=next_url)
+    titles = _titles(request)
+    return AlertPage(items=[_alert(titles, row) for row in page], next_cursor=next_cursor, next=next_url)
 
 
 @router.get("/{alert_id}", summary="Read an alert and its transitions", responses=_ONE_ALERT)
@@ -146,7 +150,7 @@ async def read_alert(request: Request, conn: ConnDep, alert_id: AlertId) -> Aler
     if found is None:
         raise NotFound(f"no alert has id {alert_id}", alert_id=alert_id)
     row, transitions = found
-    return AlertDetail(**_alert(request, row).model_dump(),
+    return AlertDetail(**_alert(_titles(request), row).model_dump(),
                        transitions=[AlertTransitionOut.model_validate(t) for t in transitions])
 
 
@@ -169,4 +173,4 @@ async def acknowledge_alert(request: Request, conn: ConnDep, alert_id: AlertId,
         raise Conflict(f"alert {alert_id} was acknowledged already, by key {refused.acked_by} at"
                        f" {refused.acked_at.astimezone(UTC).isoformat()}", alert_id=alert_id,
                        acked_by=refused.acked_by, acked_at=refused.acked_at.isoformat()) from None
-    return _alert(request, row)
+    return _alert(_titles(request), row)
