@@ -26,6 +26,7 @@ from dashboards.provision import (
 from simulators.models.river_level_sensor import WARNING_LEVELS_M
 from smartcity.alerts.rulefile import load_rules
 from smartcity.alerts.rules import IspuCategoryRule, RateOfRiseRule, SilenceRule, ThresholdRule
+from smartcity.catalog import METRICS
 from smartcity.settings import DEFAULT_AVERAGING_HOURS
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -189,3 +190,19 @@ def test_the_other_kinds_carry_their_numbers() -> None:
         elif isinstance(rule, IspuCategoryRule):
             assert _threshold(grafana)[:2] == ("gt", ispu_edge(rule.category))
     assert ispu_edge("tidak_sehat") == 100 and ispu_edge("sangat_tidak_sehat") == 200
+
+
+def test_another_rule_file_gives_its_rules_and_a_bad_one_its_problems(
+        tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    path = tmp_path / "rules.yaml"
+    path.write_text("version: 1\nrules:\n  - {id: gauge-high, kind: threshold, title: High,"
+                    " metric: water_level, window: 5m, value: 2.5}\n")
+    text = generated_files(path)[RULES_FILE]
+    assert str(path) in text.splitlines()[0]
+    (rule,) = [r for group in yaml.safe_load(text)["groups"] for r in group["rules"]]
+    assert rule["uid"] == "smartcity-gauge-high" and _threshold(rule) == ("gt", 2.5, None)
+    path.write_text("version: 1\nrules:\n  - {id: gauge-high, kind: threshold, title: High,"
+                    " metric: water_levl, window: 5m, value: 2.5}\n")
+    assert main(["--check", "--rules", str(path)]) == 1
+    assert capsys.readouterr().err == (f"{path}:3: rules[0] (gauge-high).metric: unknown metric 'water_levl';"
+                                       f" known: {', '.join(METRICS)}\n")
