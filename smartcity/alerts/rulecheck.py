@@ -98,6 +98,8 @@ def _check_threshold(rule: ThresholdRule) -> Iterator[Finding]:
             yield ("levels", key), f"{key!r} is not a device id ({_DEVICE_ID_RULE})"
         elif rule.scope == "device" and rule.select.devices and key not in rule.select.devices:
             yield ("levels", key), f"names device {key!r}, which the rule's select.devices leaves out"
+        elif rule.scope == "site" and rule.select.sites and key not in rule.select.sites:
+            yield ("levels", key), f"names site {key!r}, which the rule's select.sites leaves out"
 
 
 def _check_rate(rule: RateOfRiseRule) -> Iterator[Finding]:
