@@ -26,6 +26,7 @@ from smartcity.db.queries.alerts import (
     SELECT_ISPU,
     SELECT_ISPU_LOW,
     SELECT_LAST_READING,
+    SELECT_METRIC,
     SELECT_READING_MINUTES,
     SELECT_SUBJECT_DEVICES,
 )
@@ -96,6 +97,8 @@ class _Device:
 
 def _select_devices(conn: psycopg.Connection[Any], rule: AnyRule) -> list[_Device]:
     metric = None if isinstance(rule, SilenceRule | IspuCategoryRule) else rule.metric
+    if metric is not None and conn.execute(SELECT_METRIC, (metric,)).fetchone() is None:
+        raise ValueError(f"rule {rule.id}: {metric!r} is not a metric of the catalogue")
     sel = rule.select
     rows = conn.execute(SELECT_SUBJECT_DEVICES, {
         "metric": metric, "kinds": list(sel.kinds) or None, "sites": list(sel.sites) or None,

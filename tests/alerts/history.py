@@ -25,13 +25,15 @@ def demo_devices(kind: str, sites: Sequence[str] | None = None) -> list[DeviceSp
 
 
 def flood_at(rain_start: datetime, first: float) -> Scenario:
-    """The flood scenario with its rain starting at ``rain_start``, for a run whose grid starts at ``first``."""
+    """The flood scenario, its rain starting at ``rain_start``, for a run whose grid starts at ``first``."""
     flood = SCENARIOS["flood"].flood
     assert isinstance(flood, FloodEvent)
-    return Scenario("flood-at", "the flood at a fixed time", flood=replace(flood, start_s=rain_start.timestamp() - first))
+    return Scenario("flood-at", "the flood at a fixed time",
+                    flood=replace(flood, start_s=rain_start.timestamp() - first))
 
 
-def haze_at(start: datetime, first: float, ramp_days: float, plateau_days: float, clear_days: float) -> Scenario:
+def haze_at(start: datetime, first: float, ramp_days: float, plateau_days: float,
+            clear_days: float) -> Scenario:
     """A shortened haze episode starting at ``start``."""
     haze = SCENARIOS["haze"].haze
     assert isinstance(haze, HazeEpisode)

@@ -92,7 +92,8 @@ def test_flood_fires_and_resolves_once_each_way(flood: str, evaluator: Evaluator
             # the 10-minute mean is above 3 m within one window of the first reading above it,
             # and it must stay so for `for`
             fired_at = waspada[0][1]
-            assert crossed < fired_at <= crossed + WINDOW + FOR + timedelta(seconds=INTERVAL_S), (crossed, fired_at)
+            latest = crossed + WINDOW + FOR + timedelta(seconds=INTERVAL_S)
+            assert crossed < fired_at <= latest, (crossed, fired_at)
             last_high = max(t for t, v in readings if v > 3.0 - 0.1)
             resolved_at = waspada[1][1]
             assert last_high < resolved_at <= last_high + WINDOW + CLEAR_FOR + timedelta(seconds=INTERVAL_S)
@@ -100,7 +101,8 @@ def test_flood_fires_and_resolves_once_each_way(flood: str, evaluator: Evaluator
             assert rising and rising[0][0] == "firing"
             assert rising[0][1] < fired_at  # the rise warns before the level does
         assert not [t for t in got if t[1] == "river-kuaro-01"]
-        active = conn.execute("SELECT count(*) FROM alerts WHERE state = 'firing' AND rule_id = 'river-waspada'")
+        active = conn.execute("SELECT count(*) FROM alerts WHERE state = 'firing'"
+                              " AND rule_id = 'river-waspada'")
         assert active.fetchone() == (0,)
 
 

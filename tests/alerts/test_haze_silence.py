@@ -33,7 +33,8 @@ rules:
 """
 
 
-def test_haze_fires_for_the_affected_districts_over_the_plateau(alerts_url: str, evaluator: Evaluator) -> None:
+def test_haze_fires_for_the_affected_districts_over_the_plateau(alerts_url: str,
+                                                                evaluator: Evaluator) -> None:
     stations = demo_devices("air_quality_station")
     register(alerts_url, stations, START - timedelta(days=1))
     end = START + timedelta(days=6)

@@ -18,7 +18,8 @@ def run(pattern: str, for_: timedelta, clear_for: timedelta) -> tuple[list[State
     """Judge one minute per letter: H holds, C cleared, B in between (neither), N not judged."""
     state, states, transitions = SubjectState(), [], []
     for i, letter in enumerate(pattern):
-        judged = Judgement(T0 + i * M, None if letter == "N" else 1.0, holds=letter == "H", cleared=letter == "C")
+        judged = Judgement(T0 + i * M, None if letter == "N" else 1.0, holds=letter == "H",
+                           cleared=letter == "C")
         step = advance(state, judged, for_, clear_for)
         state = step.state
         states.append(state.state)

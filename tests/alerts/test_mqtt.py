@@ -101,7 +101,7 @@ def test_retained_current_state_for_a_monitor(alerts_url: str, evaluator: Evalua
     assert state["title"] == "Stasiun cuaca diam" and state["severity"] == "warning"
     assert sorted(a["device_id"] for a in state["active"]) == ["ws-alert-a", "ws-alert-b"]
     assert state["active"][0]["fired_at"].endswith("Z")
-    clock.now = START + timedelta(hours=4, minutes=10)  # ws-alert-b resumed: resolved; ws-alert-a still silent
+    clock.now = START + timedelta(hours=4, minutes=10)  # b resumed: resolved; a still silent
     with listening(broker_login("monitor")) as listener:
         assert service.cycle().published == 1
         live = wait_until(lambda: [m for m in listener.messages if not m.retain], message="the live message")
@@ -111,7 +111,8 @@ def test_retained_current_state_for_a_monitor(alerts_url: str, evaluator: Evalua
     assert state["transition"]["device_id"] == "ws-alert-b"
     assert state["state"] == "firing" and [a["device_id"] for a in state["active"]] == ["ws-alert-a"]
     with psycopg.connect(alerts_url) as conn:
-        assert conn.execute("SELECT count(*) FROM alert_transitions WHERE published_at IS NULL").fetchone() == (0,)
+        unpublished = "SELECT count(*) FROM alert_transitions WHERE published_at IS NULL"
+        assert conn.execute(unpublished).fetchone() == (0,)
 
 
 def test_broker_down_delays_and_a_crash_before_publishing_loses_nothing(

@@ -51,8 +51,9 @@ def deliver_until(service: AlertService, condition: str, url: str, timeout: floa
     wait_until(done, timeout=timeout, interval=0.05, message=condition)
 
 
-def test_retried_until_delivered_as_the_alerts_role(alerts_url: str, db: psycopg.Connection, evaluator: Evaluator,
-                                                    httpserver: HTTPServer, broker_login: BrokerLogins) -> None:
+def test_retried_until_delivered_as_the_alerts_role(
+        alerts_url: str, db: psycopg.Connection, evaluator: Evaluator, httpserver: HTTPServer,
+        broker_login: BrokerLogins) -> None:
     silent_station(alerts_url)
     received: list[Request] = []
 
@@ -63,7 +64,8 @@ def test_retried_until_delivered_as_the_alerts_role(alerts_url: str, db: psycopg
     httpserver.expect_request("/hook", method="POST").respond_with_handler(handler)
     with temporary_login(db, alerts_url, "smartcity_alerts") as login:
         clock = Clock(START + timedelta(hours=2))
-        service = evaluator(rules(httpserver.url_for("/hook")), clock, broker=broker_login("alerts"), url=login,
+        service = evaluator(rules(httpserver.url_for("/hook")), clock, broker=broker_login("alerts"),
+                            url=login,
                             webhook_backoff_initial_s=0.1, webhook_backoff_max_s=0.2, webhook_max_attempts=5)
         assert service.publisher is not None and service.publisher.wait_connected(5)
         deliver_until(service, "bool_and(delivered_at IS NOT NULL)", alerts_url)

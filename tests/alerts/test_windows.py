@@ -27,7 +27,8 @@ def slow(aggregate: str, window: list[tuple[float, int] | None]) -> float:
         return math.nan
     vals = [v for v, _ in present]
     return {"avg": sum(v * n for v, n in present) / sum(n for _, n in present), "sum": sum(vals),
-            "count": sum(vals), "min": min(vals), "max": max(vals), "first": vals[0], "last": vals[-1]}[aggregate]
+            "count": sum(vals), "min": min(vals), "max": max(vals), "first": vals[0],
+            "last": vals[-1]}[aggregate]
 
 
 @pytest.mark.parametrize("aggregate", ["avg", "sum", "count", "min", "max", "first", "last"])

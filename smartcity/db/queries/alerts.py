@@ -11,7 +11,7 @@ from typing import Final
 __all__ = [
     "CLAIM_DELIVERIES", "DELETE_RULE_STATE", "INSERT_ALERT", "INSERT_DELIVERY", "INSERT_TRANSITION",
     "LOCK_RULE", "MARK_DELIVERY", "MARK_PUBLISHED", "RESOLVE_ALERT", "SELECT_ACTIVE_AT_SITE",
-    "SELECT_AGGREGATE_SPAN", "SELECT_ISPU", "SELECT_ISPU_LOW", "SELECT_LAST_READING",
+    "SELECT_AGGREGATE_SPAN", "SELECT_ISPU", "SELECT_ISPU_LOW", "SELECT_LAST_READING", "SELECT_METRIC",
     "SELECT_PROGRESS", "SELECT_READING_MINUTES", "SELECT_STATES", "SELECT_SUBJECT_DEVICES",
     "SELECT_UNPUBLISHED", "UPDATE_ALERT_LAST_VALUE", "UPSERT_PROGRESS", "UPSERT_STATE",
 ]
@@ -63,6 +63,9 @@ FROM readings r
 WHERE r.device = ANY (%(ids)s::int[]) AND r.time >= %(start)s AND r.time < %(end)s
 GROUP BY 1, 2
 """
+
+# (metric name,) → a row when the metric exists
+SELECT_METRIC: Final = "SELECT 1 FROM metrics WHERE name = %s"
 
 # {"at"} → (site_id, ispu) of every site with an index at that time
 SELECT_ISPU: Final = """
