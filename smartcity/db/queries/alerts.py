@@ -9,11 +9,12 @@ from __future__ import annotations
 from typing import Final
 
 __all__ = [
-    "CLAIM_DELIVERIES", "DELETE_RULE_STATE", "INSERT_ALERT", "INSERT_DELIVERY", "INSERT_TRANSITION",
-    "LOCK_RULE", "MARK_DELIVERY", "MARK_PUBLISHED", "RESOLVE_ALERT", "SELECT_ACTIVE_AT_SITE",
-    "SELECT_AGGREGATE_SPAN", "SELECT_ISPU", "SELECT_ISPU_LOW", "SELECT_LAST_READING", "SELECT_METRIC",
-    "SELECT_PROGRESS", "SELECT_READING_MINUTES", "SELECT_STATES", "SELECT_SUBJECT_DEVICES",
-    "SELECT_UNPUBLISHED", "UPDATE_ALERT_LAST_VALUE", "UPSERT_PROGRESS", "UPSERT_STATE",
+    "BACKDATE_DEVICES", "CLAIM_DELIVERIES", "COUNT_TRANSITIONS", "DELETE_RULE_STATE", "INSERT_ALERT",
+    "INSERT_DELIVERY", "INSERT_TRANSITION", "LOCK_RULE", "MARK_DELIVERY", "MARK_PUBLISHED",
+    "RESOLVE_ALERT", "SELECT_ACTIVE_AT_SITE", "SELECT_AGGREGATE_SPAN", "SELECT_ISPU", "SELECT_ISPU_LOW",
+    "SELECT_LAST_READING", "SELECT_METRIC", "SELECT_PROGRESS", "SELECT_READING_MINUTES",
+    "SELECT_STATES", "SELECT_SUBJECT_DEVICES", "SELECT_UNPUBLISHED", "UPDATE_ALERT_LAST_VALUE",
+    "UPSERT_PROGRESS", "UPSERT_STATE",
 ]
 
 # The devices a rule selects: not revoked, of the kinds/sites/ids named (NULL: all), and, when a
@@ -179,3 +180,9 @@ SET attempts = %(attempts)s,
     last_error = %(error)s
 WHERE transition_id = %(id)s AND url = %(url)s
 """
+
+# () → (transitions stored,)
+COUNT_TRANSITIONS: Final = "SELECT count(*) FROM alert_transitions"
+
+# (created_at,): the benchmark's fleet, registered before the history it stores
+BACKDATE_DEVICES: Final = "UPDATE devices SET created_at = %s"
