@@ -13,6 +13,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
+import numpy as np
 import psycopg
 
 from smartcity.alerts.evaluate import AnyRule, Judged, Subject, judge, step_of
@@ -123,13 +124,15 @@ def _apply(conn: psycopg.Connection[Any], rule: AnyRule, judged: Judged, run: Ru
         for subject, state, since, alert_id, last_value in conn.execute(SELECT_STATES, (rule.id,))}
     clear_for = rule.clear_for
     run.subjects = len(judged.subjects)
+    rows: list[tuple[Any, ...]] = []
     for key, subject in judged.subjects.items():
         current, alert_id = SubjectState(), None
         if key in stored:
             state, since, alert_id, last_value = stored[key]
             current = SubjectState(state, since, last_value)
-        before = current
-        for judgement in judged.judgements(key):
+        before, before_alert = current, alert_id
+        quiet = _quiet(current, judged, key)
+        for judgement in judged.judgements(key) if quiet is None else ():
             step = advance(current, judgement, rule.for_, clear_for)
             current = step.state
             if step.transition == "firing":
@@ -146,9 +149,33 @@ def _apply(conn: psycopg.Connection[Any], rule: AnyRule, judged: Judged, run: Ru
                 _transition(conn, rule, alert_id, "resolved", judgement.at, judgement.value)
                 run.transitions.append((key, "resolved", judgement.at))
                 alert_id = None
-        if current == before:
+        current = quiet or current
+        active = current.state != "ok"
+        # Only what changed is written: a subject that stays ok (nearly all, nearly always) costs no
+        # write; one that is not ok keeps its latest value current, and so does its alert.
+        if (current.state, alert_id) == (before.state, before_alert) and (
+                not active or (current.since, current.last_value) == (before.since, before.last_value)):
             continue
         if alert_id is not None and current.state in ("firing", "clearing"):
             conn.execute(UPDATE_ALERT_LAST_VALUE, (current.last_value, alert_id))
-        conn.execute(UPSERT_STATE, (rule.id, key, subject.site_id, subject.device_id, current.state,
-                                    current.since or judged.times[-1], alert_id, current.last_value))
+        rows.append((rule.id, key, subject.site_id, subject.device_id, current.state,
+                     current.since or judged.times[-1], alert_id, current.last_value))
+    if rows:
+        with conn.cursor() as cursor:
+            cursor.executemany(UPSERT_STATE, rows)
+
+
+def _quiet(current: SubjectState, judged: Judged, key: str) -> SubjectState | None:
+    """The state after the span when it cannot change (ok and never holding, or firing and never
+    cleared): the lifecycle's answer without walking it minute by minute. None: walk it."""
+    if not ((current.state == "ok" and not judged.holds[key].any())
+            or (current.state == "firing" and not judged.cleared[key].any())):
+        return None
+    values = judged.values[key]
+    seen = ~np.isnan(values)
+    if not seen.any():
+        return current
+    since = current.since
+    if since is None:  # ok, never judged before: ok since its first judged time, as advance() says
+        since = judged.times[int(np.argmax(seen))]
+    return SubjectState(current.state, since, float(values[seen][-1]))

@@ -77,3 +77,27 @@ def test_fires_only_after_holding_for(pattern: str, for_: int) -> None:
             first_h = next(j for j in range(run_start, i + 1) if pattern[j] == "H")
             assert i - first_h >= for_
             assert judged[-1] == "H"
+
+
+@given(st.lists(st.sampled_from("HCBN"), min_size=1, max_size=30),
+       st.sampled_from(["ok", "firing"]), st.booleans())
+def test_the_quiet_shortcut_equals_walking_the_minutes(letters: list[str], state: str, known: bool) -> None:
+    import numpy as np
+
+    from smartcity.alerts.evaluate import Judged, Subject
+    from smartcity.alerts.store import _quiet
+
+    times = tuple(T0 + i * M for i in range(len(letters)))
+    values = np.array([np.nan if c == "N" else float(i) for i, c in enumerate(letters)])
+    judged = Judged(times, {"s": Subject("s", "kuaro", None)}, {"s": values},
+                    {"s": np.array([c == "H" for c in letters])},
+                    {"s": np.array([c == "C" for c in letters])})
+    current = SubjectState(state, T0 - M if known or state == "firing" else None, None)  # type: ignore[arg-type]
+    shortcut = _quiet(current, judged, "s")
+    walked, made = current, []
+    for judgement in judged.judgements("s"):
+        step = advance(walked, judgement, 2 * M, 2 * M)
+        walked = step.state
+        made.append(step.transition)
+    if shortcut is not None:
+        assert shortcut == walked and made == [None] * len(letters)
