@@ -15,6 +15,7 @@ from smartcity.cli import main
 from tests.alerts.conftest import Clock, Evaluator, transitions
 from tests.alerts.history import register, store
 from tests.logins import BrokerLogins, login_url
+from tests.services import wait_until
 
 START = datetime(2026, 9, 1, tzinfo=UTC)
 STATION = DeviceSpec("ws-svc-a", "weather_station", "kuaro", -1.8, 116.0)
@@ -106,3 +107,20 @@ def test_alerts_run_once_from_the_command_line(alerts_url: str, tmp_path: Path,
     assert result.exit_code == 1 and "rules.yaml" in result.output and "rules.0" in result.output
     result = CliRunner().invoke(main, ["alerts", "run", "--json"], env=env)
     assert result.exit_code == 2 and "--json needs --once" in result.output
+
+
+def test_the_service_cycles_until_stopped(alerts_url: str, evaluator: Evaluator) -> None:
+    import threading
+
+    silent_station(alerts_url)
+    service = evaluator(SILENCE.format(title="Diam"), Clock(START + timedelta(hours=2)), interval_s=0.05)
+    stop, cycles = threading.Event(), []
+    thread = threading.Thread(target=service.run, args=(stop, cycles.append))
+    thread.start()
+    try:
+        wait_until(lambda: len(cycles) >= 3, message="three cycles")
+    finally:
+        stop.set()
+        thread.join(5)
+    assert not thread.is_alive()
+    assert sum(len(r.transitions) for c in cycles for r in c.runs) == 1  # judged once, not again
