@@ -53,7 +53,7 @@ class Cycle:
         return {
             "seconds": round(self.seconds, 3),
             "rules": [{"rule_id": r.rule_id, "judged": r.judged, "subjects": r.subjects,
-                       "transitions": len(r.transitions),
+                       "transitions": len(r.transitions), "seconds": round(r.seconds, 4),
                        "evaluated_through": None if r.evaluated_through is None
                        else r.evaluated_through.isoformat()} for r in self.runs],
             "failed": self.failed, "published": self.published, "delivered": self.delivered,

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import hashlib
 import logging
+import time
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -48,6 +49,7 @@ class RuleRun:
     transitions: list[tuple[str, str, datetime]] = field(default_factory=list)  # (subject, kind, at)
     evaluated_through: datetime | None = None
     skipped_from: datetime | None = None  # minutes older than max_catch_up_h were skipped
+    seconds: float = 0.0  # wall time of the judging, reads and writes included
 
 
 def definition_hash(rule: AnyRule) -> str:
@@ -64,6 +66,7 @@ def judge_rule(conn: psycopg.Connection[Any], rule: AnyRule, now: datetime, sett
                max_catch_up: timedelta) -> RuleRun:
     """Judge ``rule`` at every whole step not yet judged that ended ``settle`` before ``now``."""
     run = RuleRun(rule.id)
+    started = time.monotonic()
     step = step_of(rule)
     last = floor_to(now - settle, step)
     digest = definition_hash(rule)
@@ -92,6 +95,7 @@ def judge_rule(conn: psycopg.Connection[Any], rule: AnyRule, now: datetime, sett
         _apply(conn, rule, judged, run)
         conn.execute(UPSERT_PROGRESS, (rule.id, digest, last))
         run.judged, run.evaluated_through = len(judged.times), last
+    run.seconds = time.monotonic() - started
     return run
 
 

@@ -78,6 +78,7 @@ class AlertBenchResult:
     cycle_p95_s: float
     cycles: int
     transitions: int
+    slowest_rules: dict[str, float]  # the five rules with the longest median steady-state judging, s
 
     def to_dict(self) -> dict[str, Any]:
         """The figures as plain JSON-ready values."""
@@ -91,7 +92,8 @@ class AlertBenchResult:
                 f" ({self.catch_up_s_per_hour:.2f} s per hour judged)\n"
                 f"steady state: {self.cycles} cycles, median {self.cycle_median_s * 1000:.0f} ms,"
                 f" p95 {self.cycle_p95_s * 1000:.0f} ms per cycle (every rule, one new minute)\n"
-                f"transitions stored: {self.transitions}")
+                f"transitions stored: {self.transitions}; slowest rules (median s): "
+                + ", ".join(f"{rule_id} {s:.3f}" for rule_id, s in self.slowest_rules.items()))
 
 
 def bench_rules() -> RuleFile:
@@ -184,12 +186,15 @@ def run_alert_bench(config: AlertBenchConfig, settings: Settings, *,
             if catch_up.failed:
                 raise AlertBenchError(f"rules failed: {catch_up.failed}")
             times = []
+            per_rule: dict[str, list[float]] = {}
             for i in range(1, config.cycles + 1):
                 clock.now = now + timedelta(minutes=i)
                 cycle = service.cycle()
                 if cycle.failed:
                     raise AlertBenchError(f"rules failed: {cycle.failed}")
                 times.append(cycle.seconds)
+                for run in cycle.runs:
+                    per_rule.setdefault(run.rule_id, []).append(run.seconds)
             with psycopg.connect(url) as conn:
                 row = conn.execute(COUNT_TRANSITIONS).fetchone()
     return AlertBenchResult(
@@ -197,4 +202,6 @@ def run_alert_bench(config: AlertBenchConfig, settings: Settings, *,
         catch_up_hours=catch_up_h, catch_up_s=catch_up.seconds,
         catch_up_s_per_hour=catch_up.seconds / catch_up_h,
         cycle_median_s=float(np.median(times)), cycle_p95_s=float(np.percentile(times, 95)),
-        cycles=config.cycles, transitions=int(row[0]) if row else 0)
+        cycles=config.cycles, transitions=int(row[0]) if row else 0,
+        slowest_rules=dict(sorted(((rule_id, round(float(np.median(s)), 4))
+                                   for rule_id, s in per_rule.items()), key=lambda item: -item[1])[:5]))
