@@ -30,6 +30,11 @@ rules:
     value: 55.4
     hysteresis: 5
     min_coverage: 0.75
+  - id: ispu-tidak-sehat
+    kind: ispu_category
+    title: ISPU tidak sehat
+    category: tidak_sehat
+    hysteresis: 10
 """
 
 
@@ -55,7 +60,12 @@ def test_haze_fires_for_the_affected_districts_over_the_plateau(alerts_url: str,
         got = transitions(conn)
     assert {subject for _, subject, _, _ in got} == set(HAZE_SITES), got
     for site in HAZE_SITES:
-        mine = [(kind, at) for _, subject, kind, at in got if subject == site]
+        # the ISPU (24-hour PM2.5 among others, smartcity_site_ispu) reaches Tidak Sehat in the haze
+        ispu = [(kind, at) for rule, subject, kind, at in got
+                if subject == site and rule == "ispu-tidak-sehat"]
+        assert [kind for kind, _ in ispu] == ["firing", "resolved"], ispu
+        assert HAZE_START < ispu[0][1] <= plateau_to and plateau_to < ispu[1][1]
+        mine = [(kind, at) for rule, subject, kind, at in got if subject == site and rule == "pm25-24h"]
         assert [kind for kind, _ in mine] == ["firing", "resolved"], mine
         (_, fired_at), (_, resolved_at) = mine
         # the 24-hour mean crosses during the ramp or the plateau's first day, holds over the
