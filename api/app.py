@@ -29,6 +29,7 @@ from api.metrics import ApiMetrics, RequestMetrics
 from api.openapi import OPENAPI_TAGS, install_openapi
 from api.ratelimit import RateLimits
 from api.routes import build_router
+from api.routes.alerts import load_alert_rules
 from smartcity.db import service_database_url
 from smartcity.db.connect import async_pool
 from smartcity.settings import Settings
@@ -90,6 +91,8 @@ def _build_pool(settings: Settings) -> Pool:
 @asynccontextmanager
 async def _lifespan(app: FastAPI) -> AsyncIterator[dict[str, Any]]:
     settings: Settings = app.state.settings
+    # Read once: the listing shows what the API started with (a bad file stops it here).
+    app.state.alert_rules = load_alert_rules(settings)
     pool = _build_pool(settings)
     # wait=False: the API starts (and reports "database": "error") while the database is down.
     await pool.open(wait=False)

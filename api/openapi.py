@@ -31,6 +31,8 @@ OPENAPI_TAGS: list[dict[str, Any]] = [
     {"name": "aggregates", "description": "A metric in time buckets per device, per site or over all,"
                                           " exact whatever the rollups' lag."},
     {"name": "air quality", "description": "ISPU (Permen LHK P.14/2020) and US AQI per site."},
+    {"name": "alerts", "description": "Flood, haze and silent-device alerts, their rules, and who"
+                                      " acknowledged them."},
     {"name": "quarantine", "description": "Admin: rejected input with its reason codes."},
     {"name": "operations", "description": "For operators: Prometheus metrics of the API."},
 ]

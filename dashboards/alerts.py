@@ -1,10 +1,20 @@
-"""Grafana alert rules for PM2.5 and river level, in Grafana's alert-rule provisioning file shape.
+"""Grafana alert rules generated from the alert rule file, in Grafana's provisioning file shape.
 
-Thresholds come from their one definition: the ISPU table (Permen LHK P.14/2020) for PM2.5, the
-flood stages the river simulator and the dashboards use for water level. Each rule queries the
-planner (smartcity_aggregate) through the provisioned data source, so a rule's number is the
-number the API and the panels give for the same question. The alerts issue generates its rules
-from a rule file later; this module is where it plugs in.
+One definition: the rule file (smartcity/alerts/paser-rules.yaml unless told otherwise) that the
+evaluator judges and the API lists. Each rule becomes one Grafana rule (uid ``smartcity-<id>``)
+whose query answers a number per device or district, judged as the rule says:
+
+- threshold: the window's aggregate through the planner (``smartcity_aggregate``), with the rule's
+  ``min_coverage`` in its SQL; per-subject ``levels`` are a second query that Grafana's math
+  subtracts (``$A - $L``), so each gauge is judged against its own line; ``hysteresis`` is the
+  threshold's recovery level; ``for`` Grafana's pending period;
+- rate of rise: the least-squares slope of the window's one-minute means, per hour, in SQL
+  (``regr_slope``), as the evaluator computes it;
+- silence: seconds since each device's newest reading (``latest_readings``);
+- ISPU category: each district's index (``smartcity_site_ispu``) above the category's lower edge.
+
+``clear_for`` has no counterpart among the provisioning fields of Grafana 12.0 this targets: the
+rule resolves as soon as the value is past the recovery level (the evaluator keeps ``clear_for``).
 
 Grafana expands ``$NAME`` from its environment in a rule's labels, not in its query model (so the
 SQL's ``$__timeFrom()`` macros stay as written) nor in its annotations (so ``{{ $labels.x }}``
@@ -13,49 +23,59 @@ does): labels here hold no ``$``.
 
 from __future__ import annotations
 
+from datetime import timedelta
+from pathlib import Path
 from typing import Any, Final
 
 from dashboards.datasource import DATASOURCE_TYPE, DATASOURCE_UID
 from dashboards.folder import FOLDER_TITLE
-from smartcity.airquality import ISPU_CATEGORIES, ISPU_TABLE
-from smartcity.catalog import RIVER_WARNING_LEVELS_M
-from smartcity.db.queries.grafana_alerts import WINDOW_MEAN_BY_SITE, WINDOW_MIN_BY_DEVICE, alert_sql
-from smartcity.settings import DEFAULT_AVERAGING_HOURS
+from smartcity.airquality import ISPU_CATEGORIES, ISPU_INDEX_POINTS
+from smartcity.alerts.coverage import coverage_unit
+from smartcity.alerts.describe import describe_rule
+from smartcity.alerts.rulefile import load_rules
+from smartcity.alerts.rules import (
+    IspuCategoryRule,
+    RateOfRiseRule,
+    RuleFile,
+    RuleSelector,
+    SilenceRule,
+    ThresholdRule,
+    format_duration,
+)
+from smartcity.db.queries.grafana_alerts import (
+    Selection,
+    ispu_sql,
+    levels_sql,
+    rate_sql,
+    silence_sql,
+    transitions_annotation_sql,
+    window_sql,
+)
 
-__all__ = [
-    "EXPRESSION_UID",
-    "RIVER_WARNING_MINUTES",
-    "RIVER_WARNING_STAGE",
-    "alert_rule_groups",
-    "pm25_unhealthy_edge",
-    "river_warning_level",
-]
+__all__ = ["EXPRESSION_UID", "GROUP_NAME", "RULE_UID_PREFIX", "alert_rule_groups", "grafana_rule",
+           "ispu_edge", "transitions_annotation"]
 
 # Grafana's server-side expressions (threshold, reduce, math) are a data source with this uid.
 EXPRESSION_UID: Final = "__expr__"
-# "Above a warning level for 10 minutes": the first of the flood stages (waspada → siaga → awas).
-RIVER_WARNING_STAGE: Final = "waspada"
-RIVER_WARNING_MINUTES: Final = 10
-_UNHEALTHY: Final = "tidak_sehat"
+RULE_UID_PREFIX: Final = "smartcity-"
+GROUP_NAME: Final = "smartcity-rules"
 _EVALUATE_EVERY: Final = "1m"
+_HOUR = timedelta(hours=1)
+_MINUTE = timedelta(minutes=1)
+
+AnyRule = ThresholdRule | RateOfRiseRule | SilenceRule | IspuCategoryRule
 
 
-def pm25_unhealthy_edge() -> float:
-    """Return the PM2.5 concentration (µg/m³) where ISPU "Tidak Sehat" begins: above it is unhealthy."""
-    band = [category.id for category in ISPU_CATEGORIES].index(_UNHEALTHY)
-    # ISPU_TABLE holds the concentration at each index point, 0 first, so band i starts at entry i.
-    return float(ISPU_TABLE["pm25"][band])
+def ispu_edge(category: str) -> int:
+    """Return the index above which ``category`` begins (Tidak Sehat: above 100)."""
+    band = [c.id for c in ISPU_CATEGORIES].index(category)
+    return ISPU_INDEX_POINTS[band]
 
 
-def river_warning_level() -> float:
-    """Return the water level (m above gauge zero) of the first flood stage."""
-    return float(RIVER_WARNING_LEVELS_M[RIVER_WARNING_STAGE])
-
-
-def _sql_query(ref_id: str, raw_sql: str, window_s: int) -> dict[str, Any]:
+def _sql_query(ref_id: str, raw_sql: str, window: timedelta) -> dict[str, Any]:
     return {
         "refId": ref_id,
-        "relativeTimeRange": {"from": window_s, "to": 0},
+        "relativeTimeRange": {"from": int(window.total_seconds()), "to": 0},
         "datasourceUid": DATASOURCE_UID,
         "model": {
             "refId": ref_id,
@@ -70,80 +90,127 @@ def _sql_query(ref_id: str, raw_sql: str, window_s: int) -> dict[str, Any]:
     }
 
 
-def _above(ref_id: str, of: str, level: float) -> dict[str, Any]:
-    # The query answers one number per row (a table), which a threshold judges as it is: only
-    # time series need a reduce step first.
+def _expression(ref_id: str, model: dict[str, Any]) -> dict[str, Any]:
     return {
         "refId": ref_id,
         "relativeTimeRange": {"from": 0, "to": 0},
         "datasourceUid": EXPRESSION_UID,
-        "model": {
-            "refId": ref_id,
-            "datasource": {"type": EXPRESSION_UID, "uid": EXPRESSION_UID},
-            "type": "threshold",
-            "expression": of,
-            "conditions": [{"evaluator": {"type": "gt", "params": [level]}}],
-        },
+        "model": {"refId": ref_id, "datasource": {"type": EXPRESSION_UID, "uid": EXPRESSION_UID}, **model},
     }
 
 
-def _pm25_rule() -> dict[str, Any]:
-    hours = DEFAULT_AVERAGING_HOURS["pm25"]
-    edge = pm25_unhealthy_edge()
+def _threshold(ref_id: str, of: str, above: bool, level: float, hysteresis: float) -> dict[str, Any]:
+    # The query answers one number per row (a table), which a threshold judges as it is: only
+    # time series need a reduce step first. The recovery level (unloadEvaluator) is the rule's
+    # hysteresis: a value hovering at the line does not flap.
+    condition: dict[str, Any] = {"evaluator": {"type": "gt" if above else "lt", "params": [level]}}
+    if hysteresis:
+        back = level - hysteresis if above else level + hysteresis
+        condition["unloadEvaluator"] = {"type": "lt" if above else "gt", "params": [back]}
+    return _expression(ref_id, {"type": "threshold", "expression": of, "conditions": [condition]})
+
+
+def _selection(select: RuleSelector) -> Selection:
+    return Selection(select.kinds, select.sites, select.devices)
+
+
+def _threshold_data(rule: ThresholdRule) -> list[dict[str, Any]]:
+    above = rule.op in (">", ">=")  # Grafana's threshold has no "or equal": the edge itself is a tie
+    unit = coverage_unit(rule.window)
+    whole_hours = rule.window % _HOUR == timedelta(0)
+    bucket = "1h" if whole_hours and not rule.min_coverage else "1m"
+    window = window_sql(rule.metric, rule.aggregate, bucket, rule.scope, _selection(rule.select),
+                        min_coverage=rule.min_coverage,
+                        coverage_hours=int(rule.window / _HOUR) if unit == _HOUR else None,
+                        coverage_minutes=int(rule.window / _MINUTE) if unit == _MINUTE else None)
+    data = [_sql_query("A", window, rule.window)]
+    if not rule.levels:
+        return [*data, _threshold("B", "A", above, rule.value, rule.hysteresis)]
+    levels = levels_sql(rule.metric, rule.scope, _selection(rule.select), rule.value, rule.levels)
+    return [*data, _sql_query("L", levels, rule.window),
+            _expression("C", {"type": "math", "expression": "$A - $L"}),
+            _threshold("D", "C", above, 0.0, rule.hysteresis)]
+
+
+def _rate_data(rule: RateOfRiseRule) -> list[dict[str, Any]]:
+    statement = rate_sql(rule.metric, rule.scope, _selection(rule.select),
+                         window_minutes=int(rule.window / _MINUTE), min_coverage=rule.min_coverage)
+    return [_sql_query("A", statement, rule.window),
+            _threshold("B", "A", True, rule.per_hour, rule.hysteresis)]
+
+
+def _silence_data(rule: SilenceRule) -> list[dict[str, Any]]:
+    return [_sql_query("A", silence_sql(_selection(rule.select)), rule.after),
+            _threshold("B", "A", True, rule.after.total_seconds(), 0.0)]
+
+
+def _ispu_data(rule: IspuCategoryRule) -> list[dict[str, Any]]:
+    # The index's own window is its pollutants' averaging hours; the range only sets the time it
+    # is computed at, the range's end.
+    return [_sql_query("A", ispu_sql(rule.select.sites), timedelta(hours=24)),
+            _threshold("B", "A", True, ispu_edge(rule.category), rule.hysteresis)]
+
+
+def _where(rule: AnyRule) -> str:
+    device_rule = isinstance(rule, SilenceRule) or (
+        isinstance(rule, ThresholdRule | RateOfRiseRule) and rule.scope == "device")
+    if device_rule:
+        return "{{ $labels.device_id }} ({{ $labels.site_id }})"
+    return "{{ $labels.site_id }}"
+
+
+def grafana_rule(rule: AnyRule) -> dict[str, Any]:
+    """Return the Grafana alert rule of ``rule``."""
+    if isinstance(rule, ThresholdRule):
+        data = _threshold_data(rule)
+    elif isinstance(rule, RateOfRiseRule):
+        data = _rate_data(rule)
+    elif isinstance(rule, SilenceRule):
+        data = _silence_data(rule)
+    else:
+        data = _ispu_data(rule)
+    labels = {"rule_id": rule.id, "severity": rule.severity, "kind": rule.kind}
+    if isinstance(rule, ThresholdRule | RateOfRiseRule):
+        labels["metric"] = rule.metric
     return {
-        "uid": "smartcity-pm25-tidak-sehat",
-        "title": f"PM2.5 {hours}-hour mean above ISPU Tidak Sehat",
-        "condition": "B",
-        "data": [_sql_query("A", alert_sql(WINDOW_MEAN_BY_SITE, "pm25"), hours * 3600),
-                 _above("B", "A", edge)],
-        # No readings is not clean air, but it is no haze either: the platform-health dashboard
-        # shows silent stations; a rule that fired on them would page for the wrong thing.
+        "uid": f"{RULE_UID_PREFIX}{rule.id}",
+        "title": rule.title,
+        "condition": data[-1]["refId"],
+        "data": data,
+        # No readings is not a flood or a haze: silent devices have rules of their own.
         "noDataState": "OK",
         "execErrState": "Error",
-        "for": "0s",
-        "labels": {"metric": "pm25", "severity": "warning"},
+        "for": format_duration(rule.for_),
+        "isPaused": not rule.enabled,
+        "labels": labels,
         "annotations": {
-            "summary": f"PM2.5 in {{{{ $labels.site_id }}}}: {hours}-hour mean above {edge:g} µg/m³",
-            "description": (f"The mean of every PM2.5 reading of the last {hours} hours in the district"
-                            f" is above {edge:g} µg/m³, where ISPU category Tidak Sehat (index above"
-                            " 100) begins (Permen LHK P.14/2020)."),
+            "summary": f"{rule.title}: {_where(rule)}",
+            "description": rule.description or describe_rule(rule),
+            "rule": describe_rule(rule),
         },
     }
 
 
-def _river_rule() -> dict[str, Any]:
-    level = river_warning_level()
-    minutes = RIVER_WARNING_MINUTES
-    return {
-        "uid": "smartcity-river-waspada",
-        "title": f"River level above {RIVER_WARNING_STAGE} for {minutes} minutes",
-        "condition": "B",
-        "data": [_sql_query("A", alert_sql(WINDOW_MIN_BY_DEVICE, "water_level"), minutes * 60),
-                 _above("B", "A", level)],
-        # The window's lowest reading is judged, so "for 10 minutes" is read from the data itself:
-        # it holds across a Grafana restart and needs no pending period of its own.
-        "noDataState": "OK",
-        "execErrState": "Error",
-        "for": "0s",
-        "labels": {"metric": "water_level", "severity": "warning"},
-        "annotations": {
-            "summary": (f"{{{{ $labels.device_id }}}} ({{{{ $labels.site_id }}}}): water above"
-                        f" {level:g} m for {minutes} minutes"),
-            "description": (f"Every water-level reading of the gauge in the last {minutes} minutes is"
-                            f" above {level:g} m above gauge zero, the {RIVER_WARNING_STAGE} flood stage."),
-        },
-    }
+def alert_rule_groups(rules: RuleFile | None = None, rules_path: Path | None = None) -> dict[str, Any]:
+    """Return the alert-rule provisioning document (``apiVersion``, ``groups``) of a rule file.
 
-
-def alert_rule_groups() -> dict[str, Any]:
-    """Return the alert-rule provisioning document (``apiVersion``, ``groups``) for both rules."""
+    ``rules`` as loaded, else the file at ``rules_path``, else the shipped Paser rules.
+    """
+    loaded = rules if rules is not None else load_rules(rules_path)
     return {
         "apiVersion": 1,
         "groups": [{
             "orgId": 1,
-            "name": "smartcity-environment",
+            "name": GROUP_NAME,
             "folder": FOLDER_TITLE,
             "interval": _EVALUATE_EVERY,
-            "rules": [_pm25_rule(), _river_rule()],
+            "rules": [grafana_rule(rule) for rule in loaded.rules],
         }],
     }
+
+
+def transitions_annotation(rules: RuleFile | None = None) -> str:
+    """Return the SQL of the dashboards' alert annotations: each transition the evaluator stored,
+    titled as the rule file (default: the shipped one) titles its rule."""
+    loaded = rules if rules is not None else load_rules()
+    return transitions_annotation_sql({rule.id: rule.title for rule in loaded.rules})

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from grafana_foundation_sdk.models import dashboard
 
+from dashboards.alerts import transitions_annotation
 from dashboards.panels import (
     Board,
     device_variable,
@@ -124,6 +125,8 @@ def build_environment() -> dashboard.Dashboard:
         "Air quality (ISPU), weather, river levels, water quality and noise across Kabupaten Paser.",
         ["smartcity", "environment"],
         [district_variable(), device_variable("environment")])
+    # Flood, haze and silence alerts of the chosen districts, as the evaluator stored them.
+    board.annotate("Alerts", transitions_annotation(), "red")
     _air_quality(board)
     _weather(board)
     _rivers(board)

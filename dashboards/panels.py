@@ -220,6 +220,14 @@ class Board:
             self._builder = self._builder.with_panel(panel)
         return self
 
+    def annotate(self, name: str, raw_sql: str, color: str) -> Board:
+        """Add an annotation query (columns time, text, tags) on the platform's data source."""
+        query = PostgresQueryBuilder("Anno", raw_sql, "table")
+        self._builder = self._builder.annotation(
+            dashboard_builder.AnnotationQuery().name(name).datasource(datasource_ref()).enable(True)
+            .icon_color(color).target(query))
+        return self
+
     def build(self) -> dashboard.Dashboard:
         """Return the dashboard model."""
         return self._builder.build()

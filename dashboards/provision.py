@@ -1,6 +1,7 @@
 """Grafana's provisioning files, generated from the constants: the data source and the alert rules.
 
-``python -m dashboards.provision`` rewrites them; ``--check`` exits 1 when a committed file is
+``python -m dashboards.provision`` rewrites them (the alert rules from the shipped rule file, or
+from ``--rules PATH``, with every problem of a bad one printed); ``--check`` exits 1 when a committed file is
 stale (tests/dashboards/test_provisioning.py runs the same check). The dashboard provider,
 ``provisioning/dashboards/smartcity.yml``, holds no constant and is written by hand.
 """
@@ -17,6 +18,7 @@ import yaml
 
 from dashboards.alerts import alert_rule_groups
 from dashboards.datasource import DATASOURCE_NAME, DATASOURCE_TYPE, DATASOURCE_UID
+from smartcity.alerts.rulefile import RuleFileError
 from smartcity.settings import GrafanaSettings
 
 __all__ = [
@@ -76,8 +78,9 @@ def _datasource_file() -> str:
     return _HEADER.format(source="dashboards/datasource.py") + _dump(document)
 
 
-def _rules_file() -> str:
-    return _HEADER.format(source="dashboards/alerts.py") + _dump(alert_rule_groups())
+def _rules_file(rules_path: Path | None) -> str:
+    source = "dashboards/alerts.py and " + (str(rules_path) if rules_path else "the shipped alert rules")
+    return _HEADER.format(source=source) + _dump(alert_rule_groups(rules_path=rules_path))
 
 
 class _Dumper(yaml.SafeDumper):
@@ -96,9 +99,12 @@ def _dump(document: dict[str, Any]) -> str:
     return yaml.dump(document, Dumper=_Dumper, sort_keys=False, allow_unicode=True, width=110)
 
 
-def generated_files() -> dict[Path, str]:
-    """Return each generated provisioning file's path and the text it should hold."""
-    return {DATASOURCE_FILE: _datasource_file(), RULES_FILE: _rules_file()}
+def generated_files(rules_path: Path | None = None) -> dict[Path, str]:
+    """Return each generated provisioning file's path and the text it should hold.
+
+    ``rules_path``: the alert rule file the Grafana rules come from (default: the shipped one).
+    """
+    return {DATASOURCE_FILE: _datasource_file(), RULES_FILE: _rules_file(rules_path)}
 
 
 def stale_files(expected: Mapping[Path, str] | None = None) -> list[Path]:
@@ -108,10 +114,11 @@ def stale_files(expected: Mapping[Path, str] | None = None) -> list[Path]:
             if not path.is_file() or path.read_text(encoding="utf-8") != text]
 
 
-def write_files() -> list[Path]:
+def write_files(rules_path: Path | None = None) -> list[Path]:
     """Rewrite the stale generated files; return them."""
-    stale = stale_files()
-    for path, text in generated_files().items():
+    expected = generated_files(rules_path)
+    stale = stale_files(expected)
+    for path, text in expected.items():
         if path in stale:
             path.parent.mkdir(parents=True, exist_ok=True)
             path.write_text(text, encoding="utf-8")
@@ -122,14 +129,20 @@ def main(argv: list[str] | None = None) -> int:
     """Regenerate the provisioning files, or with ``--check`` report stale ones (exit status 1)."""
     parser = argparse.ArgumentParser(prog="python -m dashboards.provision", description=main.__doc__)
     parser.add_argument("--check", action="store_true", help="change nothing; exit 1 if a file is stale")
+    parser.add_argument("--rules", type=Path, metavar="PATH",
+                        help="the alert rule file (default: the shipped Paser rules)")
     args = parser.parse_args(argv)
-    if args.check:
-        stale = stale_files()
-        for path in stale:
-            sys.stderr.write(f"stale: {path} (run python -m dashboards.provision)\n")
-        return 1 if stale else 0
-    for path in write_files():
-        sys.stderr.write(f"wrote {path}\n")
+    try:
+        if args.check:
+            stale = stale_files(generated_files(args.rules))
+            for path in stale:
+                sys.stderr.write(f"stale: {path} (run python -m dashboards.provision)\n")
+            return 1 if stale else 0
+        for path in write_files(args.rules):
+            sys.stderr.write(f"wrote {path}\n")
+    except RuleFileError as err:
+        sys.stderr.writelines(f"{line}\n" for line in err.lines())
+        return 1
     return 0
 
 

@@ -16,14 +16,14 @@ from api.auth import authenticate, presented_key
 from api.errors import Unauthorized, problem_responses
 from api.params import refuse_unknown_query_parameters
 from api.ratelimit import RateLimits, check_failures_before, check_rate, count_failure
-from api.routes import aggregates, devices, health, ispu, quarantine, readings, sites
+from api.routes import aggregates, alerts, devices, health, ispu, quarantine, readings, sites
 from smartcity.apikeys import Scope
 
 __all__ = ["API_PREFIX", "build_router"]
 
 API_PREFIX = "/api/v1"
 
-_RESOURCES: tuple[ModuleType, ...] = (sites, devices, readings, aggregates, ispu, quarantine)
+_RESOURCES: tuple[ModuleType, ...] = (sites, devices, readings, aggregates, ispu, quarantine, alerts)
 _SCOPED_ROUTERS = (("router", Scope.READ), ("write_router", Scope.WRITE),
                    ("admin_router", Scope.ADMIN))
 

@@ -19,6 +19,8 @@ from typing import Annotated, Literal
 
 from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, PlainSerializer
 
+from smartcity.alerts.ruledocs import document_rule_schema
+
 __all__ = [
     "AGGREGATES",
     "Duration",
@@ -69,7 +71,8 @@ Comparison = Literal[">", ">=", "<", "<="]
 class _Model(BaseModel):
     # Unknown keys are mistakes in a hand-written file (a misspelt "hysteresis" would silently
     # mean none): refuse them.
-    model_config = ConfigDict(extra="forbid", frozen=True, populate_by_name=True)
+    model_config = ConfigDict(extra="forbid", frozen=True, populate_by_name=True,
+                              json_schema_extra=document_rule_schema)
 
 
 class RuleSelector(_Model):
@@ -101,7 +104,8 @@ class ThresholdRule(_RuleBase):
     warning level). It resolves once the aggregate is back past the level by ``hysteresis``
     (in the metric's unit). ``min_coverage`` is the share of the window's minutes that must hold
     readings for the aggregate to count at all (the ISPU's 75 % rule for a 24-hour mean); below
-    it the subject is not judged and keeps its state.
+    it the subject is not judged and keeps its state. Windows of 24 hours or more count hours
+    instead, as the ISPU does (smartcity.alerts.coverage).
     """
 
     kind: Literal["threshold"]

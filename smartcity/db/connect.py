@@ -103,7 +103,7 @@ def service_database_url(settings: Settings, service: Literal["ingest", "api", "
     Raises:
         DatabaseNotConfigured: the service has no URL of its own and ``database_url`` has none.
     """
-    own = getattr(settings, service).database_url
+    own: str | None = getattr(settings, service).database_url
     if own is not None:
         return own
     try:

@@ -113,7 +113,7 @@ class Settings(BaseSettings):
 
     def service_broker(self, service: Literal["ingest", "api", "alerts"]) -> BrokerAddress:
         """Return where ``service`` connects and how it logs in: its own URL if set, else ``broker``."""
-        own = getattr(self, service).mqtt_url
+        own: str | None = getattr(self, service).mqtt_url
         if own is None:
             return self.broker
         return parse_broker_url(own, self.mqtt_ca_file)

@@ -36,6 +36,10 @@ EXPECTED_PROBLEMS = {
     ("/api/v1/aggregates", "get"): {406, 503} | _KEY,  # every malformed parameter is a 400 here
     ("/api/v1/ispu", "get"): {404, 422, 503} | _KEY,
     ("/api/v1/quarantine", "get"): {422, 503} | _KEY,
+    ("/api/v1/alerts/rules", "get"): {422, 503} | _KEY,
+    ("/api/v1/alerts", "get"): {422, 503} | _KEY,
+    ("/api/v1/alerts/{alert_id}", "get"): {404, 422, 503} | _KEY,
+    ("/api/v1/alerts/{alert_id}/ack", "post"): {404, 409, 422, 503} | _KEY,
     ("/metrics", "get"): set(),
 }
 

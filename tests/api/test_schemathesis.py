@@ -27,6 +27,7 @@ from schemathesis.generation.case import Case
 from api import create_app
 from smartcity.devices import register_device
 from smartcity.settings import Settings
+from tests.api.alerts_seed import clear_alerts, insert_alert
 from tests.api.client import TestClient
 from tests.api.particulates import store_a_day_of_particulates
 
@@ -70,6 +71,10 @@ def example_data(bare_client: TestClient, db: psycopg.Connection, database_url: 
     """Register the example device with a day of readings; check the live app's document."""
     register_device(db, EXAMPLE_DEVICE, "air_quality_station", "tanah-grogot")
     store_a_day_of_particulates(database_url, db, EXAMPLE_DEVICE)
+    clear_alerts(db)  # then seven, so the examples' alert 7 exists
+    for minutes in range(7):
+        insert_alert(db, "river-waspada", "river-tanah-grogot-01", "tanah-grogot", fired_minutes=minutes,
+                     resolved_minutes=minutes + 1 if minutes < 6 else None)
     response = bare_client.get("/openapi.json")
     assert response.status_code == 200
     assert response.json() == DOCUMENT

@@ -25,6 +25,7 @@ from smartcity.apikeys import Scope, create_key
 from smartcity.devices import register_device
 from smartcity.services import EmbeddedMosquitto, EmbeddedPostgres
 from smartcity.settings import ApiSettings, Settings
+from tests.api.alerts_seed import clear_alerts, insert_alert
 from tests.api.client import TestClient
 from tests.api.particulates import store_a_day_of_particulates
 from tests.logins import create_login, login_url
@@ -56,6 +57,7 @@ _FINGERPRINTED = {
     "readings": "SELECT * FROM readings",
     "sites": "SELECT * FROM sites",
     "metrics": "SELECT * FROM metrics",
+    "alerts": "SELECT * FROM alerts",
 }
 
 
@@ -165,6 +167,13 @@ def world(postgres: EmbeddedPostgres, mosquitto: EmbeddedMosquitto) -> Iterator[
         for device_id, site in ((EXAMPLE_DEVICE, "tanah-grogot"), (OTHER_DEVICE, "kuaro")):
             register_device(conn, device_id, "air_quality_station", site)
             store_a_day_of_particulates(postgres.url, conn, device_id)
+        # Seven alerts, so the examples' alert 7 exists; acknowledged already, so an acknowledgement
+        # runs its UPDATE with the payload and is refused (409) without changing a row.
+        clear_alerts(conn)
+        for minutes in range(7):
+            insert_alert(conn, "river-waspada", OTHER_DEVICE, "kuaro", fired_minutes=minutes,
+                         resolved_minutes=minutes + 1 if minutes < 6 else None)
+        conn.execute("UPDATE alerts SET acked_at = now(), acked_by = 'earlier' WHERE id = 7")
         admin = create_key(conn, Scope.ADMIN, "injection test").key
         create_key(conn, Scope.READ, "someone else's")
         # The limiter stays on, out of reach: a few hundred requests in seconds from one key.

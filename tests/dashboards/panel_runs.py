@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 import re
+from collections.abc import Iterator
 from contextlib import AbstractContextManager
 from dataclasses import dataclass
 from datetime import datetime, timedelta
@@ -13,11 +14,15 @@ from pathlib import Path
 from typing import Any
 
 import psycopg
+import pytest
 import yaml
 
 from dashboards.macros import ALL, Variable, expand
-from tests.dashboards.scenario_data import END
+from smartcity.services import EmbeddedPostgres
+from tests.dashboards import scenario_data
+from tests.dashboards.scenario_data import END, ScenarioData
 from tests.roles import as_role
+from tests.services import DATA_TABLES
 
 ROOT = Path(__file__).resolve().parents[2]
 DASHBOARDS = sorted((ROOT / "dashboards" / "json").glob("*.json"))
@@ -117,6 +122,24 @@ def expand_target(target: Target, variables: dict[str, Variable], span: timedelt
 
 
 
+# --- the data, once per module (test modules import these fixtures by their function names) ----
+
+@pytest.fixture(scope="module", name="history")
+def history_fixture(postgres: EmbeddedPostgres) -> ScenarioData:
+    """The demo fleet's ninety days, stored once for each module that uses it."""
+    with psycopg.connect(postgres.url, autocommit=True) as conn:
+        conn.execute(f"TRUNCATE {', '.join(DATA_TABLES)} RESTART IDENTITY CASCADE")
+    return scenario_data.load(postgres.url)
+
+
+@pytest.fixture(scope="module", name="conn")
+def conn_fixture(postgres: EmbeddedPostgres, history: ScenarioData) -> Iterator[psycopg.Connection]:
+    """An autocommit connection for the module's queries."""
+    with psycopg.connect(postgres.url, autocommit=True) as connection:
+        yield connection
+
+
+
 # --- shapes -------------------------------------------------------------------------------------
 
 def check_time_series(name: str, columns: list[str], rows: list[tuple[Any, ...]]) -> None:
@@ -164,21 +187,59 @@ def rules() -> list[dict[str, Any]]:
             for rule in group["rules"]]
 
 
-def evaluate(conn: psycopg.Connection, rule: dict[str, Any], at: datetime) -> dict[tuple[str, ...], float]:
-    """Run a rule's query for the window ending ``at``; return each instance's labels and value."""
-    query = next(d for d in rule["data"] if d["datasourceUid"] != "__expr__")
+def rule(uid: str) -> dict[str, Any]:
+    """The provisioned rule with this uid."""
+    return next(r for r in rules() if r["uid"] == uid)
+
+
+Labels = tuple[Any, ...]
+
+
+def _query_values(conn: psycopg.Connection, query: dict[str, Any], at: datetime) -> dict[Labels, float]:
     window = timedelta(seconds=query["relativeTimeRange"]["from"] - query["relativeTimeRange"]["to"])
     model = query["model"]
     text = expand(model["rawSql"], time_from=at - window, time_to=at, max_data_points=model["maxDataPoints"],
                   min_interval=f"{model['intervalMs']}ms")
     columns, rows = run(conn, text)
     labels = [i for i, c in enumerate(columns) if c != "value"]
-    return {tuple(row[i] for i in labels): float(row[columns.index("value")]) for row in rows}
+    value = columns.index("value")
+    return {tuple(row[i] for i in labels): float(row[value]) for row in rows if row[value] is not None}
 
 
-def threshold(rule: dict[str, Any]) -> float:
+def evaluate(conn: psycopg.Connection, rule: dict[str, Any], at: datetime) -> dict[str, dict[Labels, float]]:
+    """Evaluate a rule for the range ending ``at`` as Grafana does: each query's rows (labels → value),
+    the math joined on equal labels, each threshold 1.0 (firing) or 0.0; by refId."""
+    results: dict[str, dict[Labels, float]] = {}
+    for part in rule["data"]:
+        model = part["model"]
+        if part["datasourceUid"] != "__expr__":
+            results[part["refId"]] = _query_values(conn, part, at)
+        elif model["type"] == "math":
+            match = re.fullmatch(r"\$(\w+) - \$(\w+)", model["expression"])
+            assert match is not None, model["expression"]
+            left, right = results[match[1]], results[match[2]]
+            results[part["refId"]] = {labels: left[labels] - right[labels]
+                                      for labels in left if labels in right}
+        else:
+            assert model["type"] == "threshold"
+            evaluator = model["conditions"][0]["evaluator"]
+            above, level = evaluator["type"] == "gt", float(evaluator["params"][0])
+            assert evaluator["type"] in ("gt", "lt")
+            results[part["refId"]] = {
+                labels: float(value > level if above else value < level)
+                for labels, value in results[model["expression"]].items()}
+    return results
+
+
+def firing(conn: psycopg.Connection, rule: dict[str, Any], at: datetime) -> set[Labels]:
+    """The labels of the rule's instances whose condition holds at ``at`` (before any pending period)."""
+    return {labels for labels, value in evaluate(conn, rule, at)[rule["condition"]].items() if value}
+
+
+def threshold(rule: dict[str, Any]) -> dict[str, Any]:
+    """The condition's evaluator and recovery evaluator (None without hysteresis)."""
     condition = next(d for d in rule["data"] if d["refId"] == rule["condition"])
-    evaluator = condition["model"]["conditions"][0]["evaluator"]
-    assert evaluator["type"] == "gt"
-    return float(evaluator["params"][0])
-
+    (judged,) = condition["model"]["conditions"]
+    return {"type": judged["evaluator"]["type"], "level": float(judged["evaluator"]["params"][0]),
+            "recovery": None if "unloadEvaluator" not in judged
+            else (judged["unloadEvaluator"]["type"], float(judged["unloadEvaluator"]["params"][0]))}

@@ -12,7 +12,7 @@ import psycopg
 import pytest
 from psycopg import sql
 
-from dashboards.alerts import alert_rule_groups, pm25_unhealthy_edge, river_warning_level
+from dashboards.alerts import alert_rule_groups
 from smartcity.db.queries.rollups import REFRESH_ROLLUPS
 from smartcity.db.roles import login_url
 from smartcity.services import EmbeddedPostgres
@@ -87,10 +87,10 @@ def test_the_planner_answers_the_role_as_it_answers_the_owner(db: psycopg.Connec
     assert {key for key, *_ in daily} == {"kuaro", "tanah-grogot"}
 
 
-def _rule_sql(uid: str, start: datetime, end: datetime) -> str:
+def _rule_sql(uid: str, start: datetime, end: datetime, ref_id: str = "A") -> str:
     """A rule's query with its two time macros put in as Grafana does (RFC 3339 literals)."""
     rules = {rule["uid"]: rule for group in alert_rule_groups()["groups"] for rule in group["rules"]}
-    raw_sql: str = rules[uid]["data"][0]["model"]["rawSql"]
+    raw_sql: str = next(d for d in rules[uid]["data"] if d["refId"] == ref_id)["model"]["rawSql"]
     literal = "'{}'".format
     return (raw_sql.replace("$__timeFrom()", literal(start.isoformat().replace("+00:00", "Z")))
                    .replace("$__timeTo()", literal(end.isoformat().replace("+00:00", "Z"))))
@@ -101,8 +101,14 @@ def test_the_alert_rules_queries_run_as_the_role(db: psycopg.Connection, databas
     db.execute(REFRESH_ROLLUPS, (100_000,)).fetchone()
     end = T0 + timedelta(hours=30, minutes=5)  # not on an hour: the planner reads the edges raw
     with as_grafana(db):
-        pm25 = db.execute(_rule_sql("smartcity-pm25-tidak-sehat", end - timedelta(hours=24), end)).fetchall()
-        river = db.execute(_rule_sql("smartcity-river-waspada", end - timedelta(minutes=10), end)).fetchall()
+        day, five = end - timedelta(hours=24), end - timedelta(minutes=5)
+        pm25 = db.execute(_rule_sql("smartcity-pm25-24h-tidak-sehat", day, end)).fetchall()
+        river = db.execute(_rule_sql("smartcity-river-waspada", five, end)).fetchall()
+        levels = db.execute(_rule_sql("smartcity-river-waspada", five, end, "L")).fetchall()
+        # Every other rule's queries run with the role's rights too (silence, ISPU, rate of rise).
+        for rule in (r for group in alert_rule_groups()["groups"] for r in group["rules"]):
+            for query in (d for d in rule["data"] if d["datasourceUid"] != "__expr__"):
+                db.execute(_rule_sql(rule["uid"], end - timedelta(hours=1), end, query["refId"])).fetchall()
     lo, hi = (end - timedelta(hours=24)).timestamp(), end.timestamp()
     stations = [(device, site) for device, (kind, site) in FLEET.items() if kind == "air_quality_station"]
     expected = {site: np.mean([v for device, s in stations if s == site
@@ -111,13 +117,15 @@ def test_the_alert_rules_queries_run_as_the_role(db: psycopg.Connection, databas
     assert [site for site, _ in pm25] == ["kuaro", "tanah-grogot"]
     assert {site: value for site, value in pm25} == pytest.approx(expected)
     # The haze district is over the Tidak Sehat edge, the clean one under it.
-    assert dict(pm25)["tanah-grogot"] > pm25_unhealthy_edge() > dict(pm25)["kuaro"]
-    lo = (end - timedelta(minutes=10)).timestamp()
+    assert dict(pm25)["tanah-grogot"] > 55.4 > dict(pm25)["kuaro"]  # the ISPU's Tidak Sehat edge
+    lo = (end - timedelta(minutes=5)).timestamp()
     assert [(device, site) for device, site, _ in river] == [("river-grogot-01", "tanah-grogot"),
                                                              ("river-kuaro-01", "kuaro")]
     for device, _, value in river:
-        assert value == pytest.approx(min(v for t, v in series[device] if lo <= t < hi))
-    assert river[0][2] > river_warning_level() > river[1][2]
+        assert value == pytest.approx(np.mean([v for t, v in series[device] if lo <= t < hi]))
+    # Gauges the rule file names no level for are judged against its value, the Waspada level.
+    assert levels == [("river-grogot-01", "tanah-grogot", 3.0), ("river-kuaro-01", "kuaro", 3.0)]
+    assert river[0][2] > 3.0 > river[1][2]
 
 
 def test_the_role_writes_nothing(db: psycopg.Connection, database_url: str) -> None:

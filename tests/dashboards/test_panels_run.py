@@ -1,10 +1,11 @@
-"""Every panel and alert rule, expanded as Grafana expands it and run as smartcity_grafana against
-ninety days of the simulated demo fleet with a haze and a flood (tests/dashboards/scenario_data.py).
+"""Every panel, expanded as Grafana expands it and run as smartcity_grafana against ninety days of
+the simulated demo fleet with a haze and a flood (tests/dashboards/scenario_data.py); the alert rules
+and annotations have their own module on the same data (test_alert_rules_run.py).
 
-The dashboards are read from their committed JSON, the rules from the provisioning YAML: what
-Grafana would load, not what the builders would build now. Each query runs for ranges of 15 minutes
-to 90 days ending at the data's end and for several selections of the dashboard's variables, whose
-options come from the variables' own queries as Grafana would run them. Answers must come back in the
+The dashboards are read from their committed JSON: what Grafana would load, not what the builders
+would build now. Each query runs for ranges of 15 minutes to 90 days ending at the data's end and for
+several selections of the dashboard's variables, whose options come from the variables' own queries
+as Grafana would run them. Answers must come back in the
 shape the panel's format needs, and a planner panel's numbers must be the API's for the same question.
 """
 
@@ -23,7 +24,6 @@ import psycopg
 import pytest
 
 from api import create_app
-from dashboards.alerts import pm25_unhealthy_edge, river_warning_level
 from dashboards.living import BIN_FULL_PERCENT, LAMP_DEAD_MAX_W
 from dashboards.macros import ALL, Variable, expand, interval_for
 from smartcity.apikeys import Scope, create_key
@@ -31,7 +31,6 @@ from smartcity.catalog import METRICS
 from smartcity.services import EmbeddedMosquitto, EmbeddedPostgres
 from smartcity.settings import ApiSettings, Settings
 from tests.api.client import TestClient
-from tests.dashboards import scenario_data
 from tests.dashboards.panel_runs import (
     CALL,
     DASHBOARDS,
@@ -42,31 +41,15 @@ from tests.dashboards.panel_runs import (
     Target,
     check_table,
     check_time_series,
-    evaluate,
+    conn_fixture,  # noqa: F401  (the module's fixture `conn`)
     expand_target,
-    rules,
+    history_fixture,  # noqa: F401  (the module's fixture `history`)
     run,
-    threshold,
     variables_for,
 )
-from tests.dashboards.scenario_data import END, FLOOD_SITES, HAZE_SITES, ScenarioData
+from tests.dashboards.scenario_data import END, HAZE_SITES, ScenarioData
 from tests.logins import create_login, login_url
-from tests.services import DATA_TABLES, wait_until
-
-
-@pytest.fixture(scope="module")
-def history(postgres: EmbeddedPostgres) -> ScenarioData:
-    """The demo fleet's ninety days, stored once for the module."""
-    with psycopg.connect(postgres.url, autocommit=True) as conn:
-        conn.execute(f"TRUNCATE {', '.join(DATA_TABLES)} RESTART IDENTITY CASCADE")
-    return scenario_data.load(postgres.url)
-
-
-@pytest.fixture(scope="module")
-def conn(postgres: EmbeddedPostgres, history: ScenarioData) -> Iterator[psycopg.Connection]:
-    """An autocommit connection for the module's queries."""
-    with psycopg.connect(postgres.url, autocommit=True) as connection:
-        yield connection
+from tests.services import wait_until
 
 
 @pytest.fixture(scope="module")
@@ -263,48 +246,6 @@ def test_the_ispu_map_equals_the_api_at_the_range_end(conn: psycopg.Connection, 
     during = _ispu_map(conn, "all", haze)
     unhealthy = {site for site, row in during.items() if row["ispu"] is not None and row["ispu"] > 100}
     assert unhealthy == set(HAZE_SITES)
-
-
-# --- alert rules fire where and when the scenario says -----------------------------------------
-
-RAW_WINDOW = """\
-SELECT {key}, {agg}(r.value) FROM readings r JOIN devices d ON d.id = r.device
-JOIN metrics m ON m.metric_id = r.metric
-WHERE m.name = %s AND r.time >= %s AND r.time < %s GROUP BY 1"""
-
-
-def test_the_pm25_rule_fires_for_the_haze_districts_inside_the_haze_only(
-        conn: psycopg.Connection, history: ScenarioData) -> None:
-    rule = next(r for r in rules() if r["labels"]["metric"] == "pm25")
-    assert threshold(rule) == pm25_unhealthy_edge()
-    plateau = history.haze_plateau[0]
-    inside, outside = plateau + timedelta(days=3), plateau - timedelta(days=10)
-    for at, firing in ((inside, set(HAZE_SITES)), (outside, set())):
-        values = evaluate(conn, rule, at)
-        raw = dict(conn.execute(RAW_WINDOW.format(key="d.site_id", agg="avg"),
-                                ("pm25", at - timedelta(hours=24), at)).fetchall())
-        assert {site for (site,), _ in values.items()} == set(raw) and len(raw) == 10
-        for (site,), value in values.items():
-            assert value == pytest.approx(raw[site], rel=1e-9)  # the mean of the readings themselves
-        assert {site for (site,), value in values.items() if value > threshold(rule)} == firing, at
-
-
-def test_the_river_rule_fires_for_the_flooded_gauges_after_the_rain_only(
-        conn: psycopg.Connection, history: ScenarioData) -> None:
-    rule = next(r for r in rules() if r["labels"]["metric"] == "water_level")
-    assert threshold(rule) == river_warning_level()
-    flooded = {(f"river-{site}-01", site) for site in FLOOD_SITES}
-    rain_from, rain_to = history.flood_rain
-    # Six hours after the rain the flooded rivers are high; at its start none has risen; at the
-    # data's end (the last hours still pending in the rollups) the flood has not yet receded.
-    for at, firing in ((rain_to + timedelta(hours=6), flooded), (rain_from, set()), (END, flooded)):
-        values = evaluate(conn, rule, at)
-        raw = dict(conn.execute(RAW_WINDOW.format(key="d.device_id", agg="min"),
-                                ("water_level", at - timedelta(minutes=10), at)).fetchall())
-        assert {device for (device, _), _ in values.items()} == set(raw) and len(raw) == 3
-        for (device, _), value in values.items():
-            assert value == pytest.approx(raw[device], rel=1e-9)
-        assert {labels for labels, value in values.items() if value > threshold(rule)} == firing, at
 
 
 # --- tables and series built from several planner calls -----------------------------------------

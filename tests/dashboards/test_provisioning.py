@@ -12,12 +12,7 @@ import pytest
 import yaml
 
 from api.indices import ISPU_TABLE, compute_sub_index, ispu_category
-from dashboards.alerts import (
-    EXPRESSION_UID,
-    alert_rule_groups,
-    pm25_unhealthy_edge,
-    river_warning_level,
-)
+from dashboards.alerts import EXPRESSION_UID, alert_rule_groups, ispu_edge
 from dashboards.datasource import DATASOURCE_NAME, DATASOURCE_TYPE, DATASOURCE_UID
 from dashboards.folder import FOLDER_TITLE
 from dashboards.provision import (
@@ -29,6 +24,9 @@ from dashboards.provision import (
     stale_files,
 )
 from simulators.models.river_level_sensor import WARNING_LEVELS_M
+from smartcity.alerts.rulefile import load_rules
+from smartcity.alerts.rules import IspuCategoryRule, RateOfRiseRule, SilenceRule, ThresholdRule
+from smartcity.catalog import METRICS
 from smartcity.settings import DEFAULT_AVERAGING_HOURS
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -93,10 +91,25 @@ def test_the_committed_rules_are_the_generated_ones() -> None:
     assert group["folder"] == FOLDER_TITLE and group["interval"] == "1m"
 
 
+def test_every_rule_of_the_rule_file_is_a_grafana_rule_in_its_order() -> None:
+    shipped = load_rules().rules
+    assert [r["uid"] for r in RULES] == [f"smartcity-{rule.id}" for rule in shipped]
+    for rule, grafana in zip(shipped, RULES, strict=True):
+        assert grafana["title"] == rule.title and grafana["labels"]["rule_id"] == rule.id
+        assert grafana["labels"]["severity"] == rule.severity and grafana["isPaused"] is not rule.enabled
+
+
+def _sql(rule: dict[str, Any], ref_id: str = "A") -> str:
+    (query,) = [q for q in rule["data"] if q["refId"] == ref_id]
+    text: str = query["model"]["rawSql"]
+    return text
+
+
 @pytest.mark.parametrize("rule", RULES, ids=lambda rule: rule["uid"])
 def test_every_rule_is_well_formed(rule: dict[str, Any]) -> None:
     refs = {query["refId"] for query in rule["data"]}
     assert len(refs) == len(rule["data"]) and rule["condition"] in refs
+    assert rule["condition"] == rule["data"][-1]["refId"]
     for query in rule["data"]:
         # A rule's query names the provisioned data source or Grafana's expressions, nothing else.
         assert query["datasourceUid"] in (DATASOURCE_UID, EXPRESSION_UID)
@@ -104,10 +117,19 @@ def test_every_rule_is_well_formed(rule: dict[str, Any]) -> None:
         if query["datasourceUid"] == DATASOURCE_UID:
             model = query["model"]
             assert model["datasource"] == {"type": DATASOURCE_TYPE, "uid": DATASOURCE_UID}
-            assert "FROM smartcity_aggregate(" in model["rawSql"] and model["format"] == "table"
-            assert "$__timeFrom()" in model["rawSql"] and "$__timeTo()" in model["rawSql"]
-        else:
+            assert model["format"] == "table"
+        elif query["model"]["type"] == "threshold":
             assert query["model"]["expression"] in refs - {query["refId"]}
+        else:  # math over two earlier results
+            assert query["model"]["type"] == "math"
+            assert {ref.strip("$ ") for ref in query["model"]["expression"].split("-")} <= refs
+    # The subject's number comes from the planner for metric rules; the time is the range's end.
+    kind = rule["labels"]["kind"]
+    source = {"threshold": "FROM smartcity_aggregate(", "rate_of_rise": "FROM smartcity_aggregate(",
+              "silence": "LEFT JOIN latest_readings", "ispu_category": "FROM smartcity_site_ispu("}[kind]
+    assert source in _sql(rule) and "$__timeTo()" in _sql(rule)
+    if kind in ("threshold", "rate_of_rise"):
+        assert "$__timeFrom()" in _sql(rule)
     # Grafana expands $NAME from its environment in labels: a label with $ would change.
     assert all("$" not in value for value in rule["labels"].values())
     assert rule["noDataState"] in ("OK", "NoData", "Alerting")
@@ -115,30 +137,72 @@ def test_every_rule_is_well_formed(rule: dict[str, Any]) -> None:
     assert len({r["uid"] for r in RULES}) == len(RULES)
 
 
-def _threshold(rule: dict[str, Any]) -> float:
+def _threshold(rule: dict[str, Any]) -> tuple[str, float, tuple[str, float] | None]:
     (condition,) = [q for q in rule["data"] if q["refId"] == rule["condition"]]
-    (evaluator,) = [c["evaluator"] for c in condition["model"]["conditions"]]
-    assert evaluator["type"] == "gt"
-    return float(evaluator["params"][0])
+    (judged,) = condition["model"]["conditions"]
+    recovery = judged.get("unloadEvaluator")
+    return (judged["evaluator"]["type"], float(judged["evaluator"]["params"][0]),
+            None if recovery is None else (recovery["type"], float(recovery["params"][0])))
 
 
-def test_the_pm25_rule_fires_above_the_start_of_tidak_sehat() -> None:
-    (rule,) = [r for r in RULES if r["uid"] == "smartcity-pm25-tidak-sehat"]
-    edge = _threshold(rule)
-    assert edge == pm25_unhealthy_edge() and edge in ISPU_TABLE["pm25"]
+def _grafana(rule_id: str) -> dict[str, Any]:
+    return next(r for r in RULES if r["uid"] == f"smartcity-{rule_id}")
+
+
+def test_the_pm25_rule_fires_above_the_start_of_tidak_sehat_with_75_percent_of_the_hours() -> None:
+    rule = _grafana("pm25-24h-tidak-sehat")
+    kind, edge, recovery = _threshold(rule)
+    assert kind == "gt" and edge in ISPU_TABLE["pm25"] and recovery == ("lt", edge - 5.0)
     # At the edge the index is 100, the top of Sedang; any concentration above it is Tidak Sehat.
     at_edge, above = compute_sub_index("pm25", edge), compute_sub_index("pm25", edge + 0.01)
     assert at_edge.value == 100 and at_edge.category.name == "Sedang"
     assert above.value > 100 and above.category.name == ispu_category(above.value).name == "Tidak Sehat"
     (query,) = [q for q in rule["data"] if q["datasourceUid"] == DATASOURCE_UID]
     assert query["relativeTimeRange"] == {"from": DEFAULT_AVERAGING_HOURS["pm25"] * 3600, "to": 0}
-    assert "'pm25'" in query["model"]["rawSql"] and "'site'" in query["model"]["rawSql"]
+    assert "'pm25'" in _sql(rule) and "GROUP BY d.site_id" in _sql(rule)
+    assert "::float8 / 24 >= 0.75" in _sql(rule)  # min_coverage, counted in hours as the ISPU does
+    assert rule["for"] == "0s"
 
 
-def test_the_river_rule_fires_above_the_first_flood_stage_for_ten_minutes() -> None:
-    (rule,) = [r for r in RULES if r["uid"] == "smartcity-river-waspada"]
-    level = _threshold(rule)
-    assert level == river_warning_level() == WARNING_LEVELS_M["waspada"] == min(WARNING_LEVELS_M.values())
-    (query,) = [q for q in rule["data"] if q["datasourceUid"] == DATASOURCE_UID]
-    assert query["relativeTimeRange"] == {"from": 600, "to": 0}
-    assert "'water_level'" in query["model"]["rawSql"] and "'min'" in query["model"]["rawSql"]
+def test_each_river_stage_judges_each_gauge_against_its_level_for_ten_minutes() -> None:
+    shipped = {rule.id: rule for rule in load_rules().rules}
+    for stage, level in WARNING_LEVELS_M.items():
+        rule, source = _grafana(f"river-{stage}"), shipped[f"river-{stage}"]
+        assert isinstance(source, ThresholdRule)
+        # The aggregate minus each gauge's level (query L) above zero; back 10 cm below to recover.
+        assert _threshold(rule) == ("gt", 0.0, ("lt", -source.hysteresis))
+        assert [d["refId"] for d in rule["data"]] == ["A", "L", "C", "D"]
+        assert rule["data"][2]["model"]["expression"] == "$A - $L"
+        for device in source.levels:
+            assert f"('{device}', {level}::float8)" in _sql(rule, "L")
+        assert rule["for"] == "10m" and rule["data"][0]["relativeTimeRange"]["from"] == 300
+
+
+def test_the_other_kinds_carry_their_numbers() -> None:
+    for rule in load_rules().rules:
+        grafana = _grafana(rule.id)
+        if isinstance(rule, RateOfRiseRule):
+            assert _threshold(grafana) == ("gt", rule.per_hour, ("lt", rule.per_hour - rule.hysteresis))
+            assert "regr_slope(value, extract(epoch FROM time) / 3600)" in _sql(grafana)
+        elif isinstance(rule, SilenceRule):
+            assert _threshold(grafana) == ("gt", rule.after.total_seconds(), None)
+            assert f"ARRAY['{rule.select.kinds[0]}']" in _sql(grafana)
+        elif isinstance(rule, IspuCategoryRule):
+            assert _threshold(grafana)[:2] == ("gt", ispu_edge(rule.category))
+    assert ispu_edge("tidak_sehat") == 100 and ispu_edge("sangat_tidak_sehat") == 200
+
+
+def test_another_rule_file_gives_its_rules_and_a_bad_one_its_problems(
+        tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    path = tmp_path / "rules.yaml"
+    path.write_text("version: 1\nrules:\n  - {id: gauge-high, kind: threshold, title: High,"
+                    " metric: water_level, window: 5m, value: 2.5}\n")
+    text = generated_files(path)[RULES_FILE]
+    assert str(path) in text.splitlines()[0]
+    (rule,) = [r for group in yaml.safe_load(text)["groups"] for r in group["rules"]]
+    assert rule["uid"] == "smartcity-gauge-high" and _threshold(rule) == ("gt", 2.5, None)
+    path.write_text("version: 1\nrules:\n  - {id: gauge-high, kind: threshold, title: High,"
+                    " metric: water_levl, window: 5m, value: 2.5}\n")
+    assert main(["--check", "--rules", str(path)]) == 1
+    assert capsys.readouterr().err == (f"{path}:3: rules[0] (gauge-high).metric: unknown metric 'water_levl';"
+                                       f" known: {', '.join(METRICS)}\n")
