@@ -18,6 +18,7 @@ from typing import Any
 import numpy as np
 import psycopg
 
+from smartcity.alerts.coverage import coverage_unit
 from smartcity.alerts.lifecycle import Judgement
 from smartcity.alerts.rules import IspuCategoryRule, RateOfRiseRule, SilenceRule, ThresholdRule
 from smartcity.alerts.windows import Array, BoolArray, coverage, rolling_aggregate, rolling_slope_per_hour
@@ -35,8 +36,9 @@ __all__ = ["AnyRule", "Judged", "Subject", "judge", "step_of"]
 
 AnyRule = ThresholdRule | RateOfRiseRule | SilenceRule | IspuCategoryRule
 MINUTE, HOUR = timedelta(minutes=1), timedelta(hours=1)
-# Threshold windows this long or longer (whole hours) are judged at whole hours from hourly buckets.
-HOURLY_FROM = timedelta(hours=6)
+# min_coverage counts only these aggregates (README "Alert rules"): a last, first or count is
+# meaningful with a single reading in the window.
+COVERED = ("avg", "min", "max", "sum")
 
 
 @dataclass(frozen=True, slots=True)
@@ -70,7 +72,10 @@ def step_of(rule: AnyRule) -> timedelta:
     """The spacing of a rule's judged times: an hour for the ISPU and long threshold windows."""
     if isinstance(rule, IspuCategoryRule):
         return HOUR
-    if isinstance(rule, ThresholdRule) and rule.window >= HOURLY_FROM and rule.window % HOUR == timedelta(0):
+    # Windows whose coverage counts hours (a day or more: smartcity.alerts.coverage) are judged at
+    # whole hours from hourly buckets, so coverage here is what the rule file and Grafana mean.
+    if (isinstance(rule, ThresholdRule) and coverage_unit(rule.window) == HOUR
+            and rule.window % HOUR == timedelta(0)):
         return HOUR
     return MINUTE
 
@@ -146,7 +151,8 @@ def _judge_series(conn: psycopg.Connection[Any], rule: ThresholdRule | RateOfRis
         judged = rolling_aggregate(agg, values, counts, k)
         levels = np.array([[rule.levels.get(key, rule.levels.get(subjects[key].site_id, rule.value))]
                            for key in keys]).reshape(len(keys), 1)
-        judged = np.where(share >= rule.min_coverage, judged, np.nan)
+        if agg in COVERED:
+            judged = np.where(share >= rule.min_coverage, judged, np.nan)
         holds, cleared = _compare(rule.op, levels, rule.hysteresis, judged)
     else:
         judged = rolling_slope_per_hour(values, counts, k, step / HOUR)

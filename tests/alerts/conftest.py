@@ -11,6 +11,7 @@ import psycopg
 import pytest
 
 from smartcity.alerts.rulefile import load_rules
+from smartcity.alerts.rules import RuleFile
 from smartcity.alerts.service import AlertService
 from smartcity.broker_url import BrokerAddress
 from smartcity.settings.alerts import AlertsSettings
@@ -43,15 +44,19 @@ Evaluator = Callable[..., AlertService]
 @pytest.fixture
 def evaluator(alerts_url: str, tmp_path: Path) -> Iterator[Evaluator]:
     """``evaluator(rules_yaml, clock, broker=None, url=None, **settings)`` → a started AlertService,
-    closed at the end of the test."""
+    closed at the end of the test (a RuleFile instead of YAML skips the loader's checks)."""
     made: list[AlertService] = []
 
-    def make(rules_yaml: str, clock: Clock, broker: BrokerAddress | None = None, url: str | None = None,
-             **settings: object) -> AlertService:
-        path = tmp_path / f"rules-{len(made)}.yaml"
-        path.write_text(rules_yaml, encoding="utf-8")
+    def make(rules_yaml: str | RuleFile, clock: Clock, broker: BrokerAddress | None = None,
+             url: str | None = None, **settings: object) -> AlertService:
+        rules = rules_yaml
+        if isinstance(rules_yaml, str):  # through the loader and its checks, as the service reads it
+            path = tmp_path / f"rules-{len(made)}.yaml"
+            path.write_text(rules_yaml, encoding="utf-8")
+            rules = load_rules(path)
+        assert isinstance(rules, RuleFile)
         config = AlertsSettings.model_validate({"settle_s": 0, "max_catch_up_h": 240, **settings})
-        service = AlertService(url or alerts_url, load_rules(path), config, broker=broker, clock=clock)
+        service = AlertService(url or alerts_url, rules, config, broker=broker, clock=clock)
         made.append(service)
         return service
 

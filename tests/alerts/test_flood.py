@@ -10,6 +10,7 @@ from datetime import UTC, datetime, timedelta
 import psycopg
 import pytest
 
+from smartcity.alerts.rulefile import DEFAULT_RULES_PATH
 from tests.alerts.conftest import ALERT_TABLES, Clock, Evaluator, transitions
 from tests.alerts.history import demo_devices, flood_at, grid_start, refresh_rollups, register, store
 
@@ -127,3 +128,23 @@ def test_restart_mid_episode_repeats_nothing_and_loses_nothing(flood: str, evalu
     run_through(clock, second, END, timedelta(hours=5))
     with psycopg.connect(flood) as conn:
         assert transitions(conn) == uninterrupted
+
+
+def test_the_shipped_paser_rules_judge_the_flood(flood: str, evaluator: Evaluator) -> None:
+    shipped = DEFAULT_RULES_PATH.read_text(encoding="utf-8")
+    clock = Clock(START + timedelta(hours=1))
+    service = evaluator(shipped, clock)
+    service.cycle()
+    clock.now = END
+    assert service.cycle().failed == {}  # every shipped rule is judged (the others have no devices here)
+    with psycopg.connect(flood) as conn:
+        got = transitions(conn)
+    for device in FLOODED:
+        fired = {rule: at for rule, subject, kind, at in got if subject == device and kind == "firing"}
+        resolved = [rule for rule, subject, kind, _ in got if subject == device and kind == "resolved"]
+        # the stages in order as the river rises, each once, all resolved as it falls
+        order = ["river-rising-fast", "river-waspada", "river-siaga", "river-awas"]
+        assert [fired[rule] for rule in order] == sorted(fired[rule] for rule in order)
+        firings = [rule for rule, subject, kind, _ in got if subject == device and kind == "firing"]
+        assert sorted(firings) == sorted(resolved) == sorted(order), got
+    assert not [t for t in got if t[1] == "river-kuaro-01"]

@@ -8,9 +8,13 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import psycopg
+import pytest
+import yaml
 from click.testing import CliRunner
 
 from simulators.fleet import DeviceSpec
+from smartcity.alerts.rulefile import RuleFileError
+from smartcity.alerts.rules import RuleFile
 from smartcity.cli import main
 from tests.alerts.conftest import Clock, Evaluator, transitions
 from tests.alerts.history import register, store
@@ -68,8 +72,12 @@ def test_a_rule_that_cannot_be_judged_is_named_and_the_others_carry_on(alerts_ur
     title: Unknown category
     category: ungu
 """
+    # The loader refuses both (smartcity.alerts.rulefile); the evaluator still guards against a
+    # catalogue in the database that differs from the one the file was checked against.
+    with pytest.raises(RuleFileError, match="moonlight"):
+        evaluator(rules, Clock(START))
     clock = Clock(START + timedelta(hours=2))
-    service = evaluator(rules, clock)
+    service = evaluator(RuleFile.model_validate(yaml.safe_load(rules)), clock)
     cycle = service.cycle()
     assert set(cycle.failed) == {"no-such-metric", "no-such-category"}
     assert "moonlight" in cycle.failed["no-such-metric"] and "ungu" in cycle.failed["no-such-category"]
@@ -104,7 +112,7 @@ def test_alerts_run_once_from_the_command_line(alerts_url: str, tmp_path: Path,
     assert done["rules"][0]["transitions"] == 1 and done["published"] == 1  # silent since 01:00, judged now
     rules.write_text("version: 1\nrules:\n  - id: x\n    kind: silence\n", encoding="utf-8")
     result = CliRunner().invoke(main, ["alerts", "run", "--once"], env=env)
-    assert result.exit_code == 1 and "rules.yaml" in result.output and "rules.0" in result.output
+    assert result.exit_code == 1 and "rules.yaml: line 3: rules[0] (x)" in result.output
     result = CliRunner().invoke(main, ["alerts", "run", "--json"], env=env)
     assert result.exit_code == 2 and "--json needs --once" in result.output
 
