@@ -19,6 +19,8 @@ import psycopg
 
 from smartcity.alerts.evaluate import AnyRule, Judged, Subject, judge, step_of
 from smartcity.alerts.lifecycle import State, SubjectState, advance
+from smartcity.alerts.rules import RateOfRiseRule, SilenceRule, ThresholdRule, format_duration
+from smartcity.catalog import METRICS
 from smartcity.db.queries.alerts import (
     DELETE_RULE_STATE,
     INSERT_ALERT,
@@ -118,8 +120,21 @@ def _transition(conn: psycopg.Connection[Any], rule: AnyRule, alert_id: int, kin
 
 
 def _summary(rule: AnyRule, subject: Subject, value: float | None) -> str:
-    shown = "" if value is None else f" ({value:.4g})"
-    return f"{rule.title}: {subject.key}{shown}"
+    """One line for people: where, what was judged, against what."""
+    where = subject.key if subject.device_id is None else f"{subject.key} ({subject.site_id})"
+    if value is None:
+        return f"{where}: {rule.title}"
+    if isinstance(rule, ThresholdRule):
+        unit = METRICS[rule.metric].unit if rule.metric in METRICS else ""
+        level = rule.levels.get(subject.key, rule.levels.get(subject.site_id, rule.value))
+        return (f"{where}: {rule.aggregate} {rule.metric} over {format_duration(rule.window)}"
+                f" {value:.4g} {unit} {rule.op} {level:g} {unit}").replace("  ", " ")
+    if isinstance(rule, RateOfRiseRule):
+        unit = METRICS[rule.metric].unit if rule.metric in METRICS else ""
+        return f"{where}: {rule.metric} rising {value:.3g} {unit}/h > {rule.per_hour:g} {unit}/h"
+    if isinstance(rule, SilenceRule):
+        return f"{where}: no reading for {value / 60:.0f} min (limit {format_duration(rule.after)})"
+    return f"{where}: ISPU {value:.0f}, {rule.category} or worse"
 
 
 def _apply(conn: psycopg.Connection[Any], rule: AnyRule, judged: Judged, run: RuleRun) -> None:

@@ -102,6 +102,11 @@ def test_flood_fires_and_resolves_once_each_way(flood: str, evaluator: Evaluator
             assert rising and rising[0][0] == "firing"
             assert rising[0][1] < fired_at  # the rise warns before the level does
         assert not [t for t in got if t[1] == "river-kuaro-01"]
+        summary = conn.execute("SELECT summary FROM alerts WHERE rule_id = 'river-waspada'"
+                               " AND subject = %s", (FLOODED[0],)).fetchone()
+        assert summary is not None and summary[0].startswith(
+            "river-tanah-grogot-01 (tanah-grogot): avg water_level over 10m 3.")
+        assert summary[0].endswith(" m > 3 m")
         active = conn.execute("SELECT count(*) FROM alerts WHERE state = 'firing'"
                               " AND rule_id = 'river-waspada'")
         assert active.fetchone() == (0,)

@@ -89,6 +89,7 @@ def test_retried_until_delivered_as_the_alerts_role(
     assert body["transition"]["transition"] == "firing"
     assert body["transition"]["at"] == at.astimezone(UTC).isoformat().replace("+00:00", "Z")
     assert body["transition"]["value"] >= 1800  # seconds without a reading
+    assert body["alert"]["summary"] == "ws-hook-a (long-ikis): no reading for 30 min (limit 30m)"
 
 
 def test_always_failing_is_given_up_and_counted(alerts_url: str, evaluator: Evaluator,
