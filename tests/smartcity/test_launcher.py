@@ -43,6 +43,7 @@ def _start(data_dir: Path, ports: dict[str, int]) -> subprocess.Popen[bytes]:
         "SMARTCITY_SIMULATOR__INTERVAL_S": "1",
         "SMARTCITY_INGEST__METRICS_PORT": str(ports["metrics"]),
         "SMARTCITY_ROLLUP__METRICS_PORT": str(ports.get("rollup", 0)),
+        "SMARTCITY_ALERTS__METRICS_PORT": str(ports.get("alerts", 0)),
     })
     return subprocess.Popen([sys.executable, "-m", "smartcity", "up"], env=env, cwd=data_dir.parent,
                             stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
@@ -110,7 +111,8 @@ def test_up_serves_simulated_readings_stops_cleanly_and_keeps_data() -> None:
         # Logins only: the broker takes a fleet device's own (derived) password and nothing else.
         assert logins == {"anonymous": "Not authorized", "fleet device": "Success",
                           "wrong password": "Not authorized", "ingest's name": "Not authorized"}
-        assert "broker logins: the registry's devices and smartcity-ingest-1, smartcity-api-1" in output
+        assert ("broker logins: the registry's devices and smartcity-ingest-1, smartcity-api-1,"
+                " smartcity-alerts-1") in output
         assert set(first) == {"pm25", "pm10", "co", "no2", "o3", "so2", "hc"}
         assert health == {"status": "ok", "database": "ok", "broker": "ok"}
         assert "smartcity_ingest_readings_stored_total" in metrics
@@ -223,6 +225,7 @@ def _external_env(database_url: str, broker: EmbeddedMosquitto, logins: BrokerLo
         "SMARTCITY_API__PORT": str(free_port()),
         "SMARTCITY_INGEST__METRICS_PORT": "0",
         "SMARTCITY_ROLLUP__METRICS_PORT": "0",
+        "SMARTCITY_ALERTS__METRICS_PORT": "0",
     })
     return env
 
