@@ -213,7 +213,8 @@ class _Output:
 
 def _external_env(database_url: str, broker: EmbeddedMosquitto, logins: BrokerLogins) -> dict[str, str]:
     """The environment of an `up` on external services with authentication, as an operator sets
-    it: a broker URL without a login, an account of its own for ingest and for the API, and a fleet
+    it: a broker URL without a login, an account of its own for ingest, the API and the alert
+    evaluator, and a fleet
     secret, with which `up` registers the demo devices so each logs in as itself."""
     env = {k: v for k, v in os.environ.items() if not k.startswith("SMARTCITY_")}
     env.update({
@@ -221,6 +222,7 @@ def _external_env(database_url: str, broker: EmbeddedMosquitto, logins: BrokerLo
         "SMARTCITY_MQTT_URL": f"mqtt://127.0.0.1:{broker.port}",
         "SMARTCITY_INGEST__MQTT_URL": login_url(logins("ingest", broker)),
         "SMARTCITY_API__MQTT_URL": login_url(logins("api", broker)),
+        "SMARTCITY_ALERTS__MQTT_URL": login_url(logins("alerts", broker)),
         "SMARTCITY_SIMULATOR__FLEET_SECRET": uuid.uuid4().hex,
         "SMARTCITY_API__PORT": str(free_port()),
         "SMARTCITY_INGEST__METRICS_PORT": "0",
