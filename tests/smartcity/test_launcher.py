@@ -214,8 +214,8 @@ class _Output:
 def _external_env(database_url: str, broker: EmbeddedMosquitto, logins: BrokerLogins) -> dict[str, str]:
     """The environment of an `up` on external services with authentication, as an operator sets
     it: a broker URL without a login, an account of its own for ingest, the API and the alert
-    evaluator, and a fleet
-    secret, with which `up` registers the demo devices so each logs in as itself."""
+    evaluator, and a fleet secret, with which `up` registers the demo devices so each logs in as
+    itself."""
     env = {k: v for k, v in os.environ.items() if not k.startswith("SMARTCITY_")}
     env.update({
         "SMARTCITY_DATABASE_URL": database_url,
