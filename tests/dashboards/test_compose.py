@@ -130,7 +130,8 @@ def test_no_password_has_a_default() -> None:
     assert {name for name, *_ in passwords} == {
         "PASER_DB_PASSWORD", "PASER_GRAFANA_DB_PASSWORD", "PASER_INGEST_DB_PASSWORD",
         "PASER_API_DB_PASSWORD", "PASER_MQTT_INGEST_PASSWORD", "PASER_MQTT_API_PASSWORD",
-        "PASER_MQTT_MONITOR_PASSWORD", "PASER_FLEET_SECRET", "PASER_GRAFANA_ADMIN_PASSWORD"}
+        "PASER_MQTT_MONITOR_PASSWORD", "PASER_FLEET_SECRET", "PASER_GRAFANA_ADMIN_PASSWORD",
+        "PASER_ALERTS_DB_PASSWORD", "PASER_MQTT_ALERTS_PASSWORD"}
     # Every PASER_ variable is a secret: nothing else is read from outside.
     assert len(passwords) == len(references)
     # ${NAME:?message}: compose refuses to start while NAME is unset or empty.
@@ -179,9 +180,9 @@ def _settings_of(name: str) -> Settings:
     return Settings(_env_file=None, **nested)
 
 
-def test_ingest_and_the_api_connect_through_their_own_logins_and_the_rest_as_owner() -> None:
+def test_ingest_the_api_and_alerts_connect_through_their_own_logins_and_the_rest_as_owner() -> None:
     logins = SERVICES["db-logins"]["environment"]
-    for service in ("ingest", "api"):
+    for service in ("ingest", "api", "alerts"):
         # The owner's password is not in their containers at all.
         assert "PASER_DB_PASSWORD" not in yaml.safe_dump(SERVICES[service])
         assert "SMARTCITY_DATABASE_URL" not in SERVICES[service]["environment"]
@@ -195,6 +196,7 @@ def test_ingest_and_the_api_connect_through_their_own_logins_and_the_rest_as_own
     for name in ("migrate", "rollup", "simulator", "broker-accounts", "broker-auth"):
         settings = _settings_of(name)
         assert settings.ingest.database_url is None and settings.api.database_url is None
+        assert settings.alerts.database_url is None
         assert settings.database_url == "postgresql://smartcity:owner-pw@timescaledb:5432/smartcity"
     # The job logs in as the owner the database image creates.
     assert logins["PGUSER"] == SERVICES["timescaledb"]["environment"]["POSTGRES_USER"]
@@ -218,7 +220,8 @@ def test_every_service_logs_in_to_the_broker_as_its_own_account() -> None:
     for name in ("migrate", "broker-accounts", "broker-auth", "ingest", "rollup", "api", "simulator"):
         # Where the broker is, without a login: nothing logs in with a shared account.
         assert _settings_of(name).mqtt_url in (None, "mqtt://mosquitto:1883"), name
-    for service, account in (("ingest", "smartcity-ingest-1"), ("api", "smartcity-api-1")):
+    for service, account in (("ingest", "smartcity-ingest-1"), ("api", "smartcity-api-1"),
+                             ("alerts", "smartcity-alerts-1")):
         address = _settings_of(service).service_broker(service)
         _, secret = BROKER_ACCOUNTS[account]
         assert (address.username, address.password) == (account, SECRETS[secret]), service
@@ -239,7 +242,7 @@ def test_every_service_logs_in_to_the_broker_as_its_own_account() -> None:
     assert "-u smartcity-monitor-1" in broker_check and "$$MQTT_MONITOR_PASSWORD" in broker_check
     assert SERVICES["mosquitto"]["environment"]["MQTT_MONITOR_PASSWORD"] == (
         "${PASER_MQTT_MONITOR_PASSWORD:?set PASER_MQTT_MONITOR_PASSWORD}")
-    for name in ("ingest", "api", "simulator"):
+    for name in ("ingest", "api", "alerts", "simulator"):
         assert SERVICES[name]["depends_on"]["broker-accounts"] == {
             "condition": "service_completed_successfully"}, name
 
