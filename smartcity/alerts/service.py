@@ -25,6 +25,7 @@ from smartcity.alerts.rules import RuleFile
 from smartcity.alerts.store import RuleRun, judge_rule
 from smartcity.alerts.webhooks import deliver_due
 from smartcity.broker_url import BrokerAddress
+from smartcity.db.connect import connect
 from smartcity.settings.alerts import AlertsSettings
 
 __all__ = ["AlertService", "Cycle", "utc_now"]
@@ -72,7 +73,7 @@ class AlertService:
         self.settings = settings
         self.clock = clock
         self.metrics = metrics or AlertMetrics()
-        self.conn: psycopg.Connection[Any] = psycopg.connect(url, autocommit=True)
+        self.conn: psycopg.Connection[Any] = connect(url, purpose="alerts", autocommit=True)
         self.publisher = AlertPublisher(broker) if broker is not None else None
         if self.publisher is not None:
             self.publisher.start()
@@ -165,7 +166,7 @@ class AlertService:
         while not stop.is_set():
             try:
                 self.conn.close()
-                self.conn = psycopg.connect(self.url, autocommit=True)
+                self.conn = connect(self.url, purpose="alerts", autocommit=True)
                 return
             except psycopg.OperationalError:
                 stop.wait(min(self.settings.interval_s, 5.0))

@@ -21,7 +21,7 @@ from smartcity.broker.authfiles import ACL_FILE, PASSWORD_FILE
 from smartcity.broker.roles import Role
 from smartcity.db.connect import service_database_url
 from smartcity.db.roles import LOGIN_ROLES
-from smartcity.settings import ApiSettings, IngestSettings, RollupSettings, Settings
+from smartcity.settings import AlertsSettings, ApiSettings, IngestSettings, RollupSettings, Settings
 from tests.dashboards.compose_file import (
     BROKER_ACCOUNTS,
     COMPOSE,
@@ -99,13 +99,13 @@ def test_one_shot_services_are_waited_for_to_complete(name: str) -> None:
 
 
 def test_services_wait_for_healthy_dependencies() -> None:
-    for name in ("ingest", "rollup", "api", "simulator"):
+    for name in ("ingest", "rollup", "alerts", "api", "simulator"):
         depends = SERVICES[name]["depends_on"]
         assert depends["timescaledb"]["condition"] == "service_healthy"
         assert depends["mosquitto"]["condition"] == "service_healthy"
         assert depends["migrate"]["condition"] == "service_completed_successfully"
     # Grafana, ingest and the API log in through the logins the one-shot job makes.
-    for name in ("grafana", "ingest", "api"):
+    for name in ("grafana", "ingest", "api", "alerts"):
         login = SERVICES[name]["depends_on"]["db-logins"]
         assert login["condition"] == "service_completed_successfully", name
 
@@ -122,6 +122,10 @@ def test_health_checks_name_what_the_services_serve() -> None:
         assert metric is not None and f'"{metric.group(1)}"' in metrics, checks[name]
     assert f":{IngestSettings().metrics_port}/" in checks["ingest"]
     assert f":{RollupSettings().metrics_port}/" in checks["rollup"]
+    alert_metrics = (ROOT / "smartcity/alerts/metrics.py").read_text()
+    metric = re.search(r"(smartcity_\w+)", checks["alerts"])
+    assert metric is not None and f'"{metric.group(1)}"' in alert_metrics, checks["alerts"]
+    assert f":{AlertsSettings().metrics_port}/" in checks["alerts"]
 
 
 def test_no_password_has_a_default() -> None:
