@@ -3,13 +3,16 @@
 # role the migrations make (README "Database roles"):
 #   INGEST_DB_USER  (default smartcity_ingest_login) in smartcity_ingest  (migration 012), the ingest workers
 #   API_DB_USER     (default smartcity_api_login)    in smartcity_api     (migration 012), the API
+#   ALERTS_DB_USER  (default smartcity_alerts_login) in smartcity_alerts  (migration 014), the alert evaluator
 #   GRAFANA_DB_USER (default grafana)                in smartcity_grafana (migration 011), read-only
-# with the passwords INGEST_DB_PASSWORD, API_DB_PASSWORD and GRAFANA_DB_PASSWORD (all required).
+# with the passwords INGEST_DB_PASSWORD, API_DB_PASSWORD, ALERTS_DB_PASSWORD and GRAFANA_DB_PASSWORD
+# (all required).
 # Run by compose's one-shot `db-logins` service after the migrations, on every start, so a changed
 # password takes effect. Connection (as the owner): libpq's PGHOST, PGPORT, PGUSER, PGPASSWORD, PGDATABASE.
 set -eu
 : "${INGEST_DB_PASSWORD:?set INGEST_DB_PASSWORD (compose: PASER_INGEST_DB_PASSWORD)}"
 : "${API_DB_PASSWORD:?set API_DB_PASSWORD (compose: PASER_API_DB_PASSWORD)}"
+: "${ALERTS_DB_PASSWORD:?set ALERTS_DB_PASSWORD (compose: PASER_ALERTS_DB_PASSWORD)}"
 : "${GRAFANA_DB_PASSWORD:?set GRAFANA_DB_PASSWORD (compose: PASER_GRAFANA_DB_PASSWORD)}"
 
 # login, the environment variable holding its password, group role, read-only (true/false)
@@ -37,4 +40,5 @@ SQL
 
 make_login "${INGEST_DB_USER:-smartcity_ingest_login}" INGEST_DB_PASSWORD smartcity_ingest false
 make_login "${API_DB_USER:-smartcity_api_login}" API_DB_PASSWORD smartcity_api false
+make_login "${ALERTS_DB_USER:-smartcity_alerts_login}" ALERTS_DB_PASSWORD smartcity_alerts false
 make_login "${GRAFANA_DB_USER:-grafana}" GRAFANA_DB_PASSWORD smartcity_grafana true

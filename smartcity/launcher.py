@@ -95,9 +95,9 @@ def fleet_secret(settings: Settings) -> bytes | None:
 def service_login_environment(settings: Settings, service_urls: Mapping[Service, str]) -> dict[str, str]:
     """Return the variables that hand each child service its own login in ``service_urls``
     (``SMARTCITY_INGEST__DATABASE_URL`` …), except where the settings name one already."""
-    own = {"ingest": settings.ingest.database_url, "api": settings.api.database_url}
     return {f"SMARTCITY_{service.upper()}__DATABASE_URL": service_url
-            for service, service_url in service_urls.items() if own[service] is None}
+            for service, service_url in service_urls.items()
+            if getattr(settings, service).database_url is None}
 
 
 # The platform's own broker logins on the embedded broker: one per process, since the broker binds
@@ -105,12 +105,13 @@ def service_login_environment(settings: Settings, service_urls: Mapping[Service,
 SERVICE_ACCOUNTS: dict[Service, tuple[str, Role]] = {
     "ingest": ("smartcity-ingest-1", Role.INGEST),
     "api": ("smartcity-api-1", Role.API),
+    "alerts": ("smartcity-alerts-1", Role.ALERTS),
 }
 
 
 def set_up_broker_logins(url: str, port: int) -> dict[str, str]:
-    """Give ingest and the API broker accounts of their own, with new passwords on every start;
-    return the variables that hand each child its login (``SMARTCITY_INGEST__MQTT_URL`` …)."""
+    """Give ingest, the API and the alert evaluator broker accounts of their own, with new passwords
+    on every start; return the variables that hand each child its login (``SMARTCITY_INGEST__MQTT_URL`` …)."""
     env = {}
     with connect(url, purpose="register", autocommit=True) as conn:
         for service, (username, role) in SERVICE_ACCOUNTS.items():
@@ -185,9 +186,10 @@ def _prepare_registry(settings: Settings, url: str) -> dict[str, str]:
         created = ensure_operator_key(url, key_file)
         log.info("%s admin API key in %s (send it as 'Authorization: Bearer <key>')",
                  "new" if created else "the", key_file)
-        # Ingest writes and the API reads through their own roles (migration 012); the rollup
-        # refresher and retention stay the owner, which drop_chunks requires. An external
-        # database's logins are its administrator's to make (README "Database roles").
+        # Ingest writes, the API reads and the alert evaluator judges through their own roles
+        # (migrations 012, 014); the rollup refresher and retention stay the owner, which
+        # drop_chunks requires. An external database's logins are its administrator's to make
+        # (README "Database roles").
         logins = set_up_service_logins(url, embedded_postgres_dir(settings))
         service_urls = {service: login.url for service, login in logins.items()}
         log.info("database logins %s (passwords in %s, new on every start)",
@@ -209,7 +211,8 @@ def _supervise(settings: Settings, env: dict[str, str], broker: EmbeddedMosquitt
     api = ChildProcess("api", ["api"])
     simulator = ChildProcess("simulator", ["simulate", "--demo"])
     rollup = ChildProcess("rollup", ["rollup"])
-    watched: list[Supervised] = [ingest, rollup, api, simulator]
+    alerts = ChildProcess("alerts", ["alerts", "run"])
+    watched: list[Supervised] = [ingest, rollup, alerts, api, simulator]
     if broker is not None:
         # Not the database: its postmaster already recovers from its backends' crashes.
         watched.append(BrokerProcess(broker))
@@ -227,6 +230,6 @@ def _supervise(settings: Settings, env: dict[str, str], broker: EmbeddedMosquitt
             log.error("%s", err)
             status = 1
             break
-    for child in (simulator, ingest, rollup, api):  # devices stop first, then ingest flushes
+    for child in (simulator, ingest, rollup, alerts, api):  # devices stop first, then ingest flushes
         child.stop()
     return status

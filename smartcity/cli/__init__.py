@@ -18,6 +18,7 @@ from simulators.encode import FORMATS, Format
 from simulators.faults import FAULT_NAMES
 from simulators.scenarios import SCENARIOS
 from smartcity.cli import alert_rules  # noqa: F401  (its commands join the alerts group)
+from smartcity.cli import alert_service as _alert_service  # noqa: F401  (adds `alerts run`)
 from smartcity.cli.admin import db, devices, quarantine
 from smartcity.cli.alerts import alerts
 from smartcity.cli.apikeys import apikeys

@@ -1,6 +1,7 @@
-"""The services' database logins: LOGIN roles in the group roles smartcity_ingest and smartcity_api.
+"""The services' database logins: LOGIN roles in the group roles smartcity_ingest, smartcity_api and
+smartcity_alerts.
 
-Migration 012 makes the NOLOGIN group roles and their grants; a deployment logs in through roles
+Migrations 012 and 014 make the NOLOGIN group roles and their grants; a deployment logs in through roles
 of its own that are members. ``smartcity up`` makes those for the embedded cluster on every start
 with fresh random passwords, kept in files (mode 0600) beside the cluster's own password, and hands
 the children their URLs; compose does the same with docker/db-logins.sh (README "Database roles").
@@ -23,11 +24,13 @@ from smartcity.db.queries import roles as role_sql
 __all__ = ["GROUP_ROLES", "LOGIN_ROLES", "Service", "ServiceLogin", "ensure_login", "login_url",
            "set_up_service_logins"]
 
-Service = Literal["ingest", "api"]
+Service = Literal["ingest", "api", "alerts"]
 
-# The group role each service's login is a member of (migration 012), and the login's name.
-GROUP_ROLES: Final[dict[Service, str]] = {"ingest": "smartcity_ingest", "api": "smartcity_api"}
-LOGIN_ROLES: Final[dict[Service, str]] = {"ingest": "smartcity_ingest_login", "api": "smartcity_api_login"}
+# The group role each service's login is a member of (migrations 012, 014), and the login's name.
+GROUP_ROLES: Final[dict[Service, str]] = {"ingest": "smartcity_ingest", "api": "smartcity_api",
+                                          "alerts": "smartcity_alerts"}
+LOGIN_ROLES: Final[dict[Service, str]] = {"ingest": "smartcity_ingest_login", "api": "smartcity_api_login",
+                                          "alerts": "smartcity_alerts_login"}
 
 
 @dataclass(frozen=True)

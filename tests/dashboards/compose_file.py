@@ -56,13 +56,15 @@ SECRETS = {"PASER_DB_PASSWORD": "owner-pw", "PASER_INGEST_DB_PASSWORD": "ingest-
            "PASER_API_DB_PASSWORD": "api-pw", "PASER_MQTT_INGEST_PASSWORD": "mqtt-ingest-Pw_1",
            "PASER_MQTT_API_PASSWORD": "mqtt-api-Pw_2", "PASER_MQTT_MONITOR_PASSWORD": "mqtt-monitor-Pw_3",
            "PASER_FLEET_SECRET": "fleet-Secret_4", "PASER_GRAFANA_DB_PASSWORD": "grafana-pw",
-           "PASER_GRAFANA_ADMIN_PASSWORD": "grafana-admin-pw"}
+           "PASER_GRAFANA_ADMIN_PASSWORD": "grafana-admin-pw", "PASER_ALERTS_DB_PASSWORD": "alerts-pw",
+           "PASER_MQTT_ALERTS_PASSWORD": "mqtt-alerts-Pw_5"}
 
 
 # The broker's service accounts, as docker/broker-accounts.sh makes them: name → (role, secret).
 BROKER_ACCOUNTS = {"smartcity-ingest-1": ("ingest", "PASER_MQTT_INGEST_PASSWORD"),
                    "smartcity-api-1": ("api", "PASER_MQTT_API_PASSWORD"),
-                   "smartcity-monitor-1": ("monitor", "PASER_MQTT_MONITOR_PASSWORD")}
+                   "smartcity-monitor-1": ("monitor", "PASER_MQTT_MONITOR_PASSWORD"),
+                   "smartcity-alerts-1": ("alerts", "PASER_MQTT_ALERTS_PASSWORD")}
 MQTT_SECRETS = {secret for _, secret in BROKER_ACCOUNTS.values()}
 
 

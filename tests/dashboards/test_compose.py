@@ -21,7 +21,7 @@ from smartcity.broker.authfiles import ACL_FILE, PASSWORD_FILE
 from smartcity.broker.roles import Role
 from smartcity.db.connect import service_database_url
 from smartcity.db.roles import LOGIN_ROLES
-from smartcity.settings import ApiSettings, IngestSettings, RollupSettings, Settings
+from smartcity.settings import AlertsSettings, ApiSettings, IngestSettings, RollupSettings, Settings
 from tests.dashboards.compose_file import (
     BROKER_ACCOUNTS,
     COMPOSE,
@@ -99,13 +99,13 @@ def test_one_shot_services_are_waited_for_to_complete(name: str) -> None:
 
 
 def test_services_wait_for_healthy_dependencies() -> None:
-    for name in ("ingest", "rollup", "api", "simulator"):
+    for name in ("ingest", "rollup", "alerts", "api", "simulator"):
         depends = SERVICES[name]["depends_on"]
         assert depends["timescaledb"]["condition"] == "service_healthy"
         assert depends["mosquitto"]["condition"] == "service_healthy"
         assert depends["migrate"]["condition"] == "service_completed_successfully"
     # Grafana, ingest and the API log in through the logins the one-shot job makes.
-    for name in ("grafana", "ingest", "api"):
+    for name in ("grafana", "ingest", "api", "alerts"):
         login = SERVICES[name]["depends_on"]["db-logins"]
         assert login["condition"] == "service_completed_successfully", name
 
@@ -122,6 +122,10 @@ def test_health_checks_name_what_the_services_serve() -> None:
         assert metric is not None and f'"{metric.group(1)}"' in metrics, checks[name]
     assert f":{IngestSettings().metrics_port}/" in checks["ingest"]
     assert f":{RollupSettings().metrics_port}/" in checks["rollup"]
+    alert_metrics = (ROOT / "smartcity/alerts/metrics.py").read_text()
+    metric = re.search(r"(smartcity_\w+)", checks["alerts"])
+    assert metric is not None and f'"{metric.group(1)}"' in alert_metrics, checks["alerts"]
+    assert f":{AlertsSettings().metrics_port}/" in checks["alerts"]
 
 
 def test_no_password_has_a_default() -> None:
@@ -130,7 +134,8 @@ def test_no_password_has_a_default() -> None:
     assert {name for name, *_ in passwords} == {
         "PASER_DB_PASSWORD", "PASER_GRAFANA_DB_PASSWORD", "PASER_INGEST_DB_PASSWORD",
         "PASER_API_DB_PASSWORD", "PASER_MQTT_INGEST_PASSWORD", "PASER_MQTT_API_PASSWORD",
-        "PASER_MQTT_MONITOR_PASSWORD", "PASER_FLEET_SECRET", "PASER_GRAFANA_ADMIN_PASSWORD"}
+        "PASER_MQTT_MONITOR_PASSWORD", "PASER_FLEET_SECRET", "PASER_GRAFANA_ADMIN_PASSWORD",
+        "PASER_ALERTS_DB_PASSWORD", "PASER_MQTT_ALERTS_PASSWORD"}
     # Every PASER_ variable is a secret: nothing else is read from outside.
     assert len(passwords) == len(references)
     # ${NAME:?message}: compose refuses to start while NAME is unset or empty.
@@ -179,9 +184,9 @@ def _settings_of(name: str) -> Settings:
     return Settings(_env_file=None, **nested)
 
 
-def test_ingest_and_the_api_connect_through_their_own_logins_and_the_rest_as_owner() -> None:
+def test_ingest_the_api_and_alerts_connect_through_their_own_logins_and_the_rest_as_owner() -> None:
     logins = SERVICES["db-logins"]["environment"]
-    for service in ("ingest", "api"):
+    for service in ("ingest", "api", "alerts"):
         # The owner's password is not in their containers at all.
         assert "PASER_DB_PASSWORD" not in yaml.safe_dump(SERVICES[service])
         assert "SMARTCITY_DATABASE_URL" not in SERVICES[service]["environment"]
@@ -195,6 +200,7 @@ def test_ingest_and_the_api_connect_through_their_own_logins_and_the_rest_as_own
     for name in ("migrate", "rollup", "simulator", "broker-accounts", "broker-auth"):
         settings = _settings_of(name)
         assert settings.ingest.database_url is None and settings.api.database_url is None
+        assert settings.alerts.database_url is None
         assert settings.database_url == "postgresql://smartcity:owner-pw@timescaledb:5432/smartcity"
     # The job logs in as the owner the database image creates.
     assert logins["PGUSER"] == SERVICES["timescaledb"]["environment"]["POSTGRES_USER"]
@@ -218,7 +224,8 @@ def test_every_service_logs_in_to_the_broker_as_its_own_account() -> None:
     for name in ("migrate", "broker-accounts", "broker-auth", "ingest", "rollup", "api", "simulator"):
         # Where the broker is, without a login: nothing logs in with a shared account.
         assert _settings_of(name).mqtt_url in (None, "mqtt://mosquitto:1883"), name
-    for service, account in (("ingest", "smartcity-ingest-1"), ("api", "smartcity-api-1")):
+    for service, account in (("ingest", "smartcity-ingest-1"), ("api", "smartcity-api-1"),
+                             ("alerts", "smartcity-alerts-1")):
         address = _settings_of(service).service_broker(service)
         _, secret = BROKER_ACCOUNTS[account]
         assert (address.username, address.password) == (account, SECRETS[secret]), service
@@ -239,7 +246,7 @@ def test_every_service_logs_in_to_the_broker_as_its_own_account() -> None:
     assert "-u smartcity-monitor-1" in broker_check and "$$MQTT_MONITOR_PASSWORD" in broker_check
     assert SERVICES["mosquitto"]["environment"]["MQTT_MONITOR_PASSWORD"] == (
         "${PASER_MQTT_MONITOR_PASSWORD:?set PASER_MQTT_MONITOR_PASSWORD}")
-    for name in ("ingest", "api", "simulator"):
+    for name in ("ingest", "api", "alerts", "simulator"):
         assert SERVICES[name]["depends_on"]["broker-accounts"] == {
             "condition": "service_completed_successfully"}, name
 

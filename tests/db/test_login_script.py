@@ -15,7 +15,7 @@ from smartcity.db.roles import login_url
 from smartcity.services import EmbeddedPostgres
 from tests.roles import drop_login, run_login_script
 
-PASSWORDS = ("INGEST_DB_PASSWORD", "API_DB_PASSWORD", "GRAFANA_DB_PASSWORD")
+PASSWORDS = ("INGEST_DB_PASSWORD", "API_DB_PASSWORD", "ALERTS_DB_PASSWORD", "GRAFANA_DB_PASSWORD")
 
 
 @pytest.fixture
@@ -23,7 +23,7 @@ def names(db: psycopg.Connection) -> Iterator[dict[str, str]]:
     """Login names of this test's own for the three logins; dropped afterwards."""
     tag = uuid.uuid4().hex[:8]
     chosen = {"INGEST_DB_USER": f"ingest_{tag}", "API_DB_USER": f"api_{tag}",
-              "GRAFANA_DB_USER": f"graf_{tag}"}
+              "ALERTS_DB_USER": f"alerts_{tag}", "GRAFANA_DB_USER": f"graf_{tag}"}
     yield chosen
     for login in chosen.values():
         drop_login(db, login)
@@ -33,7 +33,7 @@ def _passwords(suffix: str) -> dict[str, str]:
     return {key: f"{key.lower()}'s \"{suffix}\" $HOME ;--" for key in PASSWORDS}
 
 
-def test_the_script_makes_the_ingest_and_api_logins_and_updates_them(
+def test_the_script_makes_the_service_logins_and_updates_them(
         postgres: EmbeddedPostgres, db: psycopg.Connection, names: dict[str, str]) -> None:
     # A login that existed with more than a service needs (a DBA's leftover) is made a plain one.
     db.execute(sql.SQL("CREATE ROLE {} LOGIN CREATEDB CREATEROLE").format(
@@ -41,7 +41,8 @@ def test_the_script_makes_the_ingest_and_api_logins_and_updates_them(
     first = _passwords("first")
     result = run_login_script(postgres.url, {**names, **first})
     assert result.returncode == 0, result.stderr
-    for service, group in (("INGEST", "smartcity_ingest"), ("API", "smartcity_api")):
+    for service, group in (("INGEST", "smartcity_ingest"), ("API", "smartcity_api"),
+                           ("ALERTS", "smartcity_alerts")):
         login = names[f"{service}_DB_USER"]
         assert f"role {login} is a member of {group}" in result.stdout
         with psycopg.connect(login_url(postgres.url, login, first[f"{service}_DB_PASSWORD"]),

@@ -43,6 +43,7 @@ def _start(data_dir: Path, ports: dict[str, int]) -> subprocess.Popen[bytes]:
         "SMARTCITY_SIMULATOR__INTERVAL_S": "1",
         "SMARTCITY_INGEST__METRICS_PORT": str(ports["metrics"]),
         "SMARTCITY_ROLLUP__METRICS_PORT": str(ports.get("rollup", 0)),
+        "SMARTCITY_ALERTS__METRICS_PORT": str(ports.get("alerts", 0)),
     })
     return subprocess.Popen([sys.executable, "-m", "smartcity", "up"], env=env, cwd=data_dir.parent,
                             stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
@@ -110,7 +111,8 @@ def test_up_serves_simulated_readings_stops_cleanly_and_keeps_data() -> None:
         # Logins only: the broker takes a fleet device's own (derived) password and nothing else.
         assert logins == {"anonymous": "Not authorized", "fleet device": "Success",
                           "wrong password": "Not authorized", "ingest's name": "Not authorized"}
-        assert "broker logins: the registry's devices and smartcity-ingest-1, smartcity-api-1" in output
+        assert ("broker logins: the registry's devices and smartcity-ingest-1, smartcity-api-1,"
+                " smartcity-alerts-1") in output
         assert set(first) == {"pm25", "pm10", "co", "no2", "o3", "so2", "hc"}
         assert health == {"status": "ok", "database": "ok", "broker": "ok"}
         assert "smartcity_ingest_readings_stored_total" in metrics
@@ -211,18 +213,21 @@ class _Output:
 
 def _external_env(database_url: str, broker: EmbeddedMosquitto, logins: BrokerLogins) -> dict[str, str]:
     """The environment of an `up` on external services with authentication, as an operator sets
-    it: a broker URL without a login, an account of its own for ingest and for the API, and a fleet
-    secret, with which `up` registers the demo devices so each logs in as itself."""
+    it: a broker URL without a login, an account of its own for ingest, the API and the alert
+    evaluator, and a fleet secret, with which `up` registers the demo devices so each logs in as
+    itself."""
     env = {k: v for k, v in os.environ.items() if not k.startswith("SMARTCITY_")}
     env.update({
         "SMARTCITY_DATABASE_URL": database_url,
         "SMARTCITY_MQTT_URL": f"mqtt://127.0.0.1:{broker.port}",
         "SMARTCITY_INGEST__MQTT_URL": login_url(logins("ingest", broker)),
         "SMARTCITY_API__MQTT_URL": login_url(logins("api", broker)),
+        "SMARTCITY_ALERTS__MQTT_URL": login_url(logins("alerts", broker)),
         "SMARTCITY_SIMULATOR__FLEET_SECRET": uuid.uuid4().hex,
         "SMARTCITY_API__PORT": str(free_port()),
         "SMARTCITY_INGEST__METRICS_PORT": "0",
         "SMARTCITY_ROLLUP__METRICS_PORT": "0",
+        "SMARTCITY_ALERTS__METRICS_PORT": "0",
     })
     return env
 

@@ -61,7 +61,7 @@ def logins(postgres: EmbeddedPostgres, db: psycopg.Connection, tmp_path: Path) -
 def test_up_makes_a_login_per_service_with_a_new_password_on_every_start(
         postgres: EmbeddedPostgres, db: psycopg.Connection, logins: Path) -> None:
     first = set_up_service_logins(postgres.url, logins)
-    assert set(first) == {"ingest", "api"}
+    assert set(first) == {"ingest", "api", "alerts"}
     for service, login in first.items():
         assert (login.login, login.group) == (LOGIN_ROLES[service], GROUP_ROLES[service])
         assert stat.S_IMODE(login.password_file.stat().st_mode) == 0o600
@@ -81,7 +81,7 @@ def test_up_makes_a_login_per_service_with_a_new_password_on_every_start(
     login_file = first["ingest"].password_file
     login_file.chmod(0o644)
     second = set_up_service_logins(postgres.url, logins)
-    for service in ("ingest", "api"):
+    for service in ("ingest", "api", "alerts"):
         assert second[service].url != first[service].url
         with pytest.raises(psycopg.OperationalError, match="password authentication failed"):
             psycopg.connect(first[service].url).close()
@@ -95,16 +95,19 @@ def test_the_children_get_each_service_its_own_url_and_keep_the_owner_url(
         clean_env: pytest.MonkeyPatch) -> None:
     service_urls: dict[Service, str] = {
         "ingest": "postgresql://smartcity_ingest_login:a@127.0.0.1:55432/smartcity",
-        "api": "postgresql://smartcity_api_login:b@127.0.0.1:55432/smartcity"}
+        "api": "postgresql://smartcity_api_login:b@127.0.0.1:55432/smartcity",
+        "alerts": "postgresql://smartcity_alerts_login:c@127.0.0.1:55432/smartcity"}
     env = service_login_environment(Settings(_env_file=None), service_urls)  # type: ignore[call-arg]
     assert env == {"SMARTCITY_INGEST__DATABASE_URL": service_urls["ingest"],
-                   "SMARTCITY_API__DATABASE_URL": service_urls["api"]}
+                   "SMARTCITY_API__DATABASE_URL": service_urls["api"],
+                   "SMARTCITY_ALERTS__DATABASE_URL": service_urls["alerts"]}
     # What each child reads from up's environment: ingest and the API their logins, the rest the owner.
     for key, value in {**env, "SMARTCITY_DATABASE_URL": OWNER}.items():
         clean_env.setenv(key, value)
     child = load_settings()
     assert service_database_url(child, "ingest") == service_urls["ingest"]
     assert service_database_url(child, "api") == service_urls["api"]
+    assert service_database_url(child, "alerts") == service_urls["alerts"]
     assert child.database_url == OWNER
 
 
@@ -122,7 +125,7 @@ def test_no_url_anywhere_is_an_error_naming_the_service_setting(clean_env: pytes
                                                                tmp_path: Path) -> None:
     clean_env.setenv("SMARTCITY_EMBEDDED__DATA_DIR", str(tmp_path / "never-started"))
     settings = load_settings()
-    for service in ("ingest", "api"):
+    for service in ("ingest", "api", "alerts"):
         with pytest.raises(DatabaseNotConfigured,
                            match=f"SMARTCITY_{service.upper()}__DATABASE_URL is not set either;"
                                  " SMARTCITY_DATABASE_URL is not set and no embedded cluster exists"):
