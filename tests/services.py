@@ -117,5 +117,8 @@ def leftover_bench_stacks(directory: Path) -> list[str]:
 
 # Tables whose rows tests create; the catalogue tables are seeded once per session. The rollups and
 # marks too: device ids restart at 1, so another test's rollup rows would be read as this test's.
+# The evaluator's tables (migration 014), children first.
+ALERT_TABLES = ("alert_webhook_deliveries", "alert_transitions", "alert_subject_state", "alerts",
+                "alert_rule_progress")
 DATA_TABLES = ("readings", "latest_readings", "quarantine", "devices", "rollup_1m", "rollup_1h", "rollup_1d",
-                "rollup_pending", "retention_horizon", "api_keys", "broker_accounts")
+               "rollup_pending", "retention_horizon", "api_keys", "broker_accounts", *ALERT_TABLES)

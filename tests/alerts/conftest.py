@@ -15,9 +15,7 @@ from smartcity.alerts.rules import RuleFile
 from smartcity.alerts.service import AlertService
 from smartcity.broker_url import BrokerAddress
 from smartcity.settings.alerts import AlertsSettings
-
-ALERT_TABLES = ("alert_webhook_deliveries", "alert_transitions", "alert_subject_state", "alerts",
-                "alert_rule_progress")
+from tests.services import ALERT_TABLES
 
 
 @pytest.fixture

@@ -6,15 +6,15 @@ from datetime import UTC, datetime, timedelta
 
 import psycopg
 
+from tests.services import ALERT_TABLES
+
 __all__ = ["ALERT_TABLES", "T0", "clear_alerts", "insert_alert"]
 
-ALERT_TABLES = ("alert_webhook_deliveries", "alert_transitions", "alert_subject_state", "alerts",
-                "alert_rule_progress")
 T0 = datetime(2026, 11, 30, 2, 0, tzinfo=UTC)
 
 
 def clear_alerts(db: psycopg.Connection) -> None:
-    """Empty the alert tables (the per-test cleaning of tests/services.py does not know them)."""
+    """Empty the alert tables (mid-test; every test starts with them empty, tests/conftest.py)."""
     db.execute(f"TRUNCATE {', '.join(ALERT_TABLES)} RESTART IDENTITY")
 
 

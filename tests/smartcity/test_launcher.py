@@ -131,18 +131,21 @@ def test_up_serves_simulated_readings_stops_cleanly_and_keeps_data() -> None:
                     " WHERE d.device_id = 'aq-tanah-grogot-01' AND r.time = %s",
                     (datetime.fromisoformat(first["pm25"]["time"]),),
                 ).fetchone()[0]
-                # Ingest writes and the API reads through their own logins; the refresher is the owner.
+                # Ingest writes, the API reads and the evaluator judges through their own logins; the
+                # refresher is the owner.
                 sessions = set(conn.execute(
                     "SELECT application_name, usename FROM pg_stat_activity"
-                    " WHERE application_name IN ('smartcity-ingest', 'smartcity-api', 'smartcity-rollup')"
+                    " WHERE application_name IN ('smartcity-ingest', 'smartcity-api', 'smartcity-rollup',"
+                    " 'smartcity-alerts')"
                 ).fetchall())
         finally:
             output = _stop(process)
         assert process.returncode == 0, output
         assert kept == 7  # the first run's reading of every pollutant survived the restart
         assert sessions == {("smartcity-ingest", "smartcity_ingest_login"),
-                            ("smartcity-api", "smartcity_api_login"), ("smartcity-rollup", "smartcity")}
-        for login in ("smartcity_ingest_login", "smartcity_api_login"):
+                            ("smartcity-api", "smartcity_api_login"), ("smartcity-rollup", "smartcity"),
+                            ("smartcity-alerts", "smartcity_alerts_login")}
+        for login in ("smartcity_ingest_login", "smartcity_api_login", "smartcity_alerts_login"):
             assert oct((data_dir / "postgres" / f"{login}.password").stat().st_mode & 0o777) == "0o600"
 
 
