@@ -210,13 +210,14 @@ def test_functions_that_write_and_creating_fail_for_the_role(db: psycopg.Connect
 
 def _run_login_script(postgres: EmbeddedPostgres, login: str, password: str) -> tuple[int, str]:
     """Run the compose login script for Grafana's ``login``; return its status and stderr."""
-    # The script makes ingest's and the API's logins too: here under names of their own, dropped
-    # at once (tests/db/test_login_script.py tests those).
+    # The script makes the services' logins too: here under names of their own, dropped at once
+    # (tests/db/test_login_script.py tests those).
     tag = uuid.uuid4().hex[:8]
-    others = {"INGEST_DB_USER": f"ingest_{tag}", "API_DB_USER": f"api_{tag}"}
+    others = {"INGEST_DB_USER": f"ingest_{tag}", "API_DB_USER": f"api_{tag}",
+              "ALERTS_DB_USER": f"alerts_{tag}"}
     result = run_login_script(postgres.url, {
         "GRAFANA_DB_USER": login, "GRAFANA_DB_PASSWORD": password,
-        "INGEST_DB_PASSWORD": tag, "API_DB_PASSWORD": tag, **others})
+        "INGEST_DB_PASSWORD": tag, "API_DB_PASSWORD": tag, "ALERTS_DB_PASSWORD": tag, **others})
     with psycopg.connect(postgres.url, autocommit=True) as db:
         for other in others.values():
             drop_login(db, other)
