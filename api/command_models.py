@@ -93,7 +93,7 @@ class CommandPage(BaseModel):
     """A page of a device's commands, newest first; `next` is null on the last."""
 
     model_config = ConfigDict(json_schema_extra={"examples": [{
-        "items": [_COMMAND_EXAMPLE], "next_cursor": "eyJiIjo3LCJkIjoibGlnaHQtdGFuYWgtZ3JvZ290LTAxIn0",
+        "items": [_COMMAND_EXAMPLE], "next_cursor": "WzcsImxpZ2h0LXRhbmFoLWdyb2dvdC0wMSJd",
         "next": "http://127.0.0.1:8000/api/v1/devices/light-tanah-grogot-01/commands?limit=1&cursor=…",
     }]})
 

@@ -350,8 +350,8 @@ class QuarantinePage(BaseModel):
 
     model_config = ConfigDict(json_schema_extra={"examples": [{
         "items": [_QUARANTINE_ITEM_EXAMPLE],
-        "next_cursor": "eyJiIjo3LCJmIjoiOWMxZjNhMmIwNGQxZTdhYSJ9",
-        "next": "http://127.0.0.1:8000/api/v1/quarantine?limit=1&cursor=eyJiIjo3LCJmIjoiOWMxZjNhMmIwNGQxZTdhYSJ9",
+        "next_cursor": "WzcsIjljMWYzYTJiMDRkMWU3YWEiXQ",
+        "next": "http://127.0.0.1:8000/api/v1/quarantine?limit=1&cursor=WzcsIjljMWYzYTJiMDRkMWU3YWEiXQ",
     }]})
 
     items: list[QuarantineItemOut] = Field(description="At most `limit` items, newest first")

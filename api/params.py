@@ -173,7 +173,7 @@ class QuarantineParams(BaseModel):
                        examples=[100])
     cursor: str | None = Field(None, max_length=200,
                                description="`next_cursor` of the previous page, as given",
-                               examples=["eyJiIjo3LCJmIjoiOWMxZjNhMmIwNGQxZTdhYSJ9"])
+                               examples=["WzcsIjljMWYzYTJiMDRkMWU3YWEiXQ"])
     payload_bytes: int = Field(
         1024, ge=0, le=QUARANTINE_PAYLOAD_MAX, examples=[65536],
         description="Show at most this many bytes of each payload (the size as received is always given)")

@@ -8,8 +8,6 @@ never shows rules the evaluator would refuse.
 
 from __future__ import annotations
 
-import base64
-import binascii
 import hashlib
 import logging
 from datetime import UTC, datetime, timedelta
@@ -29,6 +27,7 @@ from api.alert_models import (
 )
 from api.deps import ConnDep
 from api.errors import BadRequest, Conflict, NotFound, problem_responses
+from api.keyset import decode_keyset, encode_keyset
 from api.queries import alerts as queries
 from smartcity.alerts.rulefile import RuleFileError, load_rules
 from smartcity.alerts.rules import RuleFile
@@ -83,8 +82,7 @@ def _fingerprint(params: AlertParams) -> str:
 
 def _encode_cursor(fired_at: datetime, alert_id: int, fingerprint: str) -> str:
     micros = (fired_at - _EPOCH) // timedelta(microseconds=1)  # timestamptz's own resolution
-    raw = orjson.dumps([micros, alert_id, fingerprint])
-    return base64.urlsafe_b64encode(raw).rstrip(b"=").decode()
+    return encode_keyset([micros, alert_id], fingerprint)
 
 
 def _decode_cursor(cursor: str, fingerprint: str) -> tuple[datetime, int]:
@@ -93,21 +91,14 @@ def _decode_cursor(cursor: str, fingerprint: str) -> tuple[datetime, int]:
     Raises:
         BadRequest: the cursor was not made by this API, or for other filters.
     """
-    restart = "leave the cursor out to start from the newest alert"
+    micros, alert_id = decode_keyset(
+        cursor, fingerprint, size=2, restart="leave the cursor out to start from the newest alert",
+        other_listing="a listing with other filters; repeat that page's active, site, rule and since")
     try:
-        raw = base64.b64decode(cursor + "=" * (-len(cursor) % 4), altchars=b"-_", validate=True)
-        micros, alert_id, made_for = orjson.loads(raw)
-        if not (type(micros) is int and type(alert_id) is int and 0 < alert_id <= _MAX_ID
-                and isinstance(made_for, str)):
-            raise ValueError("malformed fields")
-        fired_at = _EPOCH + timedelta(microseconds=micros)
-    except (binascii.Error, ValueError, TypeError, OverflowError):
+        return _EPOCH + timedelta(microseconds=micros), alert_id
+    except OverflowError:
         raise BadRequest("the cursor is malformed; pass next_cursor of the previous page as it was given",
-                         hint=restart) from None
-    if made_for != fingerprint:
-        raise BadRequest("the cursor belongs to a listing with other filters; repeat that page's active,"
-                         " site, rule and since", hint=restart)
-    return fired_at, alert_id
+                         hint="leave the cursor out to start from the newest alert") from None
 
 
 @router.get("/rules", summary="List the alert rules")

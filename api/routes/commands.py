@@ -10,24 +10,21 @@ the background.
 from __future__ import annotations
 
 import asyncio
-import base64
-import binascii
 from typing import Annotated, Any
 
-import orjson
 from fastapi import APIRouter, Path, Query, Request, Response
 
 from api.broker import Broker, BrokerUnavailable
 from api.command_models import CommandIn, CommandOut, CommandPage
 from api.deps import BrokerDep, ConnDep, SettingsDep
 from api.errors import (
-    BadRequest,
     Conflict,
     InvalidParameter,
     NotFound,
     ServiceUnavailable,
     problem_responses,
 )
+from api.keyset import decode_keyset, encode_keyset
 from api.queries import commands as queries
 from smartcity.catalog import DEVICE_ID_PATTERN
 from smartcity.commands import (
@@ -43,7 +40,7 @@ __all__ = ["router", "write_router"]
 
 # How long a POST waits for the broker's PUBACK before answering without published_at.
 _PUBACK_WAIT_S = 2.0
-_MAX_ID = 2**63 - 1
+_RESTART = "leave the cursor out to start from the newest command"
 
 router = APIRouter(tags=["commands"], responses=problem_responses(422, 503))
 write_router = APIRouter(tags=["commands"], responses=problem_responses(409, 422, 503))
@@ -107,27 +104,6 @@ async def send_command(request: Request, response: Response, settings: SettingsD
     return _out(row)
 
 
-def _encode_cursor(last_id: int, device_id: str) -> str:
-    return base64.urlsafe_b64encode(orjson.dumps({"b": last_id, "d": device_id})).rstrip(b"=").decode()
-
-
-def _decode_cursor(cursor: str, device_id: str) -> int:
-    try:
-        fields = orjson.loads(base64.b64decode(cursor + "=" * (-len(cursor) % 4), altchars=b"-_",
-                                               validate=True))
-        last_id, made_for = fields["b"], fields["d"]
-        valid = type(last_id) is int and 0 < last_id <= _MAX_ID and isinstance(made_for, str)
-    except (binascii.Error, ValueError, TypeError, KeyError):
-        valid = False
-    if not valid:
-        raise BadRequest("the cursor is malformed; pass next_cursor of the previous page as it was"
-                         " given, or leave it out to start from the newest command")
-    if made_for != device_id:
-        raise BadRequest("the cursor belongs to another device's listing; leave it out to start"
-                         " from the newest command")
-    return int(last_id)
-
-
 @router.get("/devices/{device_id}/commands", response_model=CommandPage,
             summary="List a device's commands with their outcomes",
             responses={**_ONE_DEVICE, **problem_responses(400)})
@@ -137,15 +113,17 @@ async def list_device_commands(
                                 examples=[50])] = 50,
     cursor: Annotated[str | None, Query(
         max_length=200, description="`next_cursor` of the previous page, as given",
-        examples=["eyJiIjo3LCJkIjoibGlnaHQtdGFuYWgtZ3JvZ290LTAxIn0"])] = None,
+        examples=["WzcsImxpZ2h0LXRhbmFoLWdyb2dvdC0wMSJd"])] = None,
 ) -> CommandPage:
     """List the commands sent to a device, newest first, with their outcomes."""
-    before = None if cursor is None else _decode_cursor(cursor, device_id)
+    before = None if cursor is None else decode_keyset(
+        cursor, device_id, size=1, restart=_RESTART,
+        other_listing="another device's listing")[0]
     if not await queries.device_exists(conn, device_id):
         raise NotFound(f"device {device_id!r} is not registered")
     rows = await queries.list_commands(conn, device_id, limit=limit + 1, before=before)
     page = rows[:limit]
-    next_cursor = _encode_cursor(page[-1]["id"], device_id) if len(rows) > limit else None
+    next_cursor = encode_keyset([page[-1]["id"]], device_id) if len(rows) > limit else None
     next_url = None
     if next_cursor is not None:
         next_url = str(request.url.include_query_params(cursor=next_cursor))

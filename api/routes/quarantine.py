@@ -9,7 +9,6 @@ never shift or repeat an item. The cursor is opaque and bound to the filters it 
 from __future__ import annotations
 
 import base64
-import binascii
 import hashlib
 from typing import Annotated, Any
 
@@ -18,6 +17,7 @@ from fastapi import APIRouter, Query, Request, Response
 
 from api.deps import ConnDep
 from api.errors import BadRequest, InvalidParameter, problem_responses
+from api.keyset import decode_keyset, encode_keyset
 from api.models import PayloadOut, QuarantineItemOut, QuarantinePage, QuarantinePart
 from api.params import QuarantineParams
 from api.queries import quarantine as queries
@@ -32,7 +32,6 @@ admin_router = APIRouter(tags=["quarantine"], responses=problem_responses(400, 4
 PAGE_BYTES_MAX = 8 * 1024 * 1024
 
 _REPLAYED = {"pending": False, "replayed": True, "all": None}
-_MAX_ID = 2**63 - 1  # the id is a bigint: a larger one would fail in the database, not here
 
 
 def _fingerprint(params: QuarantineParams) -> str:
@@ -42,31 +41,9 @@ def _fingerprint(params: QuarantineParams) -> str:
     return hashlib.sha256(orjson.dumps(key)).hexdigest()[:16]
 
 
-def _encode_cursor(last_id: int, fingerprint: str) -> str:
-    raw = orjson.dumps({"b": last_id, "f": fingerprint})
-    return base64.urlsafe_b64encode(raw).rstrip(b"=").decode()
-
-
-def _decode_cursor(cursor: str, fingerprint: str) -> int:
-    """Return the id the next page starts below.
-
-    Raises:
-        BadRequest: the cursor was not made by this API, or for other filters.
-    """
-    try:
-        raw = base64.b64decode(cursor + "=" * (-len(cursor) % 4), altchars=b"-_", validate=True)
-        fields = orjson.loads(raw)
-        last_id, made_for = fields["b"], fields["f"]
-        valid = type(last_id) is int and 0 < last_id <= _MAX_ID and isinstance(made_for, str)
-    except (binascii.Error, ValueError, TypeError, KeyError):
-        valid = False
-    if not valid:
-        raise BadRequest("the cursor is malformed; pass next_cursor of the previous page as it was"
-                         " given, or leave it out to start from the newest item")
-    if made_for != fingerprint:
-        raise BadRequest("the cursor belongs to a listing with other filters; repeat that page's"
-                         " reason, device, since, until and state, or leave the cursor out")
-    return int(last_id)
+_OTHER_FILTERS = ("a listing with other filters; repeat that page's reason, device, since, until and"
+                  " state, or leave the cursor out")
+_RESTART = "leave the cursor out to start from the newest item"
 
 
 def show_payload(head: bytes, size: int, stored: int) -> PayloadOut:
@@ -120,14 +97,15 @@ async def read_quarantine(request: Request, response: Response, conn: ConnDep,
             f"limit × payload_bytes is {params.limit * params.payload_bytes:,} bytes, more than the"
             f" {PAGE_BYTES_MAX:,} a page may carry", hint="ask for fewer items or fewer payload bytes")
     fingerprint = _fingerprint(params)
-    before = None if params.cursor is None else _decode_cursor(params.cursor, fingerprint)
+    before = None if params.cursor is None else decode_keyset(
+        params.cursor, fingerprint, size=1, other_listing=_OTHER_FILTERS, restart=_RESTART)[0]
     rows = await queries.list_quarantine(
         conn, head=params.payload_bytes, limit=params.limit + 1,
         reasons=list(params.reason) or None, device=params.device,
         replayed=_REPLAYED[params.state], since=params.since, until=params.until, before=before)
     # One row more than the page tells whether a next page exists, so the last page says so.
     page = rows[:params.limit]
-    next_cursor = _encode_cursor(page[-1]["id"], fingerprint) if len(rows) > params.limit else None
+    next_cursor = encode_keyset([page[-1]["id"]], fingerprint) if len(rows) > params.limit else None
     next_url = None
     if next_cursor is not None:
         next_url = str(request.url.include_query_params(cursor=next_cursor))
