@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import queue
 import threading
 import time
 from collections.abc import Iterator
@@ -29,6 +30,27 @@ def mqtt_publisher(address: BrokerAddress) -> Iterator[mqtt.Client]:
     client.loop_start()
     try:
         yield client
+    finally:
+        client.disconnect()
+        client.loop_stop()
+
+
+@contextmanager
+def mqtt_subscriber(address: BrokerAddress, topic: str) -> Iterator[queue.Queue[mqtt.MQTTMessage]]:
+    """Yield a queue of what ``topic`` delivers to the login ``address`` names, once subscribed
+    (QoS 1, SUBACK awaited): a device hearing its commands, a monitor reading alerts."""
+    received: queue.Queue[mqtt.MQTTMessage] = queue.Queue()
+    subscribed: queue.Queue[int] = queue.Queue()
+    client = mqtt.Client(mqtt.CallbackAPIVersion.VERSION2, protocol=mqtt.MQTTv5)
+    apply_address(client, address)
+    client.on_message = lambda _client, _userdata, message: received.put(message)
+    client.on_subscribe = lambda _client, _userdata, mid, _codes, _props: subscribed.put(mid)
+    client.connect(address.host, address.port)
+    client.loop_start()
+    try:
+        client.subscribe(topic, qos=1)
+        subscribed.get(timeout=5)
+        yield received
     finally:
         client.disconnect()
         client.loop_stop()

@@ -3,19 +3,18 @@ publishes a command the device receives, refuses when down."""
 
 from __future__ import annotations
 
-import queue
 from collections.abc import Iterator
 
-import paho.mqtt.client as mqtt
 import psycopg
 import pytest
 
 from api.broker import Broker, BrokerUnavailable
-from smartcity.broker_url import BrokerAddress, apply_address
+from smartcity.broker_url import BrokerAddress
 from smartcity.devices import register_device
 from smartcity.services import free_port
 from smartcity.settings import ApiSettings, Settings
 from tests.logins import BrokerLogins, login_url
+from tests.mqtt import mqtt_subscriber
 from tests.services import wait_until
 
 
@@ -40,22 +39,9 @@ def test_a_command_reaches_its_device(broker: Broker, broker_login: BrokerLogins
     # The street light logs in as itself, as a real one would, and hears its own commands.
     registration = register_device(db, "sl-grogot-01", "street_light", "tanah-grogot")
     device = broker_login.device("sl-grogot-01", registration.mqtt_password)
-    received: queue.Queue[mqtt.MQTTMessage] = queue.Queue()
-    subscribed = queue.Queue[int]()
-    listener = mqtt.Client(mqtt.CallbackAPIVersion.VERSION2, protocol=mqtt.MQTTv5)
-    apply_address(listener, device)
-    listener.on_message = lambda client, userdata, message: received.put(message)
-    listener.on_subscribe = lambda client, userdata, mid, codes, props: subscribed.put(mid)
-    listener.connect(device.host, device.port)
-    listener.loop_start()
-    try:
-        listener.subscribe("smartcity/v1/devices/sl-grogot-01/commands", qos=1)
-        subscribed.get(timeout=5)
+    with mqtt_subscriber(device, "smartcity/v1/devices/sl-grogot-01/commands") as received:
         broker.publish("smartcity/v1/devices/sl-grogot-01/commands", b'{"lamp_on": 1}')
         message = received.get(timeout=5)
-    finally:
-        listener.disconnect()
-        listener.loop_stop()
 
     assert message.payload == b'{"lamp_on": 1}'
     assert message.qos == 1

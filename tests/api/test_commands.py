@@ -8,19 +8,16 @@ simulated light and an ingest worker is tests/test_command_round_trip.py.
 from __future__ import annotations
 
 import json
-import queue
 from collections.abc import Iterator
 from contextlib import contextmanager
 from datetime import UTC, datetime, timedelta
 from zoneinfo import ZoneInfo
 
-import paho.mqtt.client as mqtt
 import psycopg
 import pytest
 
 from api import create_app
 from smartcity.apikeys import Scope, create_key
-from smartcity.broker_url import apply_address
 from smartcity.commands import SETTLE_GRACE
 from smartcity.contract import Command, commands_topic
 from smartcity.devices import register_device
@@ -29,6 +26,7 @@ from smartcity.settings import ApiSettings, Settings
 from tests.api.client import TestClient
 from tests.api.readings_seed import write_readings
 from tests.logins import BrokerLogins, login_url
+from tests.mqtt import mqtt_subscriber
 from tests.services import wait_until
 
 LIGHT, METER = "light-grogot-01", "meter-grogot-01"
@@ -74,23 +72,10 @@ def test_a_command_is_stored_published_as_the_contract_says_and_listed(
         devices: dict[str, str]) -> None:
     # The light listens as itself, as a real one would.
     login = broker_login.device(LIGHT, devices[LIGHT])
-    received: queue.Queue[mqtt.MQTTMessage] = queue.Queue()
-    subscribed: queue.Queue[int] = queue.Queue()
-    listener = mqtt.Client(mqtt.CallbackAPIVersion.VERSION2, protocol=mqtt.MQTTv5)
-    apply_address(listener, login)
-    listener.on_message = lambda client, userdata, message: received.put(message)
-    listener.on_subscribe = lambda client, userdata, mid, codes, props: subscribed.put(mid)
-    listener.connect(login.host, login.port)
-    listener.loop_start()
-    try:
-        listener.subscribe(commands_topic(LIGHT), qos=1)
-        subscribed.get(timeout=5)
+    with mqtt_subscriber(login, commands_topic(LIGHT)) as received:
         before = datetime.now(UTC)
         answer = writer.post(f"/api/v1/devices/{LIGHT}/commands", json={"action": "dim", "level": 40})
         message = received.get(timeout=5)
-    finally:
-        listener.disconnect()
-        listener.loop_stop()
 
     assert answer.status_code == 202, answer.text
     body = answer.json()
