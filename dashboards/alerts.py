@@ -34,6 +34,7 @@ from smartcity.alerts.coverage import coverage_unit
 from smartcity.alerts.describe import describe_rule
 from smartcity.alerts.rulefile import load_rules
 from smartcity.alerts.rules import (
+    AnyRule,
     IspuCategoryRule,
     RateOfRiseRule,
     RuleFile,
@@ -63,7 +64,6 @@ _EVALUATE_EVERY: Final = "1m"
 _HOUR = timedelta(hours=1)
 _MINUTE = timedelta(minutes=1)
 
-AnyRule = ThresholdRule | RateOfRiseRule | SilenceRule | IspuCategoryRule
 
 
 def ispu_edge(category: str) -> int:

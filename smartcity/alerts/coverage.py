@@ -10,8 +10,11 @@ from __future__ import annotations
 
 from datetime import timedelta
 
-__all__ = ["COVERAGE_HOURS_FROM", "coverage_unit"]
+__all__ = ["COVERAGE_HOURS_FROM", "COVERED_AGGREGATES", "coverage_unit"]
 
+# The aggregates min_coverage applies to: they read every reading of the window. A last, first or
+# count is meaningful with a single reading in it.
+COVERED_AGGREGATES = ("avg", "min", "max", "sum")
 # Windows this long or longer count hours.
 COVERAGE_HOURS_FROM = timedelta(hours=24)
 

@@ -1,11 +1,12 @@
-"""A rule in one line of plain words, as `smartcity alerts rules` lists it and the API describes it."""
+"""Rules and alerts in plain words: a rule in one line (`smartcity alerts rules`, Grafana), an alert's
+summary (stored with it, in the API's listing, MQTT and webhooks)."""
 
 from __future__ import annotations
 
 from datetime import timedelta
 
 from smartcity.alerts.rules import (
-    IspuCategoryRule,
+    AnyRule,
     RateOfRiseRule,
     RuleSelector,
     SilenceRule,
@@ -14,14 +15,17 @@ from smartcity.alerts.rules import (
 )
 from smartcity.catalog import METRICS
 
-__all__ = ["describe_rule"]
+__all__ = ["describe_rule", "summarize_alert"]
 
-AnyRule = ThresholdRule | RateOfRiseRule | SilenceRule | IspuCategoryRule
+
+
+def _unit_name(metric: str) -> str:
+    known = METRICS.get(metric)
+    return known.unit if known is not None else ""
 
 
 def _unit(metric: str) -> str:
-    known = METRICS.get(metric)
-    return f" {known.unit}" if known is not None else ""
+    return f" {_unit_name(metric)}" if metric in METRICS else ""
 
 
 def _selection(select: RuleSelector) -> str:
@@ -58,3 +62,23 @@ def describe_rule(rule: AnyRule) -> str:
     else:
         text = f"ISPU at {rule.category} or worse per site"
     return text + _selection(rule.select) + _timing(rule.for_, rule.clear_for)
+
+
+def summarize_alert(rule: AnyRule, subject: str, site_id: str, value: float | None, *,
+                    per_device: bool) -> str:
+    """One line for people about an alert of ``rule`` at ``subject`` (a device id when ``per_device``,
+    else a site id): where, what was judged, against what."""
+    where = f"{subject} ({site_id})" if per_device else subject
+    if value is None:
+        return f"{where}: {rule.title}"
+    if isinstance(rule, ThresholdRule):
+        unit = _unit_name(rule.metric)
+        level = rule.levels.get(subject, rule.levels.get(site_id, rule.value))
+        return (f"{where}: {rule.aggregate} {rule.metric} over {format_duration(rule.window)}"
+                f" {value:.4g} {unit} {rule.op} {level:g} {unit}").replace("  ", " ")
+    if isinstance(rule, RateOfRiseRule):
+        unit = _unit_name(rule.metric)
+        return f"{where}: {rule.metric} rising {value:.3g} {unit}/h > {rule.per_hour:g} {unit}/h"
+    if isinstance(rule, SilenceRule):
+        return f"{where}: no reading for {value / 60:.0f} min (limit {format_duration(rule.after)})"
+    return f"{where}: ISPU {value:.0f}, {rule.category} or worse"

@@ -18,9 +18,9 @@ from typing import Any
 import numpy as np
 import psycopg
 
-from smartcity.alerts.coverage import coverage_unit
+from smartcity.alerts.coverage import COVERED_AGGREGATES, coverage_unit
 from smartcity.alerts.lifecycle import Judgement
-from smartcity.alerts.rules import IspuCategoryRule, RateOfRiseRule, SilenceRule, ThresholdRule
+from smartcity.alerts.rules import AnyRule, IspuCategoryRule, RateOfRiseRule, SilenceRule, ThresholdRule
 from smartcity.alerts.windows import Array, BoolArray, coverage, rolling_aggregate, rolling_slope_per_hour
 from smartcity.db.queries.alerts import (
     SELECT_AGGREGATE_SPAN,
@@ -32,13 +32,9 @@ from smartcity.db.queries.alerts import (
     SELECT_SUBJECT_DEVICES,
 )
 
-__all__ = ["AnyRule", "Judged", "Subject", "judge", "step_of"]
+__all__ = ["Judged", "Subject", "judge", "step_of"]
 
-AnyRule = ThresholdRule | RateOfRiseRule | SilenceRule | IspuCategoryRule
 MINUTE, HOUR = timedelta(minutes=1), timedelta(hours=1)
-# min_coverage counts only these aggregates (README "Alert rules"): a last, first or count is
-# meaningful with a single reading in the window.
-COVERED = ("avg", "min", "max", "sum")
 
 
 @dataclass(frozen=True, slots=True)
@@ -151,7 +147,7 @@ def _judge_series(conn: psycopg.Connection[Any], rule: ThresholdRule | RateOfRis
         judged = rolling_aggregate(agg, values, counts, k)
         levels = np.array([[rule.levels.get(key, rule.levels.get(subjects[key].site_id, rule.value))]
                            for key in keys]).reshape(len(keys), 1)
-        if agg in COVERED:
+        if agg in COVERED_AGGREGATES:
             judged = np.where(share >= rule.min_coverage, judged, np.nan)
         holds, cleared = _compare(rule.op, levels, rule.hysteresis, judged)
     else:

@@ -18,7 +18,7 @@ from typing import Any
 import paho.mqtt.client as mqtt
 import psycopg
 
-from smartcity.alerts.evaluate import AnyRule
+from smartcity.alerts.rules import AnyRule
 from smartcity.broker_url import BrokerAddress, apply_address
 from smartcity.contract import alert_topic
 from smartcity.db.queries.alerts import MARK_PUBLISHED, SELECT_ACTIVE_AT_SITE, SELECT_UNPUBLISHED

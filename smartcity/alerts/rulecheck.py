@@ -14,7 +14,9 @@ from typing import Any
 from urllib.parse import urlsplit
 
 from smartcity.airquality import ISPU_CATEGORIES
+from smartcity.alerts.coverage import COVERED_AGGREGATES
 from smartcity.alerts.rules import (
+    AnyRule,
     IspuCategoryRule,
     RateOfRiseRule,
     RuleSelector,
@@ -27,12 +29,8 @@ from smartcity.catalog import DEVICE_KINDS, METRICS, SITES, is_valid_device_id
 __all__ = ["Finding", "check_names", "check_rule"]
 
 Finding = tuple[FieldPath, str]
-AnyRule = ThresholdRule | RateOfRiseRule | SilenceRule | IspuCategoryRule
 
 _DEVICE_ID_RULE = "3–64 characters of a-z, 0-9, '-' and '_', starting with a letter or digit"
-# Aggregates that read every reading of the window, where a share of minutes with data matters;
-# last, first and count are one reading or a tally, for which coverage means nothing.
-_COVERED_AGGREGATES = ("avg", "min", "max", "sum")
 _MINUTE = timedelta(minutes=1)
 
 
@@ -86,9 +84,9 @@ def _check_threshold(rule: ThresholdRule) -> Iterator[Finding]:
         yield (("aggregate",),
                f"{rule.metric} is a counter (a meter reading that only grows): its {rule.aggregate} over a"
                " window means nothing; judge last, or its rise with a rate_of_rise rule")
-    if rule.min_coverage > 0 and rule.aggregate not in _COVERED_AGGREGATES:
+    if rule.min_coverage > 0 and rule.aggregate not in COVERED_AGGREGATES:
         yield (("min_coverage",),
-               f"applies to {', '.join(_COVERED_AGGREGATES)} over the window, not to {rule.aggregate}"
+               f"applies to {', '.join(COVERED_AGGREGATES)} over the window, not to {rule.aggregate}"
                " (one reading or a count); leave it out")
     for key in rule.levels:
         if rule.scope == "site" and key not in SITES:

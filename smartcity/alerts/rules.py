@@ -23,6 +23,7 @@ from smartcity.alerts.ruledocs import document_rule_schema
 
 __all__ = [
     "AGGREGATES",
+    "AnyRule",
     "Duration",
     "RULE_ID_PATTERN",
     "IspuCategoryRule",
@@ -160,6 +161,8 @@ class IspuCategoryRule(_RuleBase):
     hysteresis: float = Field(0.0, ge=0)
 
 
+# Any one rule, for code that takes rules one at a time; ``Rule`` is the same union as the file reads it.
+AnyRule = ThresholdRule | RateOfRiseRule | SilenceRule | IspuCategoryRule
 Rule = Annotated[
     ThresholdRule | RateOfRiseRule | SilenceRule | IspuCategoryRule, Field(discriminator="kind")
 ]

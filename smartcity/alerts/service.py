@@ -18,10 +18,9 @@ from typing import Any
 
 import psycopg
 
-from smartcity.alerts.evaluate import AnyRule
 from smartcity.alerts.metrics import AlertMetrics
 from smartcity.alerts.publish import AlertPublisher
-from smartcity.alerts.rules import RuleFile
+from smartcity.alerts.rules import AnyRule, RuleFile
 from smartcity.alerts.store import RuleRun, judge_rule
 from smartcity.alerts.webhooks import deliver_due
 from smartcity.broker_url import BrokerAddress

@@ -17,10 +17,10 @@ from typing import Any
 import numpy as np
 import psycopg
 
-from smartcity.alerts.evaluate import AnyRule, Judged, Subject, judge, step_of
+from smartcity.alerts.describe import summarize_alert
+from smartcity.alerts.evaluate import Judged, judge, step_of
 from smartcity.alerts.lifecycle import State, SubjectState, advance
-from smartcity.alerts.rules import RateOfRiseRule, SilenceRule, ThresholdRule, format_duration
-from smartcity.catalog import METRICS
+from smartcity.alerts.rules import AnyRule
 from smartcity.db.queries.alerts import (
     DELETE_RULE_STATE,
     INSERT_ALERT,
@@ -119,24 +119,6 @@ def _transition(conn: psycopg.Connection[Any], rule: AnyRule, alert_id: int, kin
         conn.execute(INSERT_DELIVERY, (row[0], rule.webhook))
 
 
-def _summary(rule: AnyRule, subject: Subject, value: float | None) -> str:
-    """One line for people: where, what was judged, against what."""
-    where = subject.key if subject.device_id is None else f"{subject.key} ({subject.site_id})"
-    if value is None:
-        return f"{where}: {rule.title}"
-    if isinstance(rule, ThresholdRule):
-        unit = METRICS[rule.metric].unit if rule.metric in METRICS else ""
-        level = rule.levels.get(subject.key, rule.levels.get(subject.site_id, rule.value))
-        return (f"{where}: {rule.aggregate} {rule.metric} over {format_duration(rule.window)}"
-                f" {value:.4g} {unit} {rule.op} {level:g} {unit}").replace("  ", " ")
-    if isinstance(rule, RateOfRiseRule):
-        unit = METRICS[rule.metric].unit if rule.metric in METRICS else ""
-        return f"{where}: {rule.metric} rising {value:.3g} {unit}/h > {rule.per_hour:g} {unit}/h"
-    if isinstance(rule, SilenceRule):
-        return f"{where}: no reading for {value / 60:.0f} min (limit {format_duration(rule.after)})"
-    return f"{where}: ISPU {value:.0f}, {rule.category} or worse"
-
-
 def _apply(conn: psycopg.Connection[Any], rule: AnyRule, judged: Judged, run: RuleRun) -> None:
     stored: dict[str, tuple[State, datetime, int | None, float | None]] = {
         subject: (state, since, alert_id, last_value)
@@ -155,9 +137,11 @@ def _apply(conn: psycopg.Connection[Any], rule: AnyRule, judged: Judged, run: Ru
             step = advance(current, judgement, rule.for_, clear_for)
             current = step.state
             if step.transition == "firing":
+                summary = summarize_alert(rule, subject.key, subject.site_id, judgement.value,
+                                          per_device=subject.device_id is not None)
                 row = conn.execute(INSERT_ALERT, (
                     rule.id, key, subject.site_id, subject.device_id, rule.severity, judgement.at,
-                    judgement.value, judgement.value, _summary(rule, subject, judgement.value))).fetchone()
+                    judgement.value, judgement.value, summary)).fetchone()
                 assert row is not None
                 alert_id = row[0]
                 _transition(conn, rule, alert_id, "firing", judgement.at, judgement.value)

@@ -18,8 +18,8 @@ from typing import Any
 
 import psycopg
 
-from smartcity.alerts.evaluate import AnyRule
 from smartcity.alerts.publish import rfc3339
+from smartcity.alerts.rules import AnyRule
 from smartcity.db.queries.alerts import CLAIM_DELIVERIES, MARK_DELIVERY
 from smartcity.settings.alerts import AlertsSettings
 
