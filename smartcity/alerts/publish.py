@@ -10,18 +10,17 @@ from __future__ import annotations
 
 import json
 import logging
-import threading
 from collections.abc import Mapping
 from datetime import UTC, datetime
 from typing import Any
 
-import paho.mqtt.client as mqtt
 import psycopg
 
 from smartcity.alerts.rules import AnyRule
-from smartcity.broker_url import BrokerAddress, apply_address
+from smartcity.broker_url import BrokerAddress
 from smartcity.contract import alert_topic
 from smartcity.db.queries.alerts import MARK_PUBLISHED, SELECT_ACTIVE_AT_SITE, SELECT_UNPUBLISHED
+from smartcity.mqtt_client import BrokerUnavailable, ServiceClient
 
 __all__ = ["AlertPublisher", "alert_payload", "rfc3339"]
 
@@ -50,38 +49,19 @@ class AlertPublisher:
     """One MQTT connection of the broker role ``alerts``, sending the outbox on request."""
 
     def __init__(self, address: BrokerAddress, client_id: str = "smartcity-alerts") -> None:
-        self.address = address
-        self.client = mqtt.Client(mqtt.CallbackAPIVersion.VERSION2, client_id=client_id,
-                                  protocol=mqtt.MQTTv5)
-        apply_address(self.client, address)
-        self.client.reconnect_delay_set(1, 30)
-        self._connected = threading.Event()
-        self.client.on_connect = self._on_connect
-        self.client.on_disconnect = self._on_disconnect
-
-    def _on_connect(self, _c: mqtt.Client, _u: object, _f: object, reason: mqtt.ReasonCode,
-                    _p: object = None) -> None:
-        if reason.is_failure:
-            log.warning("alerts broker refused the login: %s", reason)
-        else:
-            self._connected.set()
-
-    def _on_disconnect(self, *_args: object) -> None:
-        self._connected.clear()
+        self.client = ServiceClient(address, client_id=client_id, log=log)
 
     def start(self) -> None:
         """Connect in the background; the client reconnects by itself when the broker comes back."""
-        self.client.connect_async(self.address.host, self.address.port, keepalive=30)
-        self.client.loop_start()
+        self.client.start()
 
     def stop(self) -> None:
         """Disconnect and stop the network thread."""
-        self.client.disconnect()
-        self.client.loop_stop()
+        self.client.stop()
 
     def wait_connected(self, timeout: float) -> bool:
         """Return True once connected (False after ``timeout`` s)."""
-        return self._connected.wait(timeout)
+        return self.client.wait_connected(timeout)
 
     def publish_pending(self, conn: psycopg.Connection[Any], rules: Mapping[str, AnyRule],
                         timeout: float = 5.0, limit: int = 500) -> tuple[list[str], list[str]]:
@@ -89,7 +69,7 @@ class AlertPublisher:
 
         Returns the rule id of each transition published, and that of the one that failed (if any).
         """
-        if not self._connected.is_set():
+        if not self.client.is_connected:
             return [], []
         rows = conn.execute(SELECT_UNPUBLISHED, (limit,)).fetchall()
         conn.commit()
@@ -101,14 +81,13 @@ class AlertPublisher:
                 rule_id, site_id, rule.title if rule else rule_id, severity, active,
                 {"alert_id": alert_id, "device_id": device_id, "transition": kind, "at": rfc3339(at),
                  "value": value})
-            info = self.client.publish(alert_topic(site_id, rule_id), json.dumps(payload), qos=1, retain=True)
             try:
-                info.wait_for_publish(timeout)
-            except (RuntimeError, ValueError) as err:
+                published = self.client.publish_confirmed(alert_topic(site_id, rule_id), json.dumps(payload),
+                                                          timeout_s=timeout, retain=True)
+            except BrokerUnavailable as err:
                 log.info("alert transition %d not published yet: %s", tid, err)
-                conn.rollback()
-                return sent, [rule_id]
-            if not info.is_published():
+                published = False
+            if not published:
                 conn.rollback()
                 return sent, [rule_id]
             conn.execute(MARK_PUBLISHED, (tid,))

@@ -9,18 +9,16 @@ commands. The command is recorded as issued by ``cli:<login name>``.
 from __future__ import annotations
 
 import getpass
-import threading
 from typing import Any
 
 import click
-import paho.mqtt.client as mqtt
-from paho.mqtt.properties import Properties
 from pydantic import ValidationError
 
-from smartcity.broker_url import BrokerAddress, apply_address
+from smartcity.broker_url import BrokerAddress
 from smartcity.cli.context import connect_database, echo_json
 from smartcity.commands import CommandError, CommandNotSent, issue_command, list_commands
 from smartcity.contract import ScheduleEntry
+from smartcity.mqtt_client import BrokerUnavailable, ServiceClient
 from smartcity.settings import Settings
 
 __all__ = ["device_command", "device_commands", "parse_schedule_entry"]
@@ -49,34 +47,18 @@ def parse_schedule_entry(text: str) -> ScheduleEntry:
 def _publisher(address: BrokerAddress) -> Any:
     """Return a Publish that connects once, publishes at QoS 1 and waits for the PUBACK."""
     def publish(topic: str, payload: bytes) -> bool:
-        client = mqtt.Client(mqtt.CallbackAPIVersion.VERSION2, protocol=mqtt.MQTTv5,
-                             reconnect_on_failure=False)
-        apply_address(client, address)
-        answered = threading.Event()
-        refused: list[str] = []
-
-        def on_connect(c: mqtt.Client, u: object, flags: object, reason: mqtt.ReasonCode,
-                       props: Properties | None) -> None:
-            if reason.is_failure:
-                refused.append(str(reason))
-            answered.set()
-
-        client.on_connect = on_connect
+        # No client id: the broker assigns one (or binds it to the login), so two operators'
+        # commands at once do not take each other's session.
+        client = ServiceClient(address, client_id="")
+        client.start()
         try:
-            client.connect(address.host, address.port, keepalive=30)
-        except OSError as err:
-            raise ConnectionError(f"broker {address.host}:{address.port}: {err}") from err
-        client.loop_start()
-        try:
-            if not answered.wait(_CONNECT_TIMEOUT_S) or refused:
-                why = refused[0] if refused else "no answer"
-                raise ConnectionError(f"broker {address.host}:{address.port} refused: {why}")
-            info = client.publish(topic, payload, qos=1, retain=False)
-            info.wait_for_publish(_PUBACK_TIMEOUT_S)
-            return info.is_published()
+            if (why := client.first_answer(_CONNECT_TIMEOUT_S)) is not None:
+                raise ConnectionError(f"broker {address.host}:{address.port}: {why}")
+            return client.publish_confirmed(topic, payload, timeout_s=_PUBACK_TIMEOUT_S)
+        except BrokerUnavailable as err:
+            raise ConnectionError(str(err)) from err
         finally:
-            client.disconnect()
-            client.loop_stop()
+            client.stop()
 
     return publish
 
