@@ -22,7 +22,8 @@ class Broker(ServiceClient):
     """The API's MQTT v5 client: connects in the background and keeps reconnecting."""
 
     def __init__(self, address: BrokerAddress, *, client_id: str, keepalive_s: int = 30) -> None:
-        super().__init__(address, client_id=client_id, keepalive_s=keepalive_s, log=log)
+        super().__init__(address, client_id=client_id, keepalive_s=keepalive_s, log=log,
+                         connected_level=logging.INFO)
 
     @classmethod
     def from_settings(cls, settings: Settings, client_id_prefix: str = "smartcity-api") -> Broker:

@@ -27,17 +27,19 @@ class ServiceClient:
     """An MQTT v5 client that connects in the background and keeps reconnecting.
 
     ``log`` is the logger its connection news goes to (the owning service's, so operators see
-    which service lost the broker).
+    which service lost the broker); a successful connect is logged at ``connected_level``: a
+    long-running service says so, a one-shot command (whose output may be JSON) does not.
     """
 
     def __init__(self, address: BrokerAddress, *, client_id: str, keepalive_s: int = 30,
-                 log: logging.Logger | None = None) -> None:
+                 log: logging.Logger | None = None, connected_level: int = logging.DEBUG) -> None:
         self.address = address
         self.host, self.port = address.host, address.port
         self.refused: str | None = None  # the broker's reason when it last refused the login
         self._answered = threading.Event()  # a CONNACK, a refusal or an unreachable broker
         self._keepalive_s = keepalive_s
         self._log = log or logging.getLogger(__name__)
+        self._connected_level = connected_level
         self._failing = False
         self._connected = threading.Event()
         client = mqtt.Client(
@@ -126,7 +128,7 @@ class ServiceClient:
         self.refused = None
         self._connected.set()
         self._answered.set()
-        self._log.info("connected to broker %s", self.address)
+        self._log.log(self._connected_level, "connected to broker %s", self.address)
 
     def _on_disconnect(self, client: mqtt.Client, userdata: object,
                        flags: mqtt.DisconnectFlags, reason_code: mqtt.ReasonCode,
